@@ -1,0 +1,25 @@
+# Two commands do all set-up on a fresh machine with Python 3.11+ and make:
+#   make demo   install uv if missing, sync the locked environment, run the pipeline, print results
+#   make test   same set-up, then the test suite (slow tests excluded; `make test-slow` runs them)
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup demo test test-slow clean
+
+setup:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --locked
+
+demo: setup
+	$(UV) run dvc repro
+	$(UV) run cgankd report
+
+test: setup
+	$(UV) run pytest
+
+test-slow: setup
+	$(UV) run pytest -m slow
+
+clean:
+	rm -rf data models .dvc/tmp .dvc/cache

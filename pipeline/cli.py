@@ -1,0 +1,85 @@
+"""The `cgankd` command line: one sub-command per DVC stage, plus `report`."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.errors import CgankdError
+
+app = typer.Typer(
+    name="cgankd",
+    help="Conditional GANs, density-ratio subsampling and cGAN-KD as a tracked pipeline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ExperimentOpt = Annotated[str, typer.Option("--experiment", "-e", help="experiment name (a key of `experiments` in params.yaml)")]
+ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params file")]
+RootOpt = Annotated[Path, typer.Option("--root", help="repository root that holds data/, models/ and metrics/")]
+
+
+def fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _run_stage(stage: str, experiment: str, params_path: Path, root: Path) -> None:
+    from pipeline.params import load_params
+
+    try:
+        params = load_params(params_path)
+        params.experiment(experiment)  # unknown experiment: fail before any work
+        module = importlib.import_module(f"pipeline.stages.{stage}")
+        from pipeline.stages.common import Paths
+
+        module.run(params, experiment, Paths(experiment, root))
+    except CgankdError as err:
+        fail(str(err), err.exit_code)
+    except KeyboardInterrupt:
+        fail(f"{stage}[{experiment}] interrupted; outputs written so far are complete files (GAN training resumes)", 130)
+
+
+def _stage_command(stage: str, doc: str) -> None:
+    def command(experiment: ExperimentOpt, params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
+        _run_stage(stage, experiment, params, root)
+
+    command.__doc__ = doc
+    app.command(name=stage)(command)
+
+
+_stage_command("prepare", "Load the data set and write the (limited) training and test splits.")
+_stage_command("teacher", "Train the teacher classifier on the real training data.")
+_stage_command("gan", "Train the class-conditional GAN (resumes from its last checkpoint).")
+_stage_command("synthesize", "Generate fakes per class, filter them with the teacher and relabel them.")
+_stage_command("student", "Train the students: real only, BLKD, cGAN-KD and cGAN-KD + BLKD.")
+_stage_command("evaluate", "Measure GAN quality and collect the student table.")
+
+
+@app.command()
+def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
+    """Print the results table of every experiment that has been evaluated."""
+    from pipeline.params import load_params
+    from pipeline.stages.common import Paths
+
+    try:
+        experiments = load_params(params).experiments
+    except CgankdError as err:
+        fail(str(err), err.exit_code)
+    found = False
+    for name in experiments:
+        md = Paths(name, root).summary_md
+        if md.exists():
+            typer.echo(md.read_text())
+            found = True
+    if not found:
+        fail("no evaluated experiment yet: run `dvc repro` (or `make demo`) first", 1)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,209 @@
+"""Image-quality metrics: FID / intra-FID on a classifier's features, Inception Score, accuracy, Inception FID.
+
+Images are float tensors (N, C, H, W) in [-1, 1]. A feature model is a classifier with ``forward(x) -> logits``,
+``features(x) -> (N, D)`` and an int ``feature_dim``. Models are run in eval mode without gradients; their training
+mode is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from pipeline.errors import DataError
+
+__all__ = [
+    "FeatureModule",
+    "classifier_accuracy",
+    "fid",
+    "frechet_distance",
+    "inception_fid",
+    "inception_score",
+    "intra_fid",
+]
+
+
+class FeatureModule(nn.Module):
+    """Wraps a classifier so ``FrechetInceptionDistance(feature=FeatureModule(clf))`` uses its penultimate features.
+
+    ``num_features`` spares torchmetrics its dummy forward pass (a 3x299x299 image by default). With a custom module
+    torchmetrics feeds images to ``forward`` unchanged (``normalize`` only picks the dummy image's dtype), so [-1, 1]
+    float images reach the classifier as they are. Features are returned as float64: torchmetrics casts the final FID
+    to the dtype of the features. Always in eval mode, never builds a graph.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.num_features = int(model.feature_dim)
+        self.eval()
+
+    def train(self, mode: bool = True) -> FeatureModule:
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model.features(x).reshape(x.shape[0], -1).double()
+
+
+@contextmanager
+def _evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode for the block and restore its previous mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _slices(n: int, batch_size: int) -> Iterator[slice]:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    for start in range(0, n, batch_size):
+        yield slice(start, start + batch_size)
+
+
+def _check_pair(real: Tensor, fake: Tensor) -> None:
+    if len(real) < 2 or len(fake) < 2:
+        raise ValueError(f"FID needs at least 2 real and 2 fake images, got {len(real)} and {len(fake)}")
+
+
+def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -> float:
+    """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2), in float64 (same formula as torchmetrics)."""
+    mu1, sigma1, mu2, sigma2 = (t.double() for t in (mu1, sigma1, mu2, sigma2))
+    sqrt_trace = torch.linalg.eigvals(sigma1 @ sigma2).sqrt().real.sum()
+    return float((mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * sqrt_trace)
+
+
+def _stats(features: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and unbiased covariance (D, D) of float64 features (N, D)."""
+    return features.mean(dim=0), torch.atleast_2d(torch.cov(features.T))
+
+
+def _features(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
+    device = _device(model)
+    with _evaluating(model), torch.no_grad():
+        feats = [model.features(x[s].to(device)).double() for s in _slices(len(x), batch_size)]
+    return torch.cat(feats).reshape(len(x), -1)
+
+
+def fid(feature_model: nn.Module, real: Tensor, fake: Tensor, batch_size: int = 256) -> float:
+    """FID between ``real`` and ``fake`` in the penultimate feature space of ``feature_model`` (via torchmetrics)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance  # slow import (~seconds): only when used
+
+    _check_pair(real, fake)
+    device = _device(feature_model)
+    with _evaluating(feature_model):
+        metric = FrechetInceptionDistance(feature=FeatureModule(feature_model), normalize=True).to(device)
+        for imgs, is_real in ((real, True), (fake, False)):
+            for s in _slices(len(imgs), batch_size):
+                metric.update(imgs[s].to(device), real=is_real)
+        return float(metric.compute())
+
+
+def intra_fid(
+    feature_model: nn.Module,
+    real: Tensor,
+    real_y: Tensor,
+    fake: Tensor,
+    fake_y: Tensor,
+    batch_size: int = 256,
+) -> tuple[float, dict[int, float]]:
+    """Mean of per-class FIDs over classes with at least 2 real and 2 fake images; returns (mean, {class: fid}).
+
+    Features are computed once for all images; per-class Gaussian statistics are taken from them.
+    """
+    if len(real) != len(real_y) or len(fake) != len(fake_y):
+        raise ValueError("images and labels differ in length")
+    real_f = _features(feature_model, real, batch_size)
+    fake_f = _features(feature_model, fake, batch_size)
+    real_y, fake_y = real_y.to(real_f.device), fake_y.to(fake_f.device)
+    per_class: dict[int, float] = {}
+    for c in sorted(set(real_y.tolist()) & set(fake_y.tolist())):
+        rf, ff = real_f[real_y == c], fake_f[fake_y == c]
+        if len(rf) >= 2 and len(ff) >= 2:
+            per_class[int(c)] = frechet_distance(*_stats(rf), *_stats(ff))
+    if not per_class:
+        raise ValueError("no class has at least 2 real and 2 fake images")
+    return sum(per_class.values()) / len(per_class), per_class
+
+
+def inception_score(probs: Tensor, splits: int = 1) -> tuple[float, float]:
+    """exp(E_x KL(p(y|x) || p(y))) from class probabilities (N, K); (mean, population std) over ``splits`` splits."""
+    if probs.dim() != 2:
+        raise ValueError(f"probs must be (N, K), got shape {tuple(probs.shape)}")
+    n = len(probs)
+    if not 1 <= splits <= n:
+        raise ValueError(f"splits must be in [1, {n}], got {splits}")
+    p = probs.double()
+    split = torch.arange(n, device=p.device) * splits // n  # contiguous, near-equal splits
+    counts = torch.bincount(split, minlength=splits).double()
+    p_y = torch.zeros(splits, p.shape[1], dtype=p.dtype, device=p.device).index_add_(0, split, p) / counts[:, None]
+    kl = (torch.xlogy(p, p) - torch.xlogy(p, p_y[split])).sum(dim=1)
+    scores = torch.exp(torch.zeros(splits, dtype=p.dtype, device=p.device).index_add_(0, split, kl) / counts)
+    return float(scores.mean()), float(scores.std(correction=0))
+
+
+def classifier_accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 256) -> float:
+    """Fraction of ``x`` that ``model`` classifies as ``y``."""
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"need equally many (>0) images and labels, got {len(x)} and {len(y)}")
+    device = _device(model)
+    correct = 0
+    with _evaluating(model), torch.no_grad():
+        for s in _slices(len(x), batch_size):
+            correct += int((model(x[s].to(device)).argmax(dim=1) == y[s].to(device)).sum())
+    return correct / len(x)
+
+
+def inception_fid(
+    weights_path: Path,
+    real: Tensor,
+    fake: Tensor,
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+) -> float:
+    """Standard FID (Inception-v3 pool3, 2048-d) with a local ``pt_inception-2015-12-05`` weights file.
+
+    Never downloads: with a path, torch-fidelity only ``torch.load``s it (checked here to be a plain state dict).
+    Grayscale images are repeated to 3 channels and [-1, 1] is mapped to [0, 1] (torchmetrics then quantises to
+    uint8 and resizes to 299x299). ``device`` defaults to that of ``real``.
+    """
+    weights_path = Path(weights_path)
+    if not weights_path.is_file():
+        raise DataError(
+            f"Inception weights not found: {weights_path} (expected the torch-fidelity "
+            "pt_inception-2015-12-05 state-dict file; it is never downloaded automatically)"
+        )
+    _check_pair(real, fake)
+    try:
+        # torch-fidelity loads the file with weights_only=False; check first that it is a plain tensor state dict.
+        torch.load(weights_path, map_location="cpu", weights_only=True)
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        metric = FrechetInceptionDistance(
+            feature=2048, normalize=True, feature_extractor_weights_path=str(weights_path)
+        )
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:
+        msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise DataError(f"Inception weights file {weights_path} is not a plain InceptionV3 state dict: {msg}") from e
+    device = torch.device(device) if device is not None else real.device
+    metric = metric.to(device)
+    for imgs, is_real in ((real, True), (fake, False)):
+        for s in _slices(len(imgs), batch_size):
+            batch = imgs[s].to(device)
+            if batch.shape[1] == 1:
+                batch = batch.repeat(1, 3, 1, 1)
+            metric.update(((batch.float() + 1) / 2).clamp(0, 1), real=is_real)
+    return float(metric.compute())

@@ -1,0 +1,111 @@
+"""What the stages share: where outputs go, saving/loading nets, images and JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from pipeline.nets import build_classifier
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every output of one experiment, relative to the repository root."""
+
+    experiment: str
+    root: Path = Path(".")
+
+    @property
+    def prepared(self) -> Path:
+        return self.root / "data" / self.experiment / "prepared"
+
+    @property
+    def synthetic(self) -> Path:
+        return self.root / "data" / self.experiment / "synthetic"
+
+    @property
+    def teacher(self) -> Path:
+        return self.root / "models" / self.experiment / "teacher.pt"
+
+    @property
+    def gan(self) -> Path:
+        return self.root / "models" / self.experiment / "gan"
+
+    @property
+    def students(self) -> Path:
+        return self.root / "models" / self.experiment / "students"
+
+    @property
+    def metrics(self) -> Path:
+        """Per-stage metrics and plot data (tracked by DVC, small, committed)."""
+        return self.root / "metrics" / self.experiment
+
+    @property
+    def summary_json(self) -> Path:
+        return self.root / "metrics" / f"{self.experiment}.json"
+
+    @property
+    def summary_md(self) -> Path:
+        return self.root / "metrics" / f"{self.experiment}.md"
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def save_classifier(model: nn.Module, path: Path, *, net: str, in_channels: int, num_classes: int, width: int) -> None:
+    arch = {"net": net, "in_channels": in_channels, "num_classes": num_classes, "width": width}
+    save_checkpoint({"arch": arch, "model": model.state_dict()}, path)
+
+
+def load_classifier(path: Path) -> nn.Module:
+    ckpt = load_checkpoint(path)
+    a = ckpt["arch"]
+    model = build_classifier(a["net"], a["in_channels"], a["num_classes"], a["width"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int, scale: int = 4) -> None:
+    """Save images in [-1, 1] as a PNG grid (nrow images per row), upscaled for visibility."""
+    from torchvision.utils import make_grid, save_image
+
+    grid = make_grid((images.clamp(-1, 1) + 1) / 2, nrow=nrow, padding=1, pad_value=1.0)
+    if scale > 1:
+        grid = torch.nn.functional.interpolate(grid[None], scale_factor=scale, mode="nearest")[0]
+    atomic_write(path, lambda tmp: save_image(grid, tmp, format="png"))
+
+
+def save_curves(history: list[dict[str, float]], keys: list[str], path: Path, title: str) -> None:
+    """A PNG line plot of history[key] against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    steps = [r["step"] for r in history]
+    for key in keys:
+        ax.plot(steps, [r[key] for r in history], label=key)
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+def write_csv(path: Path, history: list[dict[str, float]]) -> None:
+    keys = list(history[0]) if history else ["step"]
+    lines = [",".join(keys)] + [",".join(f"{r[k]:.6g}" for k in keys) for r in history]
+    write_text(path, "\n".join(lines) + "\n")

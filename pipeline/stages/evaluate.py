@@ -1,0 +1,75 @@
+"""evaluate: GAN quality on the teacher's features and the student table
+-> metrics/<experiment>.json and metrics/<experiment>.md."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+import torch.nn.functional as F
+
+from pipeline import tracking
+from pipeline.data import load_dataset
+from pipeline.gan.train import sample
+from pipeline.metrics import classifier_accuracy, fid, inception_fid, inception_score, intra_fid
+from pipeline.params import Params
+from pipeline.stages.common import Paths, load_classifier, write_json, write_text
+from pipeline.stages.gan import load_generator
+from pipeline.ui import info
+from pipeline.utils import predict, seed_everything
+
+STUDENT_NAMES = {"real_only": "real only", "blkd": "BLKD", "cgan_kd": "cGAN-KD", "cgan_kd_blkd": "cGAN-KD + BLKD"}
+
+
+def summary_markdown(experiment: str, gan: dict[str, float], teacher_acc: float, students: dict[str, dict]) -> str:
+    lines = [
+        f"## {experiment}",
+        "",
+        f"Teacher test accuracy: {teacher_acc:.4f}",
+        "",
+        "| GAN metric | value |",
+        "|---|---|",
+        *[f"| {k} | {v:.4f} |" for k, v in gan.items()],
+        "",
+        "FID/IS here use the teacher's features and classifier (not Inception): compare them within this experiment only.",
+        "",
+        "| student | training images | test accuracy |",
+        "|---|---|---|",
+        *[f"| {STUDENT_NAMES.get(v, v)} | {r['n_train']} | {r['test_accuracy']:.4f} |" for v, r in students.items()],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run(params: Params, experiment: str, paths: Paths) -> dict:
+    exp = params.experiment(experiment)
+    p = exp.evaluate
+    ds = load_dataset(paths.prepared)
+    teacher = load_classifier(paths.teacher)
+    G = load_generator(paths, params, experiment, ds.num_classes, ds.image_size, ds.channels)
+    seed_everything(params.seed)
+    y_fake = torch.arange(ds.num_classes).repeat_interleave(p.n_fake_per_class)
+    x_fake = sample(G, y_fake, exp.gan.z_dim)
+
+    intra, _ = intra_fid(teacher, ds.x_test, ds.y_test, x_fake, y_fake)
+    is_mean, _ = inception_score(F.softmax(predict(teacher, x_fake), 1))
+    gan = {
+        "fid_teacher_features": fid(teacher, ds.x_test, x_fake),
+        "intra_fid_teacher_features": intra,
+        "is_teacher_classifier": is_mean,
+        "teacher_accuracy_on_fakes": classifier_accuracy(teacher, x_fake, y_fake),
+        "fid_teacher_features_real_train_vs_test": fid(teacher, ds.x_test, ds.x_train),
+    }
+    if p.inception_weights is not None:
+        gan["fid_inception"] = inception_fid(p.inception_weights, ds.x_test, x_fake)
+
+    teacher_acc = json.loads((paths.metrics / "teacher.json").read_text())["test_accuracy"]
+    students = json.loads((paths.metrics / "students.json").read_text())
+    summary = {"gan": gan, "teacher": {"test_accuracy": teacher_acc}, "students": students}
+    with tracking.stage_run(experiment, "evaluate", {"seed": params.seed, "evaluate": p.model_dump(mode="json")}):
+        tracking.log_metrics({**gan, "teacher_test_accuracy": teacher_acc, **{f"student_{v}_test_accuracy": r["test_accuracy"] for v, r in students.items()}})
+        write_json(paths.summary_json, summary)
+        write_text(paths.summary_md, summary_markdown(experiment, gan, teacher_acc, students))
+        tracking.log_artifact(paths.summary_md)
+    info(f"evaluate[{experiment}]: fid_teacher_features {gan['fid_teacher_features']:.3f}, teacher accuracy on fakes {gan['teacher_accuracy_on_fakes']:.3f} -> {paths.summary_md}")
+    return summary

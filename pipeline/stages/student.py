@@ -1,0 +1,51 @@
+"""student: the same student architecture, seed and schedule trained four ways
+(real only, BLKD, cGAN-KD, cGAN-KD + BLKD) -> models/<experiment>/students/."""
+
+from __future__ import annotations
+
+import torch
+
+from pipeline import tracking
+from pipeline.data import load_dataset
+from pipeline.distill.train import train_classifier
+from pipeline.nets import build_classifier
+from pipeline.params import Params
+from pipeline.stages.common import Paths, load_classifier, save_classifier, write_json
+from pipeline.stages.synthesize import load_synthetic
+from pipeline.stages.teacher import accuracy
+from pipeline.ui import info, progress_bar
+from pipeline.utils import seed_everything
+
+# variant -> (uses the processed fakes, distils the teacher's logits)
+VARIANTS = {"real_only": (False, False), "blkd": (False, True), "cgan_kd": (True, False), "cgan_kd_blkd": (True, True)}
+
+
+def run(params: Params, experiment: str, paths: Paths) -> dict:
+    p = params.experiment(experiment).student
+    ds = load_dataset(paths.prepared)
+    teacher = load_classifier(paths.teacher)
+    needs_fakes = any(VARIANTS[v][0] for v in p.variants)
+    x_fake, y_fake = load_synthetic(paths) if needs_fakes else (None, None)
+    results: dict[str, dict[str, float]] = {}
+    with tracking.stage_run(experiment, "student", {"seed": params.seed, "student": p.model_dump(mode="json")}):
+        for variant in p.variants:
+            use_fakes, distil = VARIANTS[variant]
+            x, y = (torch.cat([ds.x_train, x_fake]), torch.cat([ds.y_train, y_fake])) if use_fakes else (ds.x_train, ds.y_train)
+            seed_everything(params.seed)
+            model = build_classifier(p.net, ds.channels, ds.num_classes, p.width)
+            with tracking.stage_run(experiment, "student", {"variant": variant, "n_train": len(y)}, run_name=f"student/{variant}", nested=True):
+                with progress_bar(f"student[{experiment}/{variant}]", p.steps) as bar:
+                    history = train_classifier(
+                        model, x, y, steps=p.steps, batch_size=p.batch_size, lr=p.lr, momentum=p.momentum,
+                        weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0,
+                        loss="blkd" if distil else "ce", teacher=teacher if distil else None,
+                        loss_kwargs=p.blkd.model_dump() if distil else None, progress=bar,
+                    )
+                results[variant] = {"test_accuracy": accuracy(model, ds.x_test, ds.y_test), "n_train": len(y)}
+                tracking.log_history(history, "train_")
+                tracking.log_metrics({"test_accuracy": results[variant]["test_accuracy"]})
+            save_classifier(model, paths.students / f"{variant}.pt", net=p.net, in_channels=ds.channels, num_classes=ds.num_classes, width=p.width)
+            info(f"student[{experiment}/{variant}]: test accuracy {results[variant]['test_accuracy']:.4f} ({len(y)} training images)")
+        tracking.log_metrics({f"{v}_test_accuracy": r["test_accuracy"] for v, r in results.items()})
+    write_json(paths.metrics / "students.json", results)
+    return results

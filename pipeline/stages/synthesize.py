@@ -1,0 +1,76 @@
+"""synthesize: NFake fakes per class from G_ema, teacher filter, optional relabelling
+-> data/<experiment>/synthetic/ (fakes.pt, kept_vs_dropped.png) and per-class kept fractions."""
+
+from __future__ import annotations
+
+import torch
+
+from pipeline import tracking
+from pipeline.checkpoint import atomic_write
+from pipeline.data import load_dataset
+from pipeline.distill.synthetic import build_synthetic, keep_mask, teacher_ce
+from pipeline.gan.train import sample
+from pipeline.params import Params
+from pipeline.stages.common import Paths, load_classifier, save_grid, write_json
+from pipeline.stages.gan import load_generator
+from pipeline.ui import info, progress_bar
+from pipeline.utils import seed_everything
+
+FAKES = "fakes.pt"
+
+
+def run(params: Params, experiment: str, paths: Paths) -> dict:
+    exp = params.experiment(experiment)
+    p = exp.synthesize
+    ds = load_dataset(paths.prepared)
+    teacher = load_classifier(paths.teacher)
+    G = load_generator(paths, params, experiment, ds.num_classes, ds.image_size, ds.channels)
+    seed_everything(params.seed)
+    with tracking.stage_run(experiment, "synthesize", {"seed": params.seed, "synthesize": p.model_dump(mode="json")}):
+        total = p.n_fake_per_class * ds.num_classes
+        with progress_bar(f"synthesize[{experiment}]", total) as bar:
+            syn = build_synthetic(
+                G, teacher, num_classes=ds.num_classes, z_dim=exp.gan.z_dim, n_per_class=p.n_fake_per_class,
+                n_burnin_per_class=p.n_burnin_per_class, rho=p.rho, relabel=p.relabel, batch_size=p.batch_size, progress=bar,
+            )
+        paths.synthetic.mkdir(parents=True, exist_ok=True)
+        blob = {"x": syn.x.half(), "y": syn.y, "y_cond": syn.y_cond, "thresholds": syn.thresholds, "kept_fraction": syn.kept_fraction}
+        atomic_write(paths.synthetic / FAKES, lambda tmp: torch.save(blob, tmp))
+
+        # A picture of what the filter does: per class, 8 kept fakes next to 8 dropped ones.
+        n = 8
+        y_show = torch.arange(ds.num_classes).repeat_interleave(4 * n)
+        x_show = sample(G, y_show, exp.gan.z_dim)
+        keep = keep_mask(teacher_ce(teacher, x_show, y_show), y_show, syn.thresholds)
+        rows = []
+        for k in range(ds.num_classes):
+            in_k = y_show == k
+            kept, dropped = x_show[in_k & keep][:n], x_show[in_k & ~keep][:n]
+            pad = lambda t: torch.cat([t, torch.full((n - len(t), *x_show.shape[1:]), -1.0)])  # noqa: E731
+            rows += [pad(kept), pad(dropped)]
+        save_grid(torch.cat(rows), paths.synthetic / "kept_vs_dropped.png", nrow=2 * n)
+
+        metrics = {
+            "n_kept": len(syn.y),
+            "kept_fraction": float(syn.kept_fraction.mean()),
+            "relabelled_fraction": syn.relabelled_fraction,
+            **{f"kept_fraction_class_{k}": float(v) for k, v in enumerate(syn.kept_fraction)},
+        }
+        tracking.log_metrics(metrics)
+        tracking.log_artifact(paths.synthetic / "kept_vs_dropped.png")
+    write_json(paths.metrics / "synthesize.json", metrics)
+    info(f"synthesize[{experiment}]: kept {metrics['n_kept']} of {total} fakes ({metrics['kept_fraction']:.1%}), relabelled {syn.relabelled_fraction:.1%}")
+    return metrics
+
+
+def load_synthetic(paths: Paths) -> tuple[torch.Tensor, torch.Tensor]:
+    from pipeline.errors import DataError
+
+    path = paths.synthetic / FAKES
+    try:
+        blob = torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: synthetic set not found (run the synthesize stage first)") from None
+    except Exception as err:
+        raise DataError(f"{path}: unreadable synthetic set ({type(err).__name__})") from None
+    return blob["x"].float(), blob["y"]

@@ -1,0 +1,38 @@
+"""teacher: trains the teacher classifier on the real (limited) training data."""
+
+from __future__ import annotations
+
+import torch
+
+from pipeline import tracking
+from pipeline.data import load_dataset
+from pipeline.distill.train import train_classifier
+from pipeline.nets import build_classifier
+from pipeline.params import Params
+from pipeline.stages.common import Paths, save_classifier, write_json
+from pipeline.ui import info, progress_bar
+from pipeline.utils import predict, seed_everything
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((predict(model, x).argmax(1) == y).float().mean())
+
+
+def run(params: Params, experiment: str, paths: Paths) -> dict:
+    p = params.experiment(experiment).teacher
+    ds = load_dataset(paths.prepared)
+    seed_everything(params.seed)
+    model = build_classifier(p.net, ds.channels, ds.num_classes, p.width)
+    with tracking.stage_run(experiment, "teacher", {"seed": params.seed, "teacher": p.model_dump(mode="json")}):
+        with progress_bar(f"teacher[{experiment}]", p.steps) as bar:
+            history = train_classifier(
+                model, ds.x_train, ds.y_train, steps=p.steps, batch_size=p.batch_size, lr=p.lr, momentum=p.momentum,
+                weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0, progress=bar,
+            )
+        metrics = {"test_accuracy": accuracy(model, ds.x_test, ds.y_test), "train_accuracy": accuracy(model, ds.x_train, ds.y_train)}
+        tracking.log_history(history, "train_")
+        tracking.log_metrics(metrics)
+    save_classifier(model, paths.teacher, net=p.net, in_channels=ds.channels, num_classes=ds.num_classes, width=p.width)
+    write_json(paths.metrics / "teacher.json", metrics)
+    info(f"teacher[{experiment}]: test accuracy {metrics['test_accuracy']:.4f}")
+    return metrics

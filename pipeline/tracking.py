@@ -1,0 +1,112 @@
+"""MLflow helpers: one MLflow run per stage run, tagged so runs of one `dvc repro` group together.
+
+Tracking URI: $MLFLOW_TRACKING_URI, else SQLite at mlruns/mlflow.db with artifacts under
+mlruns/artifacts (MLflow 3 deprecates the plain ./mlruns file store).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+MLRUNS = Path("mlruns")
+
+
+def tracking_uri() -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    MLRUNS.mkdir(exist_ok=True)
+    return f"sqlite:///{(MLRUNS / 'mlflow.db').resolve()}"
+
+
+def _artifact_location(uri: str) -> str | None:
+    """Artifacts of a SQLite store go to artifacts/ beside the database; a server decides its own."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _dvc_ancestor() -> str | None:
+    """pid and start time of the nearest `dvc` process above us (Linux /proc), if any."""
+    pid = os.getppid()
+    for _ in range(8):
+        proc = Path(f"/proc/{pid}")
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        if any(Path(part.decode(errors="ignore")).name == "dvc" for part in cmd[:2]):
+            return f"dvc-{pid}-{fields[19]}"
+        pid = int(fields[1])
+        if pid <= 1:
+            return None
+    return None
+
+
+def pipeline_run_id() -> str:
+    """Shared by all stages of one `dvc repro`: $CGANKD_PIPELINE_RUN_ID, else derived from the
+    dvc process that runs the stages, else a fresh id for a stage run on its own."""
+    return os.environ.get("CGANKD_PIPELINE_RUN_ID") or _dvc_ancestor() or f"single-{uuid.uuid4().hex[:12]}"
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+@contextmanager
+def stage_run(experiment: str, stage: str, params: Mapping[str, Any], run_name: str | None = None, nested: bool = False) -> Iterator[Any]:
+    """Start an MLflow run for one stage of one experiment, with params and tags logged."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    name = f"cgankd/{experiment}"
+    if mlflow.get_experiment_by_name(name) is None:
+        mlflow.create_experiment(name, artifact_location=_artifact_location(mlflow.get_tracking_uri()))
+    mlflow.set_experiment(name)
+    tags = {"git_commit": git_commit(), "experiment": experiment, "stage": stage, "pipeline_run_id": pipeline_run_id()}
+    with mlflow.start_run(run_name=run_name or stage, nested=nested, tags=tags) as run:
+        mlflow.log_params({k: str(v) for k, v in flatten(params).items()})
+        yield run
+
+
+def log_history(history: list[dict[str, float]], prefix: str = "") -> None:
+    """Per-step metrics; each record holds a 'step' key."""
+    import mlflow
+
+    for rec in history:
+        step = int(rec["step"])
+        mlflow.log_metrics({f"{prefix}{k}": v for k, v in rec.items() if k != "step"}, step=step)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    import mlflow
+
+    mlflow.log_metrics(dict(metrics), step=step)
+
+
+def log_artifact(path: Path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)

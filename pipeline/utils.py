@@ -1,0 +1,34 @@
+"""Small helpers shared by library code: seeding and batching."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+Progress = Callable[[int, dict[str, float]], None]
+"""Progress callback: (steps completed so far, latest scalar metrics)."""
+
+
+def seed_everything(seed: int) -> None:
+    """One seed drives Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def batches(n: int, batch_size: int) -> Iterator[slice]:
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Logits of `model` on `x`, in eval mode and batches."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(x[s]) for s in batches(len(x), batch_size)]) if len(x) else torch.empty(0)
+    model.train(was_training)
+    return out

@@ -1,0 +1,65 @@
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from tests.conftest import tiny_raw_params
+
+runner = CliRunner()
+STAGES = ["prepare", "teacher", "gan", "synthesize", "student", "evaluate"]
+
+
+def test_help_lists_every_stage():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in [*STAGES, "report"]:
+        assert name in result.output
+
+
+def test_bad_param_is_one_line_exit_2_nothing_written(tmp_path):
+    raw = tiny_raw_params()
+    raw["experiments"]["tiny"]["gan"]["stepz"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = runner.invoke(app, ["prepare", "-e", "tiny", "-p", str(tmp_path / "params.yaml"), "--root", str(out)])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: params: experiments.tiny.gan.stepz: unknown key"
+    assert list(out.iterdir()) == []
+
+
+def test_unknown_experiment(tiny_params_file, tmp_path):
+    result = runner.invoke(app, ["teacher", "-e", "nope", "-p", str(tiny_params_file), "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "experiments.nope: no such experiment (known: tiny)" in result.output
+
+
+def test_stage_without_its_inputs_is_a_clear_error(tiny_params_file, tmp_path):
+    result = runner.invoke(app, ["teacher", "-e", "tiny", "-p", str(tiny_params_file), "--root", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "prepared" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
+    root = tmp_path / "repo"
+    for stage in STAGES:
+        result = runner.invoke(app, [stage, "-e", "tiny", "-p", str(tiny_params_file), "--root", str(root)])
+        assert result.exit_code == 0, (stage, result.output)
+    summary = json.loads((root / "metrics" / "tiny.json").read_text())
+    assert set(summary["students"]) == {"real_only", "blkd", "cgan_kd", "cgan_kd_blkd"}
+    for r in summary["students"].values():
+        assert 0.0 <= r["test_accuracy"] <= 1.0
+    assert summary["gan"]["fid_teacher_features"] >= 0
+    # the cGAN-KD students saw real + kept fakes
+    n_real = summary["students"]["real_only"]["n_train"]
+    n_kept = json.loads((root / "metrics" / "tiny" / "synthesize.json").read_text())["n_kept"]
+    assert summary["students"]["cgan_kd"]["n_train"] == n_real + n_kept
+    assert (root / "metrics" / "tiny" / "gan_samples.png").stat().st_size > 0
+    report = runner.invoke(app, ["report", "-p", str(tiny_params_file), "--root", str(root)])
+    assert report.exit_code == 0 and "| cGAN-KD + BLKD |" in report.output
+
+    # rerunning the GAN stage with the same params resumes at the end: no new steps
+    result = runner.invoke(app, ["gan", "-e", "tiny", "-p", str(tiny_params_file), "--root", str(root)])
+    assert result.exit_code == 0 and "resuming from step 6 of 6" in result.output

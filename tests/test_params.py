@@ -1,0 +1,56 @@
+import pytest
+import yaml
+
+from pipeline.errors import ParamsError
+from pipeline.params import load_params, validate
+from tests.conftest import REPO, tiny_raw_params
+
+
+def test_committed_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert "digits" in params.experiments
+    assert params.experiment("digits").data.name == "digits"
+
+
+def test_params_are_frozen():
+    params = validate(tiny_raw_params())
+    with pytest.raises(Exception):
+        params.experiments["tiny"].gan.steps = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda r: r["experiments"]["tiny"]["gan"].update(stepz=3), "experiments.tiny.gan.stepz: unknown key"),
+        (lambda r: r["experiments"]["tiny"]["gan"].update(steps="many"), "experiments.tiny.gan.steps: Input should be a valid integer"),
+        (lambda r: r["experiments"]["tiny"]["synthesize"].update(rho=1.5), "experiments.tiny.synthesize.rho: Input should be less than or equal to 1"),
+        (lambda r: r["experiments"]["tiny"]["student"]["blkd"].update(temperature=0), "experiments.tiny.student.blkd.temperature: Input should be greater than 0"),
+        (lambda r: r.update(sed=1), "sed: unknown key"),
+        (lambda r: r["experiments"]["tiny"]["data"].update(name="cifar10", root=None), "experiments.tiny.data: data set 'cifar10' is read from local files: set root"),
+    ],
+)
+def test_bad_params_name_the_key(mutate, expected):
+    raw = tiny_raw_params()
+    mutate(raw)
+    with pytest.raises(ParamsError) as err:
+        validate(raw)
+    assert str(err.value).startswith(f"params: {expected}")
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_experiment_lists_known(tmp_path):
+    params = validate(tiny_raw_params())
+    with pytest.raises(ParamsError, match=r"experiments.nope: no such experiment \(known: tiny\)"):
+        params.experiment("nope")
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ParamsError, match="params file not found"):
+        load_params(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [1,\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(yaml.safe_dump(tiny_raw_params()))
+    assert load_params(ok).seed == 0

@@ -1,0 +1,54 @@
+import torch
+from torch import nn
+
+from pipeline.distill.synthetic import build_synthetic, class_thresholds, keep_mask
+
+
+def test_thresholds_and_mask_by_hand():
+    ce = torch.tensor([0.1, 0.5, 0.9, 2.0, 1.0, 3.0])
+    y = torch.tensor([0, 0, 0, 0, 1, 1])
+    q = class_thresholds(ce, y, num_classes=3, rho=0.5)
+    # class 0: median of [0.1, 0.5, 0.9, 2.0] = 0.7 ; class 1: median of [1, 3] = 2 ; class 2: empty -> keep all
+    assert torch.allclose(q[:2], torch.tensor([0.7, 2.0]))
+    assert torch.isinf(q[2])
+    assert keep_mask(ce, y, q).tolist() == [True, True, False, False, True, False]
+    # a fake exactly at its threshold is kept ("exceeds" drops)
+    assert keep_mask(torch.tensor([0.7]), torch.tensor([0]), q).tolist() == [True]
+
+
+class ConstantImageG(nn.Module):
+    """Image = z[:, 0] everywhere, so the 'quality' of a fake is its first noise coordinate."""
+
+    def forward(self, z, y):
+        return z[:, :1, None, None].expand(len(z), 1, 4, 4).clone()
+
+
+class SignTeacher(nn.Module):
+    """Logits [c, -c] for an image of constant value c: confident in class 0 when c >> 0."""
+
+    def forward(self, x):
+        c = x.mean(dim=(1, 2, 3))
+        return torch.stack([c, -c], 1)
+
+
+def test_build_synthetic_drops_the_worst_and_relabels():
+    torch.manual_seed(0)
+    syn = build_synthetic(ConstantImageG(), SignTeacher(), num_classes=2, z_dim=2, n_per_class=2000,
+                          n_burnin_per_class=2000, rho=0.6, relabel=True, batch_size=512)
+    # ~60% kept per class (burn-in quantile applied to fresh samples of the same distribution)
+    assert torch.allclose(syn.kept_fraction, torch.tensor([0.6, 0.6]), atol=0.04)
+    c = syn.x.mean(dim=(1, 2, 3))
+    ce = torch.nn.functional.cross_entropy(SignTeacher()(syn.x), syn.y_cond, reduction="none")
+    assert (ce <= syn.thresholds[syn.y_cond]).all()
+    # CE at class 0 is softplus(-2c): the filter keeps the 60% largest c, i.e. c above the 40% quantile of N(0,1)
+    assert c[syn.y_cond == 0].min() > -0.25 - 0.1 and c[syn.y_cond == 1].max() < 0.25 + 0.1
+    # relabelled to the teacher's argmax
+    assert torch.equal(syn.y, (c < 0).long())
+    assert 0 < syn.relabelled_fraction < 0.5
+
+
+def test_without_relabel_keeps_condition_labels():
+    torch.manual_seed(0)
+    syn = build_synthetic(ConstantImageG(), SignTeacher(), num_classes=2, z_dim=2, n_per_class=100,
+                          n_burnin_per_class=100, rho=0.9, relabel=False, batch_size=64)
+    assert 150 < len(syn.y) < 200 and torch.equal(syn.y, syn.y_cond) and syn.relabelled_fraction == 0.0
