@@ -8,14 +8,13 @@ and every plain value in the payload, so a truncated, tampered or foreign file i
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from pipeline.errors import CheckpointError
+from pipeline.utils import atomic_write
 
 FORMAT = "cgankd-checkpoint-v1"
 
@@ -42,19 +41,6 @@ def _digest(obj: Any) -> str:
 
     walk(obj)
     return h.hexdigest()
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path) then rename tmp onto path, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path | str) -> None:

@@ -81,5 +81,25 @@ def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -
         fail("no evaluated experiment yet: run `dvc repro` (or `make demo`) first", 1)
 
 
+@app.command()
+def seeds(
+    experiment: ExperimentOpt,
+    seed: Annotated[list[int], typer.Option("--seed", "-s", help="a seed; repeat the option for several")] = [0, 1, 2],  # noqa: B006
+    out: Annotated[Path, typer.Option("--out", help="folder for the per-seed outputs and the summary")] = Path("runs/seeds"),
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Run the whole pipeline of one experiment once per seed (outside DVC); print mean and std."""
+    from pipeline.params import load_params
+    from pipeline.repeat import run_seeds
+
+    try:
+        p = load_params(params)
+        p.experiment(experiment)
+        run_seeds(p, experiment, seed, out)
+    except CgankdError as err:
+        fail(str(err), err.exit_code)
+    typer.echo((out / f"{experiment}_seeds.md").read_text())
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())

@@ -26,6 +26,7 @@ class DataParams(Section):
     test_fraction: float = Field(0.3, gt=0, lt=1, description="digits only: held-out share")
     train_per_class: int | None = Field(None, ge=1, description="keep this many training images per class")
     train_fraction: float | None = Field(None, gt=0, le=1, description="or this share per class")
+    val_per_class: int = Field(0, ge=0, description="validation images per class, carved from the training split first")
 
     @model_validator(mode="after")
     def _check(self) -> DataParams:
@@ -61,8 +62,8 @@ class GanParams(Section):
     lr_d: float = Field(2e-4, gt=0)
     beta1: float = Field(0.0, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
-    ema_decay: float = Field(0.999, ge=0, lt=1)
-    ema_start: int = Field(200, ge=0, description="EMA copies G until this step")
+    ema_decay: float = Field(0.995, ge=0, lt=1)
+    ema_start: int = Field(500, ge=0, description="EMA copies G until this step")
     checkpoint_every: int = Field(250, ge=1)
     log_every: int = Field(50, ge=1)
 
@@ -84,6 +85,9 @@ class StudentParams(ClassifierParams):
     net: str = "cnn"
     width: int = 16
     augment: bool = False
+    fake_fraction: float | None = Field(
+        None, ge=0, le=1, description="share of fakes in each cGAN-KD batch; unset: in proportion to their number"
+    )
     blkd: BlkdParams = BlkdParams()
     variants: tuple[Literal["real_only", "blkd", "cgan_kd", "cgan_kd_blkd"], ...] = (
         "real_only",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,3 +35,16 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512) -> t
     out = torch.cat([model(x[s]) for s in batches(len(x), batch_size)]) if len(x) else torch.empty(0)
     model.train(was_training)
     return out
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path) then rename tmp onto path, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +12,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pipeline.errors import DataError
+from pipeline.utils import atomic_write
 
 DATASET_FILE = "dataset.pt"
 _FORMAT_VERSION = 1
-_TENSOR_FIELDS = ("x_train", "y_train", "x_test", "y_test")
+_TENSOR_FIELDS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
 
 
 @dataclass(frozen=True)
@@ -34,11 +33,16 @@ class ImageDataset:
     y_test: Tensor
     num_classes: int
     class_names: tuple[str, ...]
+    # validation images carved from the training split (never from test); may be empty
+    x_val: Tensor = field(default_factory=lambda: torch.empty(0, 1, 1, 1))
+    y_val: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.int64))
 
     def __post_init__(self) -> None:
         if self.num_classes < 1 or len(self.class_names) != self.num_classes:
             raise ValueError(f"num_classes={self.num_classes} but {len(self.class_names)} class names given")
-        for split in ("train", "test"):
+        if not len(self.y_val):  # an empty validation split takes the image shape of the others
+            object.__setattr__(self, "x_val", torch.empty(0, *self.x_train.shape[1:]))
+        for split in ("train", "test", "val"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.dtype != torch.float32 or x.dim() != 4:
                 raise ValueError(f"x_{split} must be float32 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
@@ -46,7 +50,7 @@ class ImageDataset:
                 raise ValueError(f"y_{split} must be int64 (N,) matching x_{split}, got {y.dtype} {tuple(y.shape)}")
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
                 raise ValueError(f"y_{split} has labels outside 0..{self.num_classes - 1}")
-        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+        if not self.x_train.shape[1:] == self.x_test.shape[1:] == self.x_val.shape[1:]:
             raise ValueError(f"train images {tuple(self.x_train.shape[1:])} != test images {tuple(self.x_test.shape[1:])}")
 
     @property
@@ -97,6 +101,12 @@ def limit_per_class(
     if y.dim() != 1 or len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {tuple(x.shape)} and {tuple(y.shape)}")
 
+    keep = per_class_indices(y, fraction, n_per_class, seed)
+    return x[keep], y[keep]
+
+
+def per_class_indices(y: Tensor, fraction: float | None = None, n_per_class: int | None = None, seed: int = 0) -> Tensor:
+    """Sorted indices of the subset that :func:`limit_per_class` keeps."""
     generator = torch.Generator().manual_seed(seed)
     kept = []
     for cls in torch.unique(y):
@@ -104,8 +114,7 @@ def limit_per_class(
         n = len(idx)
         k = min(n_per_class, n) if n_per_class is not None else math.floor(fraction * n + 0.5)  # type: ignore[operator]
         kept.append(idx[torch.randperm(n, generator=generator)[: max(1, k)]])
-    keep = torch.sort(torch.cat(kept)).values if kept else torch.zeros(0, dtype=torch.long)
-    return x[keep], y[keep]
+    return torch.sort(torch.cat(kept)).values if kept else torch.zeros(0, dtype=torch.long)
 
 
 def _compact(t: Tensor) -> Tensor:
@@ -120,14 +129,7 @@ def save_dataset(ds: ImageDataset, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {name: _compact(getattr(ds, name)) for name in _TENSOR_FIELDS}
     payload |= {"format_version": _FORMAT_VERSION, "num_classes": ds.num_classes, "class_names": list(ds.class_names)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{DATASET_FILE}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, directory / DATASET_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(directory / DATASET_FILE, lambda tmp: torch.save(payload, tmp))
 
 
 def load_dataset(directory: Path) -> ImageDataset:
@@ -147,7 +149,7 @@ def load_dataset(directory: Path) -> ImageDataset:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ValueError("class_names is not a list of strings")
         if not all(isinstance(payload[name], Tensor) for name in _TENSOR_FIELDS):
-            raise ValueError("x/y train/test are not all tensors")
+            raise ValueError("x/y train/test/val are not all tensors")
         return ImageDataset(
             **{name: payload[name] for name in _TENSOR_FIELDS},
             num_classes=int(payload["num_classes"]),

@@ -43,21 +43,37 @@ def train_classifier(
     loss: str = "ce",
     teacher: nn.Module | None = None,
     loss_kwargs: dict[str, float] | None = None,
+    x_fake: Tensor | None = None,
+    y_fake: Tensor | None = None,
+    fake_fraction: float | None = None,
     log_every: int = 50,
     progress: Progress | None = None,
 ) -> list[dict[str, float]]:
-    """SGD with a cosine schedule for `steps` mini-batches drawn uniformly from (x, y).
-    With a teacher, its logits on the same (augmented) batch feed the loss."""
+    """SGD with a cosine schedule for `steps` mini-batches drawn uniformly from (x, y), plus, when
+    fakes are given, a `fake_fraction` share of each batch drawn from (x_fake, y_fake) (default:
+    in proportion to their number, i.e. uniform over the union). With a teacher, its logits on
+    the same (augmented) batch feed the loss."""
     loss_fn, kwargs = LOSSES[loss], loss_kwargs or {}
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     if teacher is not None:
         teacher.eval()
     model.train()
+    n_fake = 0 if x_fake is None else len(x_fake)
+    batch_size = min(batch_size, len(x) + n_fake)
+    if n_fake:
+        share = fake_fraction if fake_fraction is not None else n_fake / (len(x) + n_fake)
+        n_fake_batch = min(round(batch_size * share), batch_size)
+    else:
+        n_fake_batch = 0
     history, acc, n_acc = [], 0.0, 0
     for step in range(1, steps + 1):
-        idx = torch.randint(0, len(x), (min(batch_size, len(x)),))
-        xb, yb = random_shift(x[idx], max_shift), y[idx]
+        idx = torch.randint(0, len(x), (batch_size - n_fake_batch,))
+        xb, yb = x[idx], y[idx]
+        if n_fake_batch:
+            fidx = torch.randint(0, n_fake, (n_fake_batch,))
+            xb, yb = torch.cat([xb, x_fake[fidx]]), torch.cat([yb, y_fake[fidx]])
+        xb = random_shift(xb, max_shift)
         t_logits = None
         if teacher is not None:
             with torch.no_grad():

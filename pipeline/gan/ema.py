@@ -13,3 +13,23 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         p_ema.lerp_(p, 1 - decay)
     for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
         b_ema.copy_(b)
+
+
+@torch.no_grad()
+def standing_stats(G: nn.Module, z_dim: int, num_classes: int, n_batches: int = 20, batch_size: int = 128) -> None:
+    """Recompute G's batch-norm statistics as a plain average over generated batches.
+
+    The EMA generator's weights are an average over training, so the statistics copied from the
+    live G do not fit them; BigGAN's 'standing statistics' fix that before sampling."""
+    norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    was_training = G.training
+    G.train()
+    for _ in range(n_batches):
+        G(torch.randn(batch_size, z_dim), torch.randint(0, num_classes, (batch_size,)))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    G.train(was_training)

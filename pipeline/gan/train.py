@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from pipeline.gan.ema import ema_update
+from pipeline.gan.ema import ema_update, standing_stats
 from pipeline.gan.losses import GanLoss
 from pipeline.utils import Progress, batches
 
@@ -107,7 +107,8 @@ def train_gan(
     on_checkpoint: Callable[[GanState], None] | None = None,
     progress: Progress | None = None,
 ) -> GanState:
-    """Train from state.step up to `steps` generator steps on real images (x, y)."""
+    """Train from state.step up to `steps` generator steps on real images (x, y). At the end,
+    G_ema's batch-norm statistics are recomputed for its averaged weights (standing statistics)."""
     state.G.train()
     state.D.train()
     d_acc, g_acc, n_acc = 0.0, 0.0, 0
@@ -125,6 +126,8 @@ def train_gan(
             d_acc, g_acc, n_acc = 0.0, 0.0, 0
             if progress:
                 progress(state.step, record)
+        if state.step == steps:
+            standing_stats(state.G_ema, z_dim, num_classes)
         if on_checkpoint and (state.step == steps or (checkpoint_every and state.step % checkpoint_every == 0)):
             on_checkpoint(state)
     return state

@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from pipeline.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.utils import atomic_write
 from pipeline.nets import build_classifier
 
 

@@ -33,9 +33,12 @@ def summary_markdown(experiment: str, gan: dict[str, float], teacher_acc: float,
         "",
         "FID/IS here use the teacher's features and classifier (not Inception): compare them within this experiment only.",
         "",
-        "| student | training images | test accuracy |",
-        "|---|---|---|",
-        *[f"| {STUDENT_NAMES.get(v, v)} | {r['n_train']} | {r['test_accuracy']:.4f} |" for v, r in students.items()],
+        "| student | training images | validation accuracy | test accuracy |",
+        "|---|---|---|---|",
+        *[
+            f"| {STUDENT_NAMES.get(v, v)} | {r['n_train']} | {r.get('val_accuracy', float('nan')):.4f} | {r['test_accuracy']:.4f} |"
+            for v, r in sorted(students.items(), key=lambda item: list(STUDENT_NAMES).index(item[0]))
+        ],
         "",
     ]
     return "\n".join(lines)

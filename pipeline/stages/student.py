@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from pipeline import tracking
 from pipeline.data import load_dataset
 from pipeline.distill.train import train_classifier
@@ -30,22 +28,25 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     with tracking.stage_run(experiment, "student", {"seed": params.seed, "student": p.model_dump(mode="json")}):
         for variant in p.variants:
             use_fakes, distil = VARIANTS[variant]
-            x, y = (torch.cat([ds.x_train, x_fake]), torch.cat([ds.y_train, y_fake])) if use_fakes else (ds.x_train, ds.y_train)
+            n_train = len(ds.y_train) + (len(y_fake) if use_fakes else 0)
             seed_everything(params.seed)
             model = build_classifier(p.net, ds.channels, ds.num_classes, p.width)
-            with tracking.stage_run(experiment, "student", {"variant": variant, "n_train": len(y)}, run_name=f"student/{variant}", nested=True):
+            with tracking.stage_run(experiment, "student", {"variant": variant, "n_train": n_train}, run_name=f"student/{variant}", nested=True):
                 with progress_bar(f"student[{experiment}/{variant}]", p.steps) as bar:
                     history = train_classifier(
-                        model, x, y, steps=p.steps, batch_size=p.batch_size, lr=p.lr, momentum=p.momentum,
+                        model, ds.x_train, ds.y_train, steps=p.steps, batch_size=p.batch_size, lr=p.lr, momentum=p.momentum,
                         weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0,
                         loss="blkd" if distil else "ce", teacher=teacher if distil else None,
                         loss_kwargs=p.blkd.model_dump() if distil else None, progress=bar,
+                        x_fake=x_fake if use_fakes else None, y_fake=y_fake if use_fakes else None, fake_fraction=p.fake_fraction,
                     )
-                results[variant] = {"test_accuracy": accuracy(model, ds.x_test, ds.y_test), "n_train": len(y)}
+                results[variant] = {"test_accuracy": accuracy(model, ds.x_test, ds.y_test), "n_train": n_train}
+                if len(ds.y_val):
+                    results[variant]["val_accuracy"] = accuracy(model, ds.x_val, ds.y_val)
                 tracking.log_history(history, "train_")
-                tracking.log_metrics({"test_accuracy": results[variant]["test_accuracy"]})
+                tracking.log_metrics({k: v for k, v in results[variant].items() if k != "n_train"})
             save_classifier(model, paths.students / f"{variant}.pt", net=p.net, in_channels=ds.channels, num_classes=ds.num_classes, width=p.width)
-            info(f"student[{experiment}/{variant}]: test accuracy {results[variant]['test_accuracy']:.4f} ({len(y)} training images)")
+            info(f"student[{experiment}/{variant}]: test accuracy {results[variant]['test_accuracy']:.4f} ({n_train} training images)")
         tracking.log_metrics({f"{v}_test_accuracy": r["test_accuracy"] for v, r in results.items()})
     write_json(paths.metrics / "students.json", results)
     return results

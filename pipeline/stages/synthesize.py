@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from pipeline import tracking
-from pipeline.checkpoint import atomic_write
+from pipeline.utils import atomic_write
 from pipeline.data import load_dataset
 from pipeline.distill.synthetic import build_synthetic, keep_mask, teacher_ce
 from pipeline.gan.train import sample
@@ -37,7 +37,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         blob = {"x": syn.x.half(), "y": syn.y, "y_cond": syn.y_cond, "thresholds": syn.thresholds, "kept_fraction": syn.kept_fraction}
         atomic_write(paths.synthetic / FAKES, lambda tmp: torch.save(blob, tmp))
 
-        # A picture of what the filter does: per class, 8 kept fakes next to 8 dropped ones.
+        # A picture of what the filter does: per class, 8 kept fakes | white gap | 8 dropped ones.
         n = 8
         y_show = torch.arange(ds.num_classes).repeat_interleave(4 * n)
         x_show = sample(G, y_show, exp.gan.z_dim)
@@ -47,8 +47,8 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             in_k = y_show == k
             kept, dropped = x_show[in_k & keep][:n], x_show[in_k & ~keep][:n]
             pad = lambda t: torch.cat([t, torch.full((n - len(t), *x_show.shape[1:]), -1.0)])  # noqa: E731
-            rows += [pad(kept), pad(dropped)]
-        save_grid(torch.cat(rows), paths.synthetic / "kept_vs_dropped.png", nrow=2 * n)
+            rows += [pad(kept), torch.ones(1, *x_show.shape[1:]), pad(dropped)]
+        save_grid(torch.cat(rows), paths.synthetic / "kept_vs_dropped.png", nrow=2 * n + 1)
 
         metrics = {
             "n_kept": len(syn.y),

@@ -30,6 +30,8 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
                 weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0, progress=bar,
             )
         metrics = {"test_accuracy": accuracy(model, ds.x_test, ds.y_test), "train_accuracy": accuracy(model, ds.x_train, ds.y_train)}
+        if len(ds.y_val):
+            metrics["val_accuracy"] = accuracy(model, ds.x_val, ds.y_val)
         tracking.log_history(history, "train_")
         tracking.log_metrics(metrics)
     save_classifier(model, paths.teacher, net=p.net, in_channels=ds.channels, num_classes=ds.num_classes, width=p.width)

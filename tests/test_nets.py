@@ -1,0 +1,68 @@
+import pytest
+import torch
+from torch import nn
+
+from pipeline.errors import ParamsError
+from pipeline.gan.ema import ema_update, standing_stats
+from pipeline.nets import Discriminator, Generator, build_classifier
+
+
+@pytest.mark.parametrize("image_size, channels", [(8, 1), (16, 1), (32, 3)])
+def test_gan_shapes(image_size, channels):
+    G = Generator(z_dim=8, num_classes=4, image_size=image_size, channels=channels, width=8)
+    D = Discriminator(num_classes=4, image_size=image_size, channels=channels, width=8)
+    y = torch.tensor([0, 1, 2, 3])
+    x = G(torch.randn(4, 8), y)
+    assert x.shape == (4, channels, image_size, image_size) and x.abs().max() <= 1
+    assert D(x, y).shape == (4,)
+
+
+def test_projection_discriminator_uses_the_label():
+    torch.manual_seed(0)
+    D = Discriminator(num_classes=3, image_size=8, channels=1, width=8)
+    x = torch.randn(2, 1, 8, 8)
+    assert not torch.allclose(D(x, torch.tensor([0, 0])), D(x, torch.tensor([1, 1])))
+
+
+def test_bad_image_size():
+    with pytest.raises(ValueError, match="4 \\* 2\\^k"):
+        Generator(8, 2, image_size=12, channels=1)
+
+
+@pytest.mark.parametrize("name", ["resnet", "cnn"])
+def test_classifier_interface(name):
+    model = build_classifier(name, in_channels=1, num_classes=5, width=4)
+    x = torch.randn(3, 1, 16, 16)
+    assert model(x).shape == (3, 5)
+    assert model.features(x).shape == (3, model.feature_dim)
+
+
+def test_unknown_net_is_a_params_error():
+    with pytest.raises(ParamsError, match="unknown classifier net 'vgg' \\(known: cnn, resnet\\)"):
+        build_classifier("vgg", 1, 2, 4)
+
+
+def test_ema_update_by_hand():
+    ema, model = nn.Linear(1, 1), nn.Linear(1, 1)
+    with torch.no_grad():
+        ema.weight.fill_(1.0)
+        model.weight.fill_(3.0)
+    ema_update(ema, model, decay=0.75)
+    assert ema.weight.item() == pytest.approx(0.75 * 1 + 0.25 * 3)
+
+
+def test_standing_stats_average_over_batches():
+    class G(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(1)
+
+        def forward(self, z, y):
+            return self.bn(z[:, :1] + 5.0)
+
+    g = G().eval()
+    torch.manual_seed(0)
+    standing_stats(g, z_dim=1, num_classes=2, n_batches=50, batch_size=256)
+    assert g.bn.running_mean.item() == pytest.approx(5.0, abs=0.05)  # cumulative mean, not momentum-weighted
+    assert g.bn.running_var.item() == pytest.approx(1.0, abs=0.1)
+    assert g.bn.momentum == 0.1 and not g.training  # settings restored

@@ -1,0 +1,47 @@
+import pytest
+import torch
+from torch import nn
+
+from pipeline.distill.train import random_shift, train_classifier
+
+
+class Recorder(nn.Module):
+    """A linear classifier that remembers the mean pixel of every image it was trained on."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 2)
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        if self.training:
+            self.seen.append(x.mean(dim=(1, 2, 3)).detach())
+        return self.linear(x.flatten(1))
+
+
+def _fraction_of_fakes(fake_fraction, n_real=10, n_fake=30):
+    torch.manual_seed(0)
+    model = Recorder()
+    x_real, x_fake = -torch.ones(n_real, 1, 2, 2), torch.ones(n_fake, 1, 2, 2)  # reals are -1, fakes +1
+    train_classifier(model, x_real, torch.zeros(n_real, dtype=torch.long), steps=20, batch_size=8, lr=0.01,
+                     x_fake=x_fake, y_fake=torch.ones(n_fake, dtype=torch.long), fake_fraction=fake_fraction)
+    seen = torch.cat(model.seen)
+    assert len(seen) == 20 * 8
+    return float((seen > 0).float().mean())
+
+
+def test_fake_fraction_fixes_the_batch_mix():
+    assert _fraction_of_fakes(0.25) == pytest.approx(0.25)  # 2 of every 8
+    assert _fraction_of_fakes(0.5) == pytest.approx(0.5)
+    assert _fraction_of_fakes(None) == pytest.approx(0.75)  # 30 / (10 + 30): uniform over the union
+
+
+def test_random_shift_moves_content_and_fills_background():
+    x = -torch.ones(1, 1, 5, 5)
+    x[0, 0, 2, 2] = 1.0
+    torch.manual_seed(0)
+    out = random_shift(x.repeat(200, 1, 1, 1), max_shift=1)
+    assert out.unique().tolist() == [-1.0, 1.0]  # nearest sampling: no new grey levels, border is background
+    positions = {tuple(torch.nonzero(o[0] == 1)[0].tolist()) for o in out}
+    assert positions == {(r, c) for r in (1, 2, 3) for c in (1, 2, 3)}
+    assert torch.equal(random_shift(x, 0), x)
