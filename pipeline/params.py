@@ -62,6 +62,7 @@ class GanParams(Section):
     lr_d: float = Field(2e-4, gt=0)
     beta1: float = Field(0.0, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
+    augment_shift: int = Field(0, ge=0, le=8, description="DiffAugment translation (pixels) of D's inputs; 0 = off")
     ema_decay: float = Field(0.995, ge=0, lt=1)
     ema_start: int = Field(500, ge=0, description="EMA copies G until this step")
     checkpoint_every: int = Field(250, ge=1)

@@ -63,3 +63,11 @@ def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
     # rerunning the GAN stage with the same params resumes at the end: no new steps
     result = runner.invoke(app, ["gan", "-e", "tiny", "-p", str(tiny_params_file), "--root", str(root)])
     assert result.exit_code == 0 and "resuming from step 6 of 6" in result.output
+
+    # a damaged checkpoint is one clear line, not a traceback
+    ckpt = root / "models" / "tiny" / "gan" / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    result = runner.invoke(app, ["gan", "-e", "tiny", "-p", str(tiny_params_file), "--root", str(root)])
+    assert result.exit_code == 1
+    assert "checkpoint.pt: unreadable or unsafe checkpoint" in result.output and "delete it to train from scratch" in result.output
+    assert "Traceback" not in result.output

@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.distill.train import random_shift, train_classifier
+from pipeline.augment import random_shift
+from pipeline.distill.train import train_classifier
 
 
 class Recorder(nn.Module):
@@ -45,3 +46,11 @@ def test_random_shift_moves_content_and_fills_background():
     positions = {tuple(torch.nonzero(o[0] == 1)[0].tolist()) for o in out}
     assert positions == {(r, c) for r in (1, 2, 3) for c in (1, 2, 3)}
     assert torch.equal(random_shift(x, 0), x)
+
+
+def test_random_shift_passes_gradients_to_the_images():
+    """D sees shifted fakes (DiffAugment): G must still get a gradient through the shift."""
+    x = torch.randn(4, 1, 8, 8, requires_grad=True)
+    torch.manual_seed(0)
+    (random_shift(x, 2) * torch.randn(4, 1, 8, 8)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0

@@ -68,21 +68,29 @@ class GanState:
         torch.set_rng_state(sd["rng"])
 
 
-def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, loss: GanLoss, x_real: Tensor, y: Tensor, z_dim: int) -> float:
-    """One discriminator update; fakes are generated at the real batch's labels."""
+Augment = Callable[[Tensor], Tensor]
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, loss: GanLoss, x_real: Tensor, y: Tensor, z_dim: int, augment: Augment = _identity) -> float:
+    """One discriminator update; fakes are generated at the real batch's labels. `augment`
+    (differentiable, DiffAugment-style) is applied to real and fake images alike before D."""
     with torch.no_grad():
         x_fake = G(torch.randn(len(y), z_dim), y)
-    d_loss = loss.d(D(x_real, y), D(x_fake, y))
+    d_loss = loss.d(D(augment(x_real), y), D(augment(x_fake), y))
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
     return d_loss.item()
 
 
-def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, loss: GanLoss, batch_size: int, num_classes: int, z_dim: int) -> float:
+def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, loss: GanLoss, batch_size: int, num_classes: int, z_dim: int, augment: Augment = _identity) -> float:
     """One generator update at uniformly drawn class labels."""
     y = torch.randint(0, num_classes, (batch_size,))
-    g_loss = loss.g(D(G(torch.randn(batch_size, z_dim), y), y))
+    g_loss = loss.g(D(augment(G(torch.randn(batch_size, z_dim), y)), y))
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
@@ -102,6 +110,7 @@ def train_gan(
     batch_size: int,
     ema_decay: float,
     ema_start: int,
+    augment: Augment = _identity,
     log_every: int = 50,
     checkpoint_every: int = 0,
     on_checkpoint: Callable[[GanState], None] | None = None,
@@ -115,8 +124,8 @@ def train_gan(
     while state.step < steps:
         for _ in range(n_dis):
             idx = torch.randint(0, len(x), (batch_size,))
-            d_acc += d_step(state.G, state.D, state.opt_d, loss, x[idx], y[idx], z_dim) / n_dis
-        g_acc += g_step(state.G, state.D, state.opt_g, loss, batch_size, num_classes, z_dim)
+            d_acc += d_step(state.G, state.D, state.opt_d, loss, x[idx], y[idx], z_dim, augment) / n_dis
+        g_acc += g_step(state.G, state.D, state.opt_g, loss, batch_size, num_classes, z_dim, augment)
         n_acc += 1
         state.step += 1
         ema_update(state.G_ema, state.G, 0.0 if state.step <= ema_start else ema_decay)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import partial
 
 import torch
 
 from pipeline import tracking
+from pipeline.augment import random_shift
 from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.data import load_dataset
+from pipeline.errors import CheckpointError
 from pipeline.gan.losses import get_loss
 from pipeline.gan.train import GanState, sample, train_gan
 from pipeline.nets import DISCRIMINATORS, GENERATORS, lookup
@@ -51,7 +54,10 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     state = GanState.create(G, D, p.lr_g, p.lr_d, (p.beta1, p.beta2))
     ckpt_path = paths.gan / CHECKPOINT
     if ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
+        try:
+            ckpt = load_checkpoint(ckpt_path)
+        except CheckpointError as err:
+            raise CheckpointError(f"{err}; delete it to train from scratch") from None
         if ckpt["config"] == config:
             state.load_state_dict(ckpt["state"])
             info(f"gan[{experiment}]: resuming from step {state.step} of {p.steps}")
@@ -67,6 +73,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             train_gan(
                 state, ds.x_train, ds.y_train, loss=get_loss(p.loss), num_classes=ds.num_classes, z_dim=p.z_dim,
                 steps=p.steps, n_dis=p.n_dis, batch_size=p.batch_size, ema_decay=p.ema_decay, ema_start=p.ema_start,
+                augment=partial(random_shift, max_shift=p.augment_shift),
                 log_every=p.log_every, checkpoint_every=p.checkpoint_every, on_checkpoint=checkpoint, progress=bar,
             )
         tracking.log_history(state.history)
