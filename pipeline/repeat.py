@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import statistics
+import uuid
 from pathlib import Path
 
 from pipeline.params import Params
@@ -49,8 +51,11 @@ def markdown(experiment: str, seeds: list[int], agg: dict) -> str:
 
 
 def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path) -> dict:
+    """Each seed's stages share one MLflow pipeline_run_id, as the stages of one `dvc repro` do."""
     summaries = []
+    study = uuid.uuid4().hex[:8]
     for seed in seeds:
+        os.environ["CGANKD_PIPELINE_RUN_ID"] = f"seeds-{study}-seed{seed}"
         p = params.model_copy(update={"seed": seed})
         paths = Paths(experiment, out / f"seed{seed}")
         for stage in STAGES:
