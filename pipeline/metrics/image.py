@@ -17,17 +17,6 @@ from torch import Tensor, nn
 
 from pipeline.errors import DataError
 
-__all__ = [
-    "FeatureModule",
-    "classifier_accuracy",
-    "fid",
-    "frechet_distance",
-    "inception_fid",
-    "inception_score",
-    "intra_fid",
-]
-
-
 class FeatureModule(nn.Module):
     """Wraps a classifier so ``FrechetInceptionDistance(feature=FeatureModule(clf))`` uses its penultimate features.
 
