@@ -54,10 +54,11 @@ def _stage_command(stage: str, doc: str) -> None:
 
 
 _stage_command("prepare", "Load the data set and write the (limited) training and test splits.")
-_stage_command("teacher", "Train the teacher classifier on the real training data.")
-_stage_command("gan", "Train the class-conditional GAN (resumes from its last checkpoint).")
-_stage_command("synthesize", "Generate fakes per class, filter them with the teacher and relabel them.")
-_stage_command("student", "Train the students: real only, BLKD, cGAN-KD and cGAN-KD + BLKD.")
+_stage_command("teacher", "Train the teacher (a classifier, or a regressor for continuous labels) on the real training data.")
+_stage_command("embed", "Train ILI's label embedding (regression net x -> h -> y, then y2h) for continuous labels.")
+_stage_command("gan", "Train the conditional GAN, or every CcGAN variant (resumes from the last checkpoints).")
+_stage_command("synthesize", "Generate fakes, filter them with the teacher and relabel them.")
+_stage_command("student", "Train the students (real only, BLKD, cGAN-KD, ...).")
 _stage_command("evaluate", "Measure GAN quality and collect the student table.")
 
 

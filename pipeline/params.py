@@ -7,7 +7,7 @@ Every tunable lives in params.yaml; this module mirrors it. Unknown keys are rej
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -105,8 +105,8 @@ class EvaluateParams(Section):
     )
 
 
-class Experiment(Section):
-    task: Literal["classification"] = "classification"
+class ClassificationExperiment(Section):
+    task: Literal["classification"]
     data: DataParams = DataParams()
     teacher: ClassifierParams = ClassifierParams()
     gan: GanParams = GanParams()
@@ -115,8 +115,162 @@ class Experiment(Section):
     evaluate: EvaluateParams = EvaluateParams()
 
 
+# ---- continuous labels (CcGAN) -------------------------------------------------------------
+
+
+class CircleDataParams(Section):
+    """The CcGAN paper's simulation: Gaussians on a circle, label = angle (radians)."""
+
+    name: Literal["circle"] = "circle"
+    n_train_angles: int = Field(120, ge=2)
+    per_angle: int = Field(10, ge=1, description="training samples per training angle")
+    n_eval_angles: int = Field(360, ge=1, description="unseen evaluation angles")
+    eval_per_angle: int = Field(100, ge=2, description="fakes (and real reference draws) per evaluation angle")
+    radius: float = Field(1.0, gt=0)
+    std: float = Field(0.02, gt=0)
+
+
+class RegressionDataParams(Section):
+    name: Literal["chairs", "rc49", "utkface", "steering_angle"] = "chairs"
+    root: Path | None = Field(None, description="directory holding the HDF5 file (not chairs)")
+    image_size: int = Field(32, ge=8, le=256)
+    n_models: int = Field(10, ge=1, description="chairs: number of chair models")
+    angle_step: float = Field(0.25, gt=0, description="chairs: yaw grid step (degrees)")
+    train_angle_fraction: float = Field(0.8, gt=0, lt=1, description="chairs: share of angles used for training")
+    max_per_label: int | None = Field(5, ge=1, description="keep at most this many training images per label (RC-49 style)")
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="validation share, carved from the kept training images")
+
+    @model_validator(mode="after")
+    def _check(self) -> RegressionDataParams:
+        if self.name != "chairs" and self.root is None:
+            raise ValueError(f"data set {self.name!r} is read from a local HDF5 file: set root")
+        return self
+
+
+class EmbedParams(Section):
+    """ILI: the regression net x -> h -> y, then y2h (1 -> 128)."""
+
+    net: str = "resnet"
+    width: int = Field(16, ge=4, le=512)
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(0.01, gt=0)
+    y2h_steps: int = Field(1000, ge=1)
+    y2h_lr: float = Field(0.001, gt=0)
+    gamma_std: float = Field(0.2, ge=0, description="noise added to y when training y2h (clamped to [0, 1])")
+
+
+class CcGanVariant(Section):
+    vicinity: Literal["hard", "soft", "binned"] = Field(description="HVDL, SVDL, or the baseline cGAN on binned labels")
+    label_input: Literal["nli", "ili"] = Field("nli", description="CcGAN label input (binned uses class embeddings)")
+
+
+class CcGanParams(GanParams):
+    arch: str = "sngan"
+    loss: str = "bce"
+    depth: int = Field(4, ge=1, description="mlp only: hidden layers of G and D")
+    periodic_label: bool = Field(False, description="mlp only: feed the label as (sin 2 pi y, cos 2 pi y) (an angle)")
+    m_kappa: float = Field(2.0, gt=0, description="kappa = m_kappa * largest gap between sorted distinct labels")
+    label_gap: float | None = Field(None, gt=0, description="that gap, if known (circle: 1/120); else measured")
+    sigma: float | None = Field(None, ge=0, description="override the rule-of-thumb noise std (normalised labels)")
+    kappa: float | None = Field(None, gt=0, description="override the HVDL half-width")
+    nu: float | None = Field(None, gt=0, description="override the SVDL weight decay")
+    n_bins: int = Field(60, ge=2, description="classes of the binned cGAN baseline")
+    variants: dict[str, CcGanVariant] = {
+        "hvdl": CcGanVariant(vicinity="hard"),
+        "svdl": CcGanVariant(vicinity="soft"),
+        "binned": CcGanVariant(vicinity="binned"),
+    }
+
+    @model_validator(mode="after")
+    def _check(self) -> CcGanParams:
+        if not self.variants:
+            raise ValueError("variants: define at least one GAN variant")
+        for name in self.variants:
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"variant name {name!r}: use letters, digits, '-' and '_'")
+        return self
+
+
+class RegressorParams(ClassifierParams):
+    loss: Literal["mse", "l1"] = "mse"
+    max_shift: int = Field(0, ge=0, le=8, description="random translation in pixels when augment (shifts can change the angle's look)")
+    augment: bool = False
+
+
+class RegSynthesizeParams(Section):
+    gan_variant: str = Field("svdl_ili", description="which GAN variant generates the fakes")
+    n_fake: int = Field(5000, ge=1, description="fakes kept at most (labels drawn uniformly over the label range)")
+    n_burnin: int = Field(1000, ge=1, description="fakes that fix the filter's threshold")
+    rho: float = Field(0.7, gt=0, le=1, description="keep fakes with |teacher(x) - y| below this quantile of the burn-in set")
+    batch_size: int = Field(500, ge=1)
+
+
+class RegStudentParams(RegressorParams):
+    net: str = "cnn"
+    width: int = 16
+    fake_fraction: float | None = Field(0.5, ge=0, le=1, description="share of fakes in each cGAN-KD batch")
+    variants: tuple[Literal["real_only", "cgan_kd", "cgan_kd_adjusted"], ...] = ("real_only", "cgan_kd", "cgan_kd_adjusted")
+
+
+class RegEvaluateParams(Section):
+    net: str = Field("resnet", description="the evaluation net (label regressor + attribute classifier), trained on all real images")
+    width: int = Field(16, ge=4, le=512)
+    steps: int = Field(1500, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(0.05, gt=0)
+    n_labels: int = Field(90, ge=2, description="evaluation labels, evenly spaced over the label range")
+    n_fake_per_label: int = Field(50, ge=2)
+    n_bins: int = Field(10, ge=1, description="label bins for intra-FID")
+
+
+class RegressionExperiment(Section):
+    task: Literal["regression"]
+    data: RegressionDataParams = RegressionDataParams()
+    embed: EmbedParams = EmbedParams()
+    teacher: RegressorParams = RegressorParams()
+    gan: CcGanParams = CcGanParams()
+    synthesize: RegSynthesizeParams = RegSynthesizeParams()
+    student: RegStudentParams = RegStudentParams()
+    evaluate: RegEvaluateParams = RegEvaluateParams()
+
+    @model_validator(mode="after")
+    def _check(self) -> RegressionExperiment:
+        if self.synthesize.gan_variant not in self.gan.variants:
+            raise ValueError(f"synthesize.gan_variant {self.synthesize.gan_variant!r} is not a gan variant ({', '.join(self.gan.variants)})")
+        return self
+
+
+class CircleExperiment(Section):
+    task: Literal["circle"]
+    data: CircleDataParams = CircleDataParams()
+    embed: EmbedParams = EmbedParams(net="mlp", width=100)
+    gan: CcGanParams = CcGanParams(arch="mlp", periodic_label=True, label_gap=1 / 120, z_dim=2)
+
+
+Experiment = Annotated[Union[ClassificationExperiment, RegressionExperiment, CircleExperiment], Field(discriminator="task")]
+TASKS = ("classification", "regression", "circle")
+# which experiments each group of DVC stages loops over, by task
+GROUP_TASKS = {
+    "kd": ("classification", "regression"),
+    "classification": ("classification",),
+    "continuous": ("regression", "circle"),
+    "simulation": ("circle",),
+}
+
+
+class Groups(Section):
+    """The lists dvc.yaml's stages loop over (DVC cannot filter a foreach); must match the tasks."""
+
+    kd: tuple[str, ...] = ()
+    classification: tuple[str, ...] = ()
+    continuous: tuple[str, ...] = ()
+    simulation: tuple[str, ...] = ()
+
+
 class Params(Section):
     seed: int = Field(0, ge=0)
+    groups: Groups = Groups()
     experiments: dict[str, Experiment]
 
     @model_validator(mode="after")
@@ -126,6 +280,10 @@ class Params(Section):
                 raise ValueError(f"experiment name {name!r}: use letters, digits, '-' and '_'")
         if not self.experiments:
             raise ValueError("define at least one experiment")
+        for group, tasks in GROUP_TASKS.items():
+            want = sorted(n for n, e in self.experiments.items() if e.task in tasks)
+            if sorted(getattr(self.groups, group)) != want:
+                raise ValueError(f"groups.{group} must list the experiments with task {' or '.join(tasks)}: [{', '.join(want)}]")
         return self
 
     def experiment(self, name: str) -> Experiment:
@@ -137,7 +295,10 @@ class Params(Section):
 
 def _format(err: ValidationError) -> str:
     first = err.errors()[0]
-    path = ".".join(str(p) for p in first["loc"]) or "<top level>"
+    loc = list(first["loc"])
+    if len(loc) > 2 and loc[0] == "experiments" and loc[2] in TASKS:
+        del loc[2]  # pydantic puts the union's tag in the path
+    path = ".".join(str(p) for p in loc) or "<top level>"
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"

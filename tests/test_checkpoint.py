@@ -6,7 +6,7 @@ import torch
 from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.errors import CheckpointError
 from pipeline.gan.losses import get_loss
-from pipeline.gan.train import GanState, train_gan
+from pipeline.gan.train import ClassConditioning, GanState, train_gan
 from pipeline.nets import Discriminator, Generator
 
 
@@ -69,11 +69,11 @@ def test_foreign_file_is_not_a_checkpoint(tmp_path):
 
 def _gan_state(seed: int) -> GanState:
     torch.manual_seed(seed)
-    return GanState.create(Generator(8, 3, 8, 1, width=8), Discriminator(3, 8, 1, width=8), 2e-4, 2e-4, (0.0, 0.999))
+    return GanState.create(Generator(8, 8, 1, width=8, num_classes=3), Discriminator(8, 1, width=8, num_classes=3), 2e-4, 2e-4, (0.0, 0.999))
 
 
 def _train(state, x, y, **kw):
-    return train_gan(state, x, y, loss=get_loss("hinge"), num_classes=3, z_dim=8, steps=6, n_dis=2, batch_size=4,
+    return train_gan(state, ClassConditioning(x, y, 3), loss=get_loss("hinge"), z_dim=8, steps=6, n_dis=2, batch_size=4,
                      ema_decay=0.9, ema_start=1, log_every=1, **kw)
 
 

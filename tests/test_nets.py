@@ -9,8 +9,8 @@ from pipeline.nets import Discriminator, Generator, build_classifier
 
 @pytest.mark.parametrize("image_size, channels", [(8, 1), (16, 1), (32, 3)])
 def test_gan_shapes(image_size, channels):
-    G = Generator(z_dim=8, num_classes=4, image_size=image_size, channels=channels, width=8)
-    D = Discriminator(num_classes=4, image_size=image_size, channels=channels, width=8)
+    G = Generator(z_dim=8, image_size=image_size, channels=channels, width=8, num_classes=4)
+    D = Discriminator(image_size=image_size, channels=channels, width=8, num_classes=4)
     y = torch.tensor([0, 1, 2, 3])
     x = G(torch.randn(4, 8), y)
     assert x.shape == (4, channels, image_size, image_size) and x.abs().max() <= 1
@@ -19,14 +19,41 @@ def test_gan_shapes(image_size, channels):
 
 def test_projection_discriminator_uses_the_label():
     torch.manual_seed(0)
-    D = Discriminator(num_classes=3, image_size=8, channels=1, width=8)
+    D = Discriminator(image_size=8, channels=1, width=8, num_classes=3)
     x = torch.randn(2, 1, 8, 8)
     assert not torch.allclose(D(x, torch.tensor([0, 0])), D(x, torch.tensor([1, 1])))
 
 
+@pytest.mark.parametrize("label_input", ["nli", "ili"])
+def test_continuous_label_inputs_condition_g_and_d(label_input):
+    torch.manual_seed(0)
+    G = Generator(8, image_size=8, channels=1, width=8, label_input=label_input)
+    D = Discriminator(image_size=8, channels=1, width=8, label_input=label_input)
+    if label_input == "ili":  # the frozen y2h is shared in value, not trained
+        assert not any(p.requires_grad for p in G.embed.parameters())
+        assert not any(p.requires_grad for p in D.y2h.parameters())
+    G.eval()
+    z = torch.randn(1, 8).repeat(2, 1)
+    y = torch.tensor([0.1, 0.9])
+    x = G(z, y)
+    assert x.shape == (2, 1, 8, 8) and not torch.allclose(x[0], x[1])  # same z, other label -> other image
+    xx = x[:1].repeat(2, 1, 1, 1)
+    assert not torch.allclose(*D(xx, y).unbind())
+
+
+def test_nli_generator_adds_the_label_to_the_first_layer():
+    torch.manual_seed(0)
+    G = Generator(4, image_size=8, channels=1, width=8, label_input="nli").eval()
+    seen = []
+    G.dense.register_forward_hook(lambda m, i, o: seen.append(o))
+    G.blocks[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    G(torch.randn(1, 4), torch.tensor([0.7]))
+    assert torch.allclose(seen[1].flatten(), seen[0].flatten() + 0.7)
+
+
 def test_bad_image_size():
     with pytest.raises(ValueError, match="4 \\* 2\\^k"):
-        Generator(8, 2, image_size=12, channels=1)
+        Generator(8, image_size=12, channels=1, num_classes=2)
 
 
 @pytest.mark.parametrize("name", ["resnet", "cnn"])
@@ -38,7 +65,7 @@ def test_classifier_interface(name):
 
 
 def test_unknown_net_is_a_params_error():
-    with pytest.raises(ParamsError, match="unknown classifier net 'vgg' \\(known: cnn, resnet\\)"):
+    with pytest.raises(ParamsError, match="unknown classifier net 'vgg' \\(known: cnn, mlp, resnet\\)"):
         build_classifier("vgg", 1, 2, 4)
 
 
@@ -62,7 +89,7 @@ def test_standing_stats_average_over_batches():
 
     g = G().eval()
     torch.manual_seed(0)
-    standing_stats(g, z_dim=1, num_classes=2, n_batches=50, batch_size=256)
+    standing_stats(g, z_dim=1, labels=lambda n: torch.randint(0, 2, (n,)), n_batches=50, batch_size=256)
     assert g.bn.running_mean.item() == pytest.approx(5.0, abs=0.05)  # cumulative mean, not momentum-weighted
     assert g.bn.running_var.item() == pytest.approx(1.0, abs=0.1)
     assert g.bn.momentum == 0.1 and not g.training  # settings restored

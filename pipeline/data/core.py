@@ -11,12 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pipeline.data.regression import RegressionDataset
 from pipeline.errors import DataError
 from pipeline.utils import atomic_write
 
 DATASET_FILE = "dataset.pt"
 _FORMAT_VERSION = 1
 _TENSOR_FIELDS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
+_ATTR_FIELDS = ("attr_train", "attr_test", "attr_val")
 
 
 @dataclass(frozen=True)
@@ -123,17 +125,35 @@ def _compact(t: Tensor) -> Tensor:
     return t.clone() if t.untyped_storage().nbytes() != t.nbytes else t
 
 
-def save_dataset(ds: ImageDataset, directory: Path) -> None:
-    """Write ``directory/dataset.pt`` atomically (temp file in the same directory, then ``os.replace``)."""
+def save_dataset(ds: ImageDataset | RegressionDataset, directory: Path) -> None:
+    """Write ``directory/dataset.pt`` atomically (temp file in the same directory, then ``os.replace``).
+
+    The file records its ``kind`` ("classification" or "regression"); :func:`load_dataset` returns the same type.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {name: _compact(getattr(ds, name)) for name in _TENSOR_FIELDS}
-    payload |= {"format_version": _FORMAT_VERSION, "num_classes": ds.num_classes, "class_names": list(ds.class_names)}
+    payload["format_version"] = _FORMAT_VERSION
+    if isinstance(ds, RegressionDataset):
+        payload |= {name: _compact(getattr(ds, name)) for name in _ATTR_FIELDS}
+        payload |= {
+            "kind": "regression",
+            "num_attr": ds.num_attr,
+            "label_min": float(ds.label_min),
+            "label_max": float(ds.label_max),
+            "label_name": ds.label_name,
+        }
+    else:
+        payload |= {"kind": "classification", "num_classes": ds.num_classes, "class_names": list(ds.class_names)}
     atomic_write(directory / DATASET_FILE, lambda tmp: torch.save(payload, tmp))
 
 
-def load_dataset(directory: Path) -> ImageDataset:
-    """Read ``directory/dataset.pt`` written by :func:`save_dataset`; missing or corrupt -> ``DataError``."""
+def load_dataset(directory: Path) -> ImageDataset | RegressionDataset:
+    """Read ``directory/dataset.pt`` written by :func:`save_dataset`; missing or corrupt -> ``DataError``.
+
+    Returns a :class:`RegressionDataset` for files of kind "regression", else an :class:`ImageDataset` (files
+    written before the kind was recorded are classification datasets).
+    """
     path = Path(directory) / DATASET_FILE
     expected = f"expected {path} written by save_dataset (a dict of x/y train/test tensors, num_classes, class_names)"
     if not path.is_file():
@@ -145,16 +165,27 @@ def load_dataset(directory: Path) -> ImageDataset:
     try:
         if not isinstance(payload, dict) or payload.get("format_version") != _FORMAT_VERSION:
             raise ValueError(f"not a format-version-{_FORMAT_VERSION} dataset dict")
+        kind = payload.get("kind", "classification")
+        if kind not in ("classification", "regression"):
+            raise ValueError(f"unknown kind {kind!r}")
+        tensor_fields = _TENSOR_FIELDS + (_ATTR_FIELDS if kind == "regression" else ())
+        if not all(isinstance(payload[name], Tensor) for name in tensor_fields):
+            raise ValueError("x/y train/test/val are not all tensors")
+        tensors = {name: payload[name] for name in tensor_fields}
+        if kind == "regression":
+            if not isinstance(payload["label_name"], str):
+                raise ValueError("label_name is not a string")
+            return RegressionDataset(
+                **tensors,
+                num_attr=int(payload["num_attr"]),
+                label_min=float(payload["label_min"]),
+                label_max=float(payload["label_max"]),
+                label_name=payload["label_name"],
+            )
         names = payload["class_names"]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ValueError("class_names is not a list of strings")
-        if not all(isinstance(payload[name], Tensor) for name in _TENSOR_FIELDS):
-            raise ValueError("x/y train/test/val are not all tensors")
-        return ImageDataset(
-            **{name: payload[name] for name in _TENSOR_FIELDS},
-            num_classes=int(payload["num_classes"]),
-            class_names=tuple(names),
-        )
+        return ImageDataset(**tensors, num_classes=int(payload["num_classes"]), class_names=tuple(names))
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"dataset file {path} is malformed ({_one_line(exc)}): {expected}") from exc
 

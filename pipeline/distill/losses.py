@@ -1,4 +1,6 @@
-"""Classification losses for teachers and students, chosen by name from `LOSSES`."""
+"""Losses for teachers and students (classification and regression), chosen by name from `LOSSES`.
+
+Regression nets output (N, 1) or (N,) predictions of the normalised label."""
 
 from __future__ import annotations
 
@@ -24,4 +26,14 @@ def blkd_loss(logits: Tensor, y: Tensor, teacher_logits: Tensor | None = None, *
     return alpha * T * T * kl + (1 - alpha) * F.cross_entropy(logits, y)
 
 
-LOSSES: dict[str, Callable[..., Tensor]] = {"ce": ce_loss, "blkd": blkd_loss}
+def mse_loss(pred: Tensor, y: Tensor, teacher_logits: Tensor | None = None, **_: float) -> Tensor:
+    """mean((pred - y)^2) for a scalar regression target."""
+    return F.mse_loss(pred.view(-1), y.view(-1))
+
+
+def l1_loss(pred: Tensor, y: Tensor, teacher_logits: Tensor | None = None, **_: float) -> Tensor:
+    """mean(|pred - y|) for a scalar regression target."""
+    return F.l1_loss(pred.view(-1), y.view(-1))
+
+
+LOSSES: dict[str, Callable[..., Tensor]] = {"ce": ce_loss, "blkd": blkd_loss, "mse": mse_loss, "l1": l1_loss}

@@ -81,3 +81,52 @@ def build_synthetic(
     kept = torch.bincount(y_cond, minlength=num_classes).float() / n_per_class
     changed = float((y != y_cond).float().mean()) if len(y) else 0.0
     return SyntheticSet(x, y, y_cond, thresholds, kept, changed)
+
+
+@dataclass(frozen=True)
+class RegressionSyntheticSet:
+    x: Tensor  # kept fakes
+    y_cond: Tensor  # normalised labels the generator was conditioned on
+    y_teacher: Tensor  # the teacher's prediction for each kept fake (label adjustment)
+    threshold: float  # |teacher(x) - y| threshold from the burn-in set
+    kept_fraction: float
+
+
+def build_synthetic_regression(
+    G: nn.Module,
+    teacher: nn.Module,
+    *,
+    z_dim: int,
+    n_fake: int,
+    n_burnin: int,
+    rho: float,
+    label_range: tuple[float, float] = (0.0, 1.0),
+    batch_size: int = 500,
+    progress: Progress | None = None,
+) -> RegressionSyntheticSet:
+    """Generate n_fake fakes at labels drawn uniformly over `label_range` (normalised), drop those
+    whose |teacher(x) - y| exceeds the rho-quantile of a burn-in set's errors, and keep the
+    teacher's predictions for label adjustment."""
+    lo, hi = label_range
+
+    def draw(n: int) -> Tensor:
+        return lo + (hi - lo) * torch.rand(n)
+
+    y_burn = draw(n_burnin)
+    burn_err = (predict(teacher, sample(G, y_burn, z_dim, batch_size), batch_size).view(-1) - y_burn).abs()
+    threshold = float(torch.quantile(burn_err, rho))
+
+    xs, conds, preds = [], [], []
+    y_all = draw(n_fake)
+    for start in range(0, n_fake, batch_size):
+        y_c = y_all[start : start + batch_size]
+        x = sample(G, y_c, z_dim, batch_size)
+        pred = predict(teacher, x, batch_size).view(-1)
+        keep = (pred - y_c).abs() <= threshold
+        xs.append(x[keep])
+        conds.append(y_c[keep])
+        preds.append(pred[keep])
+        if progress:
+            progress(start + len(y_c), {"kept": float(sum(len(c) for c in conds)) / (start + len(y_c))})
+    x, y_cond, y_teacher = torch.cat(xs), torch.cat(conds), torch.cat(preds)
+    return RegressionSyntheticSet(x, y_cond, y_teacher, threshold, len(y_cond) / n_fake)

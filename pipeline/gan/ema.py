@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -16,11 +18,12 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 @torch.no_grad()
-def standing_stats(G: nn.Module, z_dim: int, num_classes: int, n_batches: int = 20, batch_size: int = 128) -> None:
+def standing_stats(G: nn.Module, z_dim: int, labels: Callable[[int], torch.Tensor], n_batches: int = 20, batch_size: int = 128) -> None:
     """Recompute G's batch-norm statistics as a plain average over generated batches.
 
     The EMA generator's weights are an average over training, so the statistics copied from the
-    live G do not fit them; BigGAN's 'standing statistics' fix that before sampling."""
+    live G do not fit them; BigGAN's 'standing statistics' fix that before sampling. `labels(n)`
+    draws n labels to generate at."""
     norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     for m in norms:
@@ -29,7 +32,7 @@ def standing_stats(G: nn.Module, z_dim: int, num_classes: int, n_batches: int = 
     was_training = G.training
     G.train()
     for _ in range(n_batches):
-        G(torch.randn(batch_size, z_dim), torch.randint(0, num_classes, (batch_size,)))
+        G(torch.randn(batch_size, z_dim), labels(batch_size))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     G.train(was_training)

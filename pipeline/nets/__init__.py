@@ -7,10 +7,13 @@ from torch import nn
 from pipeline.errors import ParamsError
 from pipeline.nets.classifiers import ResNet, SmallCNN
 from pipeline.nets.gan import Discriminator, Generator
+from pipeline.nets.labels import Y2H, LabelEmbedNet
+from pipeline.nets.mlp import MLPBackbone, MLPDiscriminator, MLPGenerator
 
-CLASSIFIERS = {"resnet": ResNet, "cnn": SmallCNN}
-GENERATORS = {"sngan": Generator}
-DISCRIMINATORS = {"sngan": Discriminator}
+# classifiers double as regressors (num_classes = 1) and as backbones (features(), feature_dim)
+CLASSIFIERS = {"resnet": ResNet, "cnn": SmallCNN, "mlp": MLPBackbone}
+GENERATORS = {"sngan": Generator, "mlp": MLPGenerator}
+DISCRIMINATORS = {"sngan": Discriminator, "mlp": MLPDiscriminator}
 
 
 def lookup(registry: dict, name: str, role: str):
@@ -20,7 +23,38 @@ def lookup(registry: dict, name: str, role: str):
 
 
 def build_classifier(name: str, in_channels: int, num_classes: int, width: int) -> nn.Module:
+    """`in_channels` is the number of image channels, or the input dimension for "mlp" (points)."""
     return lookup(CLASSIFIERS, name, "classifier")(in_channels, num_classes, width=width)
 
 
-__all__ = ["CLASSIFIERS", "GENERATORS", "DISCRIMINATORS", "build_classifier", "lookup", "Generator", "Discriminator"]
+def build_gan(
+    arch: str,
+    *,
+    data_shape: tuple[int, ...],
+    z_dim: int,
+    g_width: int,
+    d_width: int,
+    label_input: str = "class",
+    num_classes: int = 0,
+    depth: int = 4,
+    periodic_label: bool = False,
+) -> tuple[nn.Module, nn.Module]:
+    """(G, D) for data of shape (C, H, W) (images, "sngan") or (D,) (points, "mlp")."""
+    G_cls, D_cls = lookup(GENERATORS, arch, "generator"), lookup(DISCRIMINATORS, arch, "discriminator")
+    cond = {"label_input": label_input, "num_classes": num_classes}
+    if arch == "mlp":
+        if len(data_shape) != 1:
+            raise ParamsError(f"gan.arch 'mlp' is for point data, got data of shape {data_shape}")
+        (dim,) = data_shape
+        mlp = {"depth": depth, "periodic": periodic_label, **cond}
+        return G_cls(z_dim, dim, g_width, **mlp), D_cls(dim, d_width, **mlp)
+    if len(data_shape) != 3:
+        raise ParamsError(f"gan.arch {arch!r} is for images, got data of shape {data_shape}")
+    channels, size = data_shape[0], data_shape[1]
+    return G_cls(z_dim, size, channels, width=g_width, **cond), D_cls(size, channels, width=d_width, **cond)
+
+
+__all__ = [
+    "CLASSIFIERS", "GENERATORS", "DISCRIMINATORS", "build_classifier", "build_gan", "lookup",
+    "Generator", "Discriminator", "MLPGenerator", "MLPDiscriminator", "LabelEmbedNet", "Y2H",
+]

@@ -3,6 +3,13 @@
 G: dense -> 4x4 -> residual up-sampling blocks with conditional batch norm -> tanh.
 D: spectrally normalised residual down-sampling blocks, sum pooling, a linear head plus the
 projection term <embed(y), phi(x)>. The number of blocks follows the image size (4 * 2^k).
+
+How the label enters (`label_input`):
+- "class": an integer class; G's conditional BN and D's projection use learned class embeddings.
+- "nli": CcGAN's naive label input, y in [0, 1]: G adds y to every element of its first dense
+  layer's output (its BNs are unconditional); D's projection term is <phi(x), W (y + 1)>.
+- "ili": CcGAN's improved label input: h = y2h(y), a frozen 128-d embedding trained beforehand
+  (pipeline.nets.labels); G's conditional BN takes h, D's projection is <phi(x), W h>.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from torch import nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm as sn
 
+from pipeline.nets.labels import EMBED_DIM, LABEL_INPUTS, Y2H, frozen
+
 
 def _n_blocks(image_size: int) -> int:
     k = math.log2(image_size / 4)
@@ -23,15 +32,17 @@ def _n_blocks(image_size: int) -> int:
 
 
 class ConditionalBatchNorm2d(nn.Module):
-    """BN(x) * (1 + gamma(h)) + beta(h), h a label embedding."""
+    """BN(x) * (1 + gamma(h)) + beta(h), h a label embedding; a plain affine BN when cond_dim is 0."""
 
     def __init__(self, channels: int, cond_dim: int) -> None:
         super().__init__()
-        self.bn = nn.BatchNorm2d(channels, affine=False)
-        self.gamma = nn.Linear(cond_dim, channels, bias=False)
-        self.beta = nn.Linear(cond_dim, channels, bias=False)
+        self.bn = nn.BatchNorm2d(channels, affine=not cond_dim)
+        self.gamma = nn.Linear(cond_dim, channels, bias=False) if cond_dim else None
+        self.beta = nn.Linear(cond_dim, channels, bias=False) if cond_dim else None
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+        if self.gamma is None or self.beta is None:
+            return self.bn(x)
         return self.bn(x) * (1 + self.gamma(h)[:, :, None, None]) + self.beta(h)[:, :, None, None]
 
 
@@ -44,29 +55,45 @@ class GBlock(nn.Module):
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1)
         self.skip = nn.Conv2d(c_in, c_out, 1)
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
         up = F.interpolate(x, scale_factor=2, mode="nearest")
         out = self.conv1(F.interpolate(F.relu(self.bn1(x, h)), scale_factor=2, mode="nearest"))
         out = self.conv2(F.relu(self.bn2(out, h)))
         return out + self.skip(up)
 
 
-class Generator(nn.Module):
-    """Class-conditional ResNet generator; the label enters every block through conditional BN."""
+def _check_label_input(label_input: str, num_classes: int) -> None:
+    if label_input not in LABEL_INPUTS:
+        raise ValueError(f"unknown label_input {label_input!r} (known: {', '.join(LABEL_INPUTS)})")
+    if label_input == "class" and num_classes < 1:
+        raise ValueError("label_input 'class' needs num_classes >= 1")
 
-    def __init__(self, z_dim: int, num_classes: int, image_size: int, channels: int, width: int = 64) -> None:
+
+class Generator(nn.Module):
+    """Conditional ResNet generator; the label enters through conditional BN (class, ili) or the first layer (nli)."""
+
+    def __init__(self, z_dim: int, image_size: int, channels: int, width: int = 64, *, label_input: str = "class", num_classes: int = 0) -> None:
         super().__init__()
-        self.z_dim, self.num_classes = z_dim, num_classes
+        _check_label_input(label_input, num_classes)
+        self.z_dim, self.num_classes, self.label_input = z_dim, num_classes, label_input
         n = _n_blocks(image_size)
         widths = [width * 2 ** (n - i) for i in range(n + 1)]  # e.g. 4w, 2w, w
-        self.embed = nn.Embedding(num_classes, 128)
+        self.embed: nn.Module | None = None  # nli: the label enters the first layer
+        if label_input == "class":
+            self.embed = nn.Embedding(num_classes, EMBED_DIM)
+        elif label_input == "ili":
+            self.embed = frozen(Y2H())
+        cond_dim = 0 if self.embed is None else EMBED_DIM
         self.dense = nn.Linear(z_dim, 4 * 4 * widths[0])
-        self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], 128) for i in range(n))
+        self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], cond_dim) for i in range(n))
         self.out = nn.Sequential(nn.BatchNorm2d(widths[-1]), nn.ReLU(), nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = self.embed(y)
-        x = self.dense(z).view(len(z), -1, 4, 4)
+        x = self.dense(z)
+        if self.embed is None:  # nli
+            x = x + y.view(-1, 1)
+        h = None if self.embed is None else self.embed(y)
+        x = x.view(len(z), -1, 4, 4)
         for block in self.blocks:
             x = block(x, h)
         return self.out(x)
@@ -89,18 +116,30 @@ class DBlock(nn.Module):
 class Discriminator(nn.Module):
     """Spectrally normalised ResNet discriminator with a projection term for the label."""
 
-    def __init__(self, num_classes: int, image_size: int, channels: int, width: int = 64) -> None:
+    def __init__(self, image_size: int, channels: int, width: int = 64, *, label_input: str = "class", num_classes: int = 0) -> None:
         super().__init__()
+        _check_label_input(label_input, num_classes)
+        self.label_input = label_input
         n = _n_blocks(image_size)
         widths = [channels] + [width * 2**i for i in range(n)]
         self.blocks = nn.Sequential(*(DBlock(widths[i], widths[i + 1], first=i == 0) for i in range(n)))
         self.feature_dim = widths[-1]
         self.linear = sn(nn.Linear(self.feature_dim, 1))
-        self.embed = sn(nn.Embedding(num_classes, self.feature_dim))
+        self.y2h = frozen(Y2H()) if label_input == "ili" else None
+        if label_input == "class":
+            self.embed = sn(nn.Embedding(num_classes, self.feature_dim))
+        else:
+            self.embed = sn(nn.Linear(EMBED_DIM if label_input == "ili" else 1, self.feature_dim, bias=False))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.blocks(x)).sum(dim=(2, 3))
 
+    def label_embedding(self, y: torch.Tensor) -> torch.Tensor:
+        if self.label_input == "class":
+            return self.embed(y)
+        h = self.y2h(y) if self.y2h is not None else (y + 1).view(-1, 1)
+        return self.embed(h)
+
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         phi = self.features(x)
-        return self.linear(phi).squeeze(1) + (self.embed(y) * phi).sum(1)
+        return self.linear(phi).squeeze(1) + (self.label_embedding(y) * phi).sum(1)

@@ -12,7 +12,8 @@ from torch import nn
 
 from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.utils import atomic_write
-from pipeline.nets import build_classifier
+from pipeline.gan.binned import Bins, BinnedGenerator
+from pipeline.nets import build_classifier, build_gan
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class Paths:
     @property
     def teacher(self) -> Path:
         return self.root / "models" / self.experiment / "teacher.pt"
+
+    @property
+    def embed(self) -> Path:
+        return self.root / "models" / self.experiment / "embed.pt"
 
     @property
     def gan(self) -> Path:
@@ -77,6 +82,21 @@ def load_classifier(path: Path) -> nn.Module:
     return model.eval()
 
 
+def load_generator(path: Path) -> nn.Module:
+    """The EMA generator of a GAN checkpoint written by the gan stage, in eval mode, as G(z, y).
+
+    The checkpoint records the arguments that built it (`arch`), so no params are needed; a
+    binned-label baseline comes back wrapped so that it takes continuous labels too."""
+    ckpt = load_checkpoint(path)
+    arch = dict(ckpt["arch"])
+    bins = arch.pop("bins", None)
+    G, _ = build_gan(**arch)
+    G.load_state_dict(ckpt["state"]["G_ema"])
+    if bins is not None:
+        G = BinnedGenerator(G, Bins(bins[0], bins[1], arch["num_classes"]))
+    return G.eval()
+
+
 def save_grid(images: torch.Tensor, path: Path, nrow: int, scale: int = 4) -> None:
     """Save images in [-1, 1] as a PNG grid (nrow images per row), upscaled for visibility."""
     from torchvision.utils import make_grid, save_image
@@ -87,20 +107,19 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int, scale: int = 4) -> No
     atomic_write(path, lambda tmp: save_image(grid, tmp, format="png"))
 
 
-def save_curves(history: list[dict[str, float]], keys: list[str], path: Path, title: str) -> None:
-    """A PNG line plot of history[key] against step."""
+def save_curves(curves: dict[str, tuple[list[float], list[float]]], path: Path, title: str, xlabel: str = "step") -> None:
+    """A PNG line plot, one line per entry: label -> (xs, ys)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    steps = [r["step"] for r in history]
-    for key in keys:
-        ax.plot(steps, [r[key] for r in history], label=key)
-    ax.set_xlabel("step")
+    for label, (xs, ys) in curves.items():
+        ax.plot(xs, ys, label=label)
+    ax.set_xlabel(xlabel)
     ax.set_title(title)
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)

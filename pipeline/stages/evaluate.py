@@ -13,8 +13,8 @@ from pipeline.data import load_dataset
 from pipeline.gan.train import sample
 from pipeline.metrics import classifier_accuracy, fid, inception_fid, inception_score, intra_fid
 from pipeline.params import Params
-from pipeline.stages.common import Paths, load_classifier, write_json, write_text
-from pipeline.stages.gan import load_generator
+from pipeline.stages.common import Paths, load_classifier, load_generator, write_json, write_text
+from pipeline.stages.gan import CLASS_VARIANT
 from pipeline.ui import info
 from pipeline.utils import predict, seed_everything
 
@@ -46,10 +46,14 @@ def summary_markdown(experiment: str, gan: dict[str, float], teacher_acc: float,
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp = params.experiment(experiment)
+    if exp.task != "classification":
+        from pipeline.stages import evaluate_continuous
+
+        return evaluate_continuous.run(params, experiment, paths)
     p = exp.evaluate
     ds = load_dataset(paths.prepared)
     teacher = load_classifier(paths.teacher)
-    G = load_generator(paths, params, experiment, ds.num_classes, ds.image_size, ds.channels)
+    G = load_generator(paths.gan / f"{CLASS_VARIANT}.pt")
     seed_everything(params.seed)
     y_fake = torch.arange(ds.num_classes).repeat_interleave(p.n_fake_per_class)
     x_fake = sample(G, y_fake, exp.gan.z_dim)

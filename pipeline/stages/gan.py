@@ -1,8 +1,13 @@
-"""gan: trains the class-conditional GAN -> models/<experiment>/gan/ (resumable checkpoint).
+"""gan: trains the experiment's conditional GAN(s) -> models/<experiment>/gan/<variant>.pt.
 
-The checkpoint holds G, D, G_ema, both optimisers, the step, the loss history, the RNG state
-and the config that made it. A rerun with the same config resumes where it stopped (or does
-nothing if it finished); a different config starts afresh.
+classification: one class-conditional GAN (variant "cgan"). Continuous labels (regression,
+circle): one CcGAN per variant of `gan.variants` (HVDL / SVDL with NLI or ILI, or the cGAN
+baseline on binned labels), on labels normalised to [0, 1], with the rule-of-thumb vicinity
+unless sigma / kappa / nu are set.
+
+Each checkpoint holds G, D, G_ema, both optimisers, the step, the loss history, the RNG state,
+the config that made it and the arguments that build G. A rerun with the same config resumes
+where it stopped (or does nothing if it finished); a different config starts afresh.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import partial
+from pathlib import Path
 
 import torch
 
@@ -18,73 +24,148 @@ from pipeline.augment import random_shift
 from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.data import load_dataset
 from pipeline.errors import CheckpointError
+from pipeline.gan.binned import Bins
 from pipeline.gan.losses import get_loss
-from pipeline.gan.train import GanState, sample, train_gan
-from pipeline.nets import DISCRIMINATORS, GENERATORS, lookup
+from pipeline.gan.train import ClassConditioning, Conditioning, GanState, VicinalConditioning, sample, train_gan
+from pipeline.gan.vicinal import VicinalSampler, Vicinity, rule_of_thumb
+from pipeline.nets import build_gan
 from pipeline.params import GanParams, Params
-from pipeline.stages.common import Paths, save_curves, save_grid, write_csv
+from pipeline.stages.common import Paths, load_generator, save_curves, save_grid, write_csv, write_json
+from pipeline.stages.embed import load_y2h
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 
-CHECKPOINT = "checkpoint.pt"
+CLASS_VARIANT = "cgan"
 
 
-def build_gan(p: GanParams, num_classes: int, image_size: int, channels: int) -> tuple[torch.nn.Module, torch.nn.Module]:
-    G = lookup(GENERATORS, p.arch, "generator")(p.z_dim, num_classes, image_size, channels, width=p.g_width)
-    D = lookup(DISCRIMINATORS, p.arch, "discriminator")(num_classes, image_size, channels, width=p.d_width)
-    return G, D
+def vicinity_of(p, u: torch.Tensor, kind: str) -> Vicinity:
+    """The rule-of-thumb vicinity on normalised training labels u, with the params' overrides."""
+    sigma, kappa, nu = rule_of_thumb(u, p.m_kappa, p.label_gap)
+    return Vicinity(kind, p.sigma if p.sigma is not None else sigma, p.kappa if p.kappa is not None else kappa, p.nu if p.nu is not None else nu)
 
 
-def load_generator(paths: Paths, params: Params, experiment: str, num_classes: int, image_size: int, channels: int) -> torch.nn.Module:
-    """The EMA generator of a trained GAN, in eval mode."""
-    p = params.experiment(experiment).gan
-    G, _ = build_gan(p, num_classes, image_size, channels)
-    G.load_state_dict(load_checkpoint(paths.gan / CHECKPOINT)["state"]["G_ema"])
-    return G.eval()
+def _fit(name: str, p: GanParams, G: torch.nn.Module, D: torch.nn.Module, cond: Conditioning, arch: dict, config: str, path: Path) -> GanState:
+    """Train (or resume) one GAN; checkpoints go to `path`."""
+    state = GanState.create(G, D, p.lr_g, p.lr_d, (p.beta1, p.beta2))
+    if path.exists():
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError as err:
+            raise CheckpointError(f"{err}; delete it to train from scratch") from None
+        if ckpt.get("config") == config:
+            state.load_state_dict(ckpt["state"])
+            info(f"{name}: resuming from step {state.step} of {p.steps}")
+        else:
+            info(f"{name}: params changed since the last checkpoint, training from scratch")
+
+    def checkpoint(s: GanState) -> None:
+        save_checkpoint({"config": config, "arch": arch, "state": s.state_dict()}, path)
+
+    augment = partial(random_shift, max_shift=p.augment_shift) if p.augment_shift else (lambda x: x)
+    with progress_bar(name, p.steps) as bar:
+        bar(state.step, {})
+        train_gan(
+            state, cond, loss=get_loss(p.loss), z_dim=p.z_dim, steps=p.steps, n_dis=p.n_dis, batch_size=p.batch_size,
+            ema_decay=p.ema_decay, ema_start=p.ema_start, augment=augment, log_every=p.log_every,
+            checkpoint_every=p.checkpoint_every, on_checkpoint=checkpoint, progress=bar,
+        )
+    return state
+
+
+def _config(p: GanParams, seed: int, x: torch.Tensor, y: torch.Tensor, **extra) -> str:
+    data_id = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()[:16]
+    return json.dumps({"gan": p.model_dump(mode="json"), "seed": seed, "data": data_id, **extra}, sort_keys=True)
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
-    p = params.experiment(experiment).gan
+    exp = params.experiment(experiment)
+    p = exp.gan
     ds = load_dataset(paths.prepared)
-    data_id = hashlib.sha256(ds.x_train.numpy().tobytes() + ds.y_train.numpy().tobytes()).hexdigest()[:16]
-    config = json.dumps({"gan": p.model_dump(mode="json"), "seed": params.seed, "data": data_id}, sort_keys=True)
-
-    seed_everything(params.seed)
-    G, D = build_gan(p, ds.num_classes, ds.image_size, ds.channels)
-    state = GanState.create(G, D, p.lr_g, p.lr_d, (p.beta1, p.beta2))
-    ckpt_path = paths.gan / CHECKPOINT
-    if ckpt_path.exists():
-        try:
-            ckpt = load_checkpoint(ckpt_path)
-        except CheckpointError as err:
-            raise CheckpointError(f"{err}; delete it to train from scratch") from None
-        if ckpt["config"] == config:
-            state.load_state_dict(ckpt["state"])
-            info(f"gan[{experiment}]: resuming from step {state.step} of {p.steps}")
-        else:
-            info(f"gan[{experiment}]: params changed since the last checkpoint, training from scratch")
-
-    def checkpoint(s: GanState) -> None:
-        save_checkpoint({"config": config, "state": s.state_dict()}, ckpt_path)
-
+    paths.gan.mkdir(parents=True, exist_ok=True)
+    (paths.metrics / "gan_losses").mkdir(parents=True, exist_ok=True)
+    summary: dict[str, dict] = {}
+    histories: dict[str, list[dict[str, float]]] = {}
     with tracking.stage_run(experiment, "gan", {"seed": params.seed, "gan": p.model_dump(mode="json")}):
-        with progress_bar(f"gan[{experiment}]", p.steps) as bar:
-            bar(state.step, {})
-            train_gan(
-                state, ds.x_train, ds.y_train, loss=get_loss(p.loss), num_classes=ds.num_classes, z_dim=p.z_dim,
-                steps=p.steps, n_dis=p.n_dis, batch_size=p.batch_size, ema_decay=p.ema_decay, ema_start=p.ema_start,
-                augment=partial(random_shift, max_shift=p.augment_shift),
-                log_every=p.log_every, checkpoint_every=p.checkpoint_every, on_checkpoint=checkpoint, progress=bar,
-            )
-        tracking.log_history(state.history)
-        n_per_row = 10
-        torch.manual_seed(params.seed)
-        grid = sample(state.G_ema, torch.arange(ds.num_classes).repeat_interleave(n_per_row), p.z_dim)
-        save_grid(grid, paths.metrics / "gan_samples.png", nrow=n_per_row)
-        save_curves(state.history, ["d_loss", "g_loss"], paths.metrics / "gan_losses.png", f"GAN losses ({experiment})")
-        write_csv(paths.metrics / "gan_losses.csv", state.history)
-        for name in ("gan_samples.png", "gan_losses.png", "gan_losses.csv"):
-            tracking.log_artifact(paths.metrics / name)
-    last = state.history[-1] if state.history else {}
-    info(f"gan[{experiment}]: {state.step} steps, last d_loss {last.get('d_loss', float('nan')):.3f} g_loss {last.get('g_loss', float('nan')):.3f}; samples -> {paths.metrics / 'gan_samples.png'} (a row per class)")
-    return {"steps": state.step}
+        if exp.task == "classification":
+            jobs = [(CLASS_VARIANT, None)]
+        else:
+            jobs = list(p.variants.items())
+        for variant, spec in jobs:
+            seed_everything(params.seed)
+            common = {"arch": p.arch, "data_shape": tuple(ds.x_train.shape[1:]), "z_dim": p.z_dim, "g_width": p.g_width, "d_width": p.d_width}
+            if spec is None:  # class-conditional
+                arch = {**common, "label_input": "class", "num_classes": ds.num_classes}
+                cond: Conditioning = ClassConditioning(ds.x_train, ds.y_train, ds.num_classes)
+                extra: dict = {}
+            else:
+                u = ds.normalise(ds.y_train)
+                mlp = {"depth": p.depth, "periodic_label": p.periodic_label} if p.arch == "mlp" else {}
+                if spec.vicinity == "binned":
+                    bins = Bins.of(u, p.n_bins)
+                    arch = {**common, **mlp, "label_input": "class", "num_classes": p.n_bins, "bins": [float(b) for b in bins.range]}
+                    cond = ClassConditioning(ds.x_train, bins.classes(u), p.n_bins)
+                    extra = {}
+                else:
+                    vic = vicinity_of(p, u, spec.vicinity)
+                    arch = {**common, **mlp, "label_input": spec.label_input}
+                    cond = VicinalConditioning(ds.x_train, VicinalSampler(u, vic))
+                    extra = {"vicinity": [vic.sigma, vic.kappa, vic.nu]}
+                    summary.setdefault(variant, {}).update(sigma=vic.sigma, kappa=vic.kappa, nu=vic.nu, window=vic.radius)
+            build_args = {k: v for k, v in arch.items() if k != "bins"}
+            G, D = build_gan(**build_args)
+            if spec is not None and spec.label_input == "ili" and spec.vicinity != "binned":
+                y2h_state = load_y2h(paths)
+                G.embed.load_state_dict(y2h_state)
+                D.y2h.load_state_dict(y2h_state)
+                extra["y2h"] = hashlib.sha256(b"".join(t.numpy().tobytes() for t in y2h_state.values())).hexdigest()[:16]
+            config = _config(p, params.seed, ds.x_train, ds.y_train, variant=variant, spec=None if spec is None else spec.model_dump(), **extra)
+            state = _fit(f"gan[{experiment}/{variant}]", p, G, D, cond, arch, config, paths.gan / f"{variant}.pt")
+            tracking.log_history(state.history, f"{variant}_")
+            histories[variant] = state.history
+            write_csv(paths.metrics / "gan_losses" / f"{variant}.csv", state.history)
+            last = state.history[-1] if state.history else {}
+            summary.setdefault(variant, {}).update(steps=state.step, d_loss=last.get("d_loss"), g_loss=last.get("g_loss"))
+            info(f"gan[{experiment}/{variant}]: {state.step} steps, last d_loss {last.get('d_loss', float('nan')):.3f} g_loss {last.get('g_loss', float('nan')):.3f}")
+        _pictures(exp, ds, paths, list(histories), params.seed)
+        curves = {f"{v} {k}": ([r["step"] for r in h], [r[k] for r in h]) for v, h in histories.items() for k in ("d_loss", "g_loss")}
+        save_curves(curves, paths.metrics / "gan_losses.png", f"GAN losses ({experiment})")
+        for f in sorted(paths.metrics.glob("gan_*.png")):
+            tracking.log_artifact(f)
+    write_json(paths.metrics / "gan.json", summary)
+    return summary
+
+
+def _pictures(exp, ds, paths: Paths, variants: list[str], seed: int) -> None:
+    """Sample grids (images) or scatter plots (points) from each G_ema."""
+    z_dim = exp.gan.z_dim
+    for variant in variants:
+        G = load_generator(paths.gan / f"{variant}.pt")
+        torch.manual_seed(seed)
+        if exp.task == "classification":
+            n = 10
+            save_grid(sample(G, torch.arange(ds.num_classes).repeat_interleave(n), z_dim), paths.metrics / "gan_samples.png", nrow=n)
+        elif ds.is_image:
+            n = 10  # rows: 10 labels evenly spaced over the training range; columns: 10 samples
+            u = ds.normalise(torch.linspace(float(ds.y_train.min()), float(ds.y_train.max()), 10))
+            save_grid(sample(G, u.repeat_interleave(n), z_dim), paths.metrics / f"gan_samples_{variant}.png", nrow=n)
+        else:
+            _scatter(ds, sample(G, ds.normalise(ds.y_test), z_dim), paths.metrics / f"gan_samples_{variant}.png", variant)
+
+
+def _scatter(ds, fake: torch.Tensor, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pipeline.utils import atomic_write
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter(*fake.T.numpy(), s=1, alpha=0.3, label="fake (unseen angles)")
+    ax.scatter(*ds.x_train.T.numpy(), s=2, c="red", label="real (training)")
+    ax.set_aspect("equal")
+    ax.set_title(f"{ds.label_name}: {title}")
+    ax.legend(loc="center", fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)

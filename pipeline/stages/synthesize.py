@@ -8,11 +8,11 @@ import torch
 from pipeline import tracking
 from pipeline.utils import atomic_write
 from pipeline.data import load_dataset
-from pipeline.distill.synthetic import build_synthetic, keep_mask, teacher_ce
+from pipeline.distill.synthetic import build_synthetic, build_synthetic_regression, keep_mask, teacher_ce
 from pipeline.gan.train import sample
 from pipeline.params import Params
-from pipeline.stages.common import Paths, load_classifier, save_grid, write_json
-from pipeline.stages.gan import load_generator
+from pipeline.stages.common import Paths, load_classifier, load_generator, save_grid, write_json
+from pipeline.stages.gan import CLASS_VARIANT
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 
@@ -21,10 +21,12 @@ FAKES = "fakes.pt"
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp = params.experiment(experiment)
+    if exp.task == "regression":
+        return _run_regression(exp, params.seed, experiment, paths)
     p = exp.synthesize
     ds = load_dataset(paths.prepared)
     teacher = load_classifier(paths.teacher)
-    G = load_generator(paths, params, experiment, ds.num_classes, ds.image_size, ds.channels)
+    G = load_generator(paths.gan / f"{CLASS_VARIANT}.pt")
     seed_everything(params.seed)
     with tracking.stage_run(experiment, "synthesize", {"seed": params.seed, "synthesize": p.model_dump(mode="json")}):
         total = p.n_fake_per_class * ds.num_classes
@@ -63,7 +65,42 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     return metrics
 
 
-def load_synthetic(paths: Paths) -> tuple[torch.Tensor, torch.Tensor]:
+def _run_regression(exp, seed: int, experiment: str, paths: Paths) -> dict:
+    """Fakes at labels drawn uniformly over the training label range, filtered on |teacher(x) - y|."""
+    p = exp.synthesize
+    ds = load_dataset(paths.prepared)
+    teacher = load_classifier(paths.teacher)
+    G = load_generator(paths.gan / f"{p.gan_variant}.pt")
+    u = ds.normalise(ds.y_train)
+    seed_everything(seed)
+    with tracking.stage_run(experiment, "synthesize", {"seed": seed, "synthesize": p.model_dump(mode="json")}):
+        with progress_bar(f"synthesize[{experiment}]", p.n_fake) as bar:
+            syn = build_synthetic_regression(
+                G, teacher, z_dim=exp.gan.z_dim, n_fake=p.n_fake, n_burnin=p.n_burnin, rho=p.rho,
+                label_range=(float(u.min()), float(u.max())), batch_size=p.batch_size, progress=bar,
+            )
+        paths.synthetic.mkdir(parents=True, exist_ok=True)
+        blob = {"x": syn.x.half(), "y_cond": syn.y_cond, "y_teacher": syn.y_teacher, "threshold": syn.threshold}
+        atomic_write(paths.synthetic / FAKES, lambda tmp: torch.save(blob, tmp))
+        order = torch.argsort(syn.y_cond)
+        show = order[torch.linspace(0, len(order) - 1, 64).long()] if len(order) else order
+        save_grid(syn.x[show], paths.synthetic / "kept_samples.png", nrow=8)
+        metrics = {
+            "n_kept": len(syn.y_cond),
+            "kept_fraction": syn.kept_fraction,
+            "threshold": float(ds.denormalise(torch.tensor(syn.threshold)) - ds.denormalise(torch.tensor(0.0))),
+            "adjustment_mae": float((ds.denormalise(syn.y_teacher) - ds.denormalise(syn.y_cond)).abs().mean()) if len(syn.y_cond) else 0.0,
+        }
+        tracking.log_metrics(metrics)
+        tracking.log_artifact(paths.synthetic / "kept_samples.png")
+    write_json(paths.metrics / "synthesize.json", metrics)
+    info(f"synthesize[{experiment}]: kept {metrics['n_kept']} of {p.n_fake} fakes ({metrics['kept_fraction']:.1%}); filter |teacher(x) - y| <= {metrics['threshold']:.3g} ({ds.label_name}); label adjustment moves labels by {metrics['adjustment_mae']:.3g} on average")
+    return metrics
+
+
+def load_synthetic(paths: Paths, label: str = "y") -> tuple[torch.Tensor, torch.Tensor]:
+    """(fakes, labels) of the synthetic set; `label` picks "y" (classification), or "y_cond" /
+    "y_teacher" (regression: the condition, or the teacher's adjusted label)."""
     from pipeline.errors import DataError
 
     path = paths.synthetic / FAKES
@@ -73,4 +110,4 @@ def load_synthetic(paths: Paths) -> tuple[torch.Tensor, torch.Tensor]:
         raise DataError(f"{path}: synthetic set not found (run the synthesize stage first)") from None
     except Exception as err:
         raise DataError(f"{path}: unreadable synthetic set ({type(err).__name__})") from None
-    return blob["x"].float(), blob["y"]
+    return blob["x"].float(), blob[label]
