@@ -30,11 +30,14 @@ def fail(message: str, code: int) -> None:
 
 
 def _run_stage(stage: str, experiment: str, params_path: Path, root: Path) -> None:
+    from pipeline.errors import ParamsError
     from pipeline.params import load_params
 
     try:
         params = load_params(params_path)
-        params.experiment(experiment)  # unknown experiment: fail before any work
+        if stage not in params.stages(experiment):  # unknown experiment or stage: fail before any work
+            task = params.experiment(experiment).task
+            raise ParamsError(f"experiments.{experiment}: a {task} experiment has no {stage} stage (its stages: {', '.join(params.stages(experiment))})")
         module = importlib.import_module(f"pipeline.stages.{stage}")
         from pipeline.stages.common import Paths
 
@@ -100,6 +103,32 @@ def seeds(
     except CgankdError as err:
         fail(str(err), err.exit_code)
     typer.echo((out / f"{experiment}_seeds.md").read_text())
+
+
+@app.command("bench-circle")
+def bench_circle(
+    experiment: Annotated[str, typer.Option("--experiment", "-e", help="a circle experiment")] = "circle",
+    steps: Annotated[int | None, typer.Option(help="iterations (default: the experiment's gan.steps)")] = None,
+    threads: Annotated[int, typer.Option(help="torch CPU threads")] = 1,
+    seed: Annotated[int, typer.Option(help="seed")] = 0,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Time the circle GANs' training (iterations per second) at the experiment's settings."""
+    import torch
+
+    from pipeline.bench import bench_circle as run_bench
+    from pipeline.errors import ParamsError
+    from pipeline.params import load_params
+
+    try:
+        exp = load_params(params).experiment(experiment)
+        if exp.task != "circle":
+            raise ParamsError(f"experiments.{experiment}: bench-circle needs a circle experiment, not {exp.task}")
+    except CgankdError as err:
+        fail(str(err), err.exit_code)
+    torch.set_num_threads(threads)
+    typer.echo(f"bench-circle[{experiment}]: torch {torch.__version__}, {threads} thread(s)")
+    run_bench(exp, seed=seed, steps=steps, report=typer.echo)
 
 
 def main() -> None:  # pragma: no cover - console entry point

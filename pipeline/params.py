@@ -250,6 +250,12 @@ class CircleExperiment(Section):
 
 Experiment = Annotated[Union[ClassificationExperiment, RegressionExperiment, CircleExperiment], Field(discriminator="task")]
 TASKS = ("classification", "regression", "circle")
+# the stages of each task's pipeline, in order
+TASK_STAGES = {
+    "classification": ("prepare", "teacher", "gan", "synthesize", "student", "evaluate"),
+    "regression": ("prepare", "embed", "teacher", "gan", "synthesize", "student", "evaluate"),
+    "circle": ("prepare", "embed", "gan", "evaluate"),
+}
 # which experiments each group of DVC stages loops over, by task
 GROUP_TASKS = {
     "kd": ("classification", "regression"),
@@ -285,6 +291,10 @@ class Params(Section):
             if sorted(getattr(self.groups, group)) != want:
                 raise ValueError(f"groups.{group} must list the experiments with task {' or '.join(tasks)}: [{', '.join(want)}]")
         return self
+
+    def stages(self, name: str) -> tuple[str, ...]:
+        """The stages of an experiment's pipeline, in order."""
+        return TASK_STAGES[self.experiment(name).task]
 
     def experiment(self, name: str) -> Experiment:
         if name not in self.experiments:

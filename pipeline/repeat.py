@@ -11,40 +11,40 @@ from pathlib import Path
 
 from pipeline.params import Params
 from pipeline.stages.common import Paths, write_json, write_text
-from pipeline.stages.evaluate import STUDENT_NAMES
 
-STAGES = ("prepare", "teacher", "gan", "synthesize", "student", "evaluate")
+SKIP = {"n_train", "steps"}  # counts, not results
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
+def _leaves(d: dict, prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a nested summary as {"gan.hvdl.w2": value, ...}."""
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _leaves(v, f"{prefix}{k}.")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and k not in SKIP:
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
 def aggregate(summaries: list[dict]) -> dict:
-    """Mean and (sample) std over seeds of every GAN metric and every student's test accuracy."""
-    return {
-        "n_seeds": len(summaries),
-        "teacher_test_accuracy": _mean_std([s["teacher"]["test_accuracy"] for s in summaries]),
-        "gan": {k: _mean_std([s["gan"][k] for s in summaries]) for k in summaries[0]["gan"]},
-        "students": {v: _mean_std([s["students"][v]["test_accuracy"] for s in summaries]) for v in summaries[0]["students"]},
-    }
+    """Mean and (sample) std over seeds of every numeric result in the evaluate stage's summaries
+    (GAN metrics, teacher, students), keyed by its dotted path."""
+    leaves = [_leaves(s) for s in summaries]
+    return {"n_seeds": len(summaries), "metrics": {k: _mean_std([l[k] for l in leaves]) for k in leaves[0]}}
 
 
 def markdown(experiment: str, seeds: list[int], agg: dict) -> str:
-    fmt = lambda d: f"{d['mean']:.4f} ± {d['std']:.4f}"  # noqa: E731
     return "\n".join(
         [
             f"## {experiment}: mean ± std over seeds {', '.join(map(str, seeds))}",
             "",
-            f"Teacher test accuracy: {fmt(agg['teacher_test_accuracy'])}",
-            "",
-            "| student | test accuracy |",
+            "| metric | mean ± std |",
             "|---|---|",
-            *[f"| {STUDENT_NAMES.get(v, v)} | {fmt(d)} |" for v, d in agg["students"].items()],
-            "",
-            "| GAN metric (teacher features) | value |",
-            "|---|---|",
-            *[f"| {k} | {fmt(d)} |" for k, d in agg["gan"].items()],
+            *[f"| {k} | {d['mean']:.4g} ± {d['std']:.2g} |" for k, d in agg["metrics"].items()],
             "",
         ]
     )
@@ -58,7 +58,7 @@ def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path) -> d
         os.environ["CGANKD_PIPELINE_RUN_ID"] = f"seeds-{study}-seed{seed}"
         p = params.model_copy(update={"seed": seed})
         paths = Paths(experiment, out / f"seed{seed}")
-        for stage in STAGES:
+        for stage in p.stages(experiment):
             importlib.import_module(f"pipeline.stages.{stage}").run(p, experiment, paths)
         summaries.append(json.loads(paths.summary_json.read_text()))
     agg = aggregate(summaries)

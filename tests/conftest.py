@@ -24,18 +24,49 @@ def _isolated_mlflow(tmp_path_factory: pytest.TempPathFactory):
     mp.undo()
 
 
-def tiny_raw_params() -> dict:
-    """The committed params.yaml with its first experiment shrunk to a few seconds of work."""
+TINY_NAMES = {"classification": "tiny", "regression": "tiny_reg", "circle": "tiny_circle"}
+
+
+def _shrink(exp: dict) -> dict:
+    """One experiment of params.yaml cut down to seconds of work, by task."""
+    exp = copy.deepcopy(exp)
+    task = exp["task"]
+    if task == "classification":
+        exp["data"].update(train_per_class=6, image_size=8)
+        exp["teacher"].update(steps=20, width=4, batch_size=16)
+        exp["gan"].update(steps=6, g_width=8, d_width=8, batch_size=8, ema_start=2, checkpoint_every=3, log_every=2, z_dim=8)
+        exp["synthesize"].update(n_fake_per_class=10, n_burnin_per_class=10, batch_size=32)
+        exp["student"].update(steps=10, width=4, batch_size=16)
+        exp["evaluate"].update(n_fake_per_class=4)
+    elif task == "regression":
+        exp["data"].update(n_models=3, angle_step=5.0, image_size=16, max_per_label=2, val_fraction=0.2)
+        exp["embed"].update(net="cnn", steps=10, y2h_steps=10, width=4, batch_size=16)
+        exp["teacher"].update(net="cnn", steps=10, width=4, batch_size=16)
+        exp["gan"].update(steps=4, g_width=8, d_width=8, batch_size=8, ema_start=1, checkpoint_every=2, log_every=2, z_dim=8, n_bins=4)
+        exp["synthesize"].update(n_fake=40, n_burnin=20, batch_size=16)
+        exp["student"].update(steps=10, width=4, batch_size=16)
+        exp["evaluate"].update(net="cnn", steps=10, width=4, batch_size=16, n_labels=4, n_fake_per_label=4, n_bins=2)
+    else:
+        exp["data"].update(n_train_angles=12, per_angle=3, n_eval_angles=8, eval_per_angle=5)
+        exp["embed"].update(steps=10, y2h_steps=10, width=16, batch_size=16)
+        exp["gan"].update(steps=10, g_width=16, d_width=16, batch_size=16, log_every=5, checkpoint_every=5, n_bins=12, label_gap=1 / 12)
+        exp["gan"]["variants"] = {"hvdl": {"vicinity": "hard"}, "svdl_ili": {"vicinity": "soft", "label_input": "ili"}, "binned": {"vicinity": "binned"}}
+    return exp
+
+
+def tiny_raw_params(*tasks: str) -> dict:
+    """The committed params.yaml, one experiment per task (default: classification only) shrunk
+    to seconds of work and renamed (TINY_NAMES), with matching DVC groups."""
+    from pipeline.params import GROUP_TASKS
+
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    name = next(iter(raw["experiments"]))
-    exp = copy.deepcopy(raw["experiments"][name])
-    exp["data"].update(train_per_class=6, image_size=8)
-    exp["teacher"].update(steps=20, width=4, batch_size=16)
-    exp["gan"].update(steps=6, g_width=8, d_width=8, batch_size=8, ema_start=2, checkpoint_every=3, log_every=2, z_dim=8)
-    exp["synthesize"].update(n_fake_per_class=10, n_burnin_per_class=10, batch_size=32)
-    exp["student"].update(steps=10, width=4, batch_size=16)
-    exp["evaluate"].update(n_fake_per_class=4)
-    return {"seed": raw.get("seed", 0), "experiments": {"tiny": exp}}
+    tasks = tasks or ("classification",)
+    experiments = {}
+    for task in tasks:
+        exp = next(e for e in raw["experiments"].values() if e["task"] == task)
+        experiments[TINY_NAMES[task]] = _shrink(exp)
+    groups = {g: [n for n, e in experiments.items() if e["task"] in ts] for g, ts in GROUP_TASKS.items()}
+    return {"seed": raw.get("seed", 0), "groups": groups, "experiments": experiments}
 
 
 @pytest.fixture

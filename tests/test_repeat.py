@@ -14,8 +14,17 @@ def _summary(acc_real, acc_kd, fid):
 def test_aggregate_mean_and_sample_std_by_hand():
     agg = aggregate([_summary(0.5, 0.6, 2.0), _summary(0.7, 0.8, 4.0), _summary(0.6, 0.7, 6.0)])
     assert agg["n_seeds"] == 3
-    assert agg["students"]["real_only"]["mean"] == pytest.approx(0.6)
-    assert agg["students"]["real_only"]["std"] == pytest.approx(0.1)  # sqrt(((.1)^2 + (.1)^2 + 0) / 2)
-    assert agg["gan"]["fid_teacher_features"] == pytest.approx({"mean": 4.0, "std": 2.0})
+    m = agg["metrics"]
+    assert m["students.real_only.test_accuracy"]["mean"] == pytest.approx(0.6)
+    assert m["students.real_only.test_accuracy"]["std"] == pytest.approx(0.1)  # sqrt(((.1)^2 + (.1)^2 + 0) / 2)
+    assert m["gan.fid_teacher_features"] == pytest.approx({"mean": 4.0, "std": 2.0})
+    assert "students.cgan_kd.n_train" not in m  # counts are not results
     text = markdown("digits", [0, 1, 2], agg)
-    assert "| cGAN-KD | 0.7000 ± 0.1000 |" in text and "seeds 0, 1, 2" in text
+    assert "| students.cgan_kd.test_accuracy | 0.7 ± 0.1 |" in text and "seeds 0, 1, 2" in text
+
+
+def test_aggregate_nested_variants():
+    s = lambda w2: {"gan": {"hvdl": {"w2": w2, "steps": 6000}, "binned": {"w2": 2 * w2}}}  # noqa: E731
+    m = aggregate([s(1e-4), s(3e-4)])["metrics"]
+    assert m["gan.hvdl.w2"]["mean"] == pytest.approx(2e-4) and m["gan.binned.w2"]["mean"] == pytest.approx(4e-4)
+    assert "gan.hvdl.steps" not in m

@@ -1,5 +1,6 @@
 """Generative-quality and classification metrics."""
 
+from pipeline.metrics.continuous import binned_fid, circle_metrics, diversity, label_bins, label_score
 from pipeline.metrics.image import (
     FeatureModule,
     classifier_accuracy,
@@ -11,6 +12,11 @@ from pipeline.metrics.image import (
 )
 
 __all__ = [
+    "binned_fid",
+    "circle_metrics",
+    "diversity",
+    "label_bins",
+    "label_score",
     "FeatureModule",
     "classifier_accuracy",
     "fid",

@@ -77,14 +77,13 @@ def _regression(exp, ds, paths: Paths, experiment: str) -> dict:
     regressor, classifier, x_real, y_real = _eval_nets(p, ds, experiment)
     lo, hi = float(ds.y_train.min()), float(ds.y_train.max())
     labels = torch.linspace(lo, hi, p.n_labels).repeat_interleave(p.n_fake_per_label)
-    features = _Features(regressor)
     gan: dict[str, dict[str, float]] = {}
     reference = {"label_score": label_score(ds.denormalise(predict(regressor, ds.x_test).view(-1)), ds.y_test)[0]}
     for variant in exp.gan.variants:
         G = load_generator(paths.gan / f"{variant}.pt")
         fake = sample(G, ds.normalise(labels), exp.gan.z_dim)
         score, score_std = label_score(ds.denormalise(predict(regressor, fake).view(-1)), labels)
-        fids = binned_fid(features, x_real, y_real, fake, labels, lo, hi, p.n_bins)
+        fids = binned_fid(regressor, x_real, y_real, fake, labels, lo, hi, p.n_bins)
         gan[variant] = {
             "label_score": score,
             "label_score_std": score_std,
@@ -98,17 +97,6 @@ def _regression(exp, ds, paths: Paths, experiment: str) -> dict:
     teacher = json.loads((paths.metrics / "teacher.json").read_text())
     students = json.loads((paths.metrics / "students.json").read_text())
     return {"gan": gan, "reference": reference, "teacher": teacher, "students": students}
-
-
-class _Features(torch.nn.Module):
-    """A regressor's penultimate features as a module (for FID)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model.eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.features(x)
 
 
 def markdown(experiment: str, label_name: str, summary: dict) -> str:

@@ -1,0 +1,87 @@
+"""Continuous-label metrics on samples with a known answer."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from pipeline.metrics import binned_fid, circle_metrics, diversity, label_bins, label_score
+
+
+def _angles(n=36):
+    return torch.arange(n) * 2 * math.pi / n
+
+
+def _centres(t, r=1.0):
+    return r * torch.stack([torch.sin(t), torch.cos(t)], 1)
+
+
+def _exact(n, mean, cov):
+    """n points whose sample mean and unbiased sample covariance are exactly `mean` and `cov`."""
+    x = torch.randn(n, 2, dtype=torch.float64)
+    x = x - x.mean(0)
+    x = x @ torch.linalg.inv(torch.linalg.cholesky(torch.cov(x.T))).T  # whiten: covariance I
+    return x @ torch.linalg.cholesky(cov).T + mean
+
+
+def test_true_gaussians_score_perfectly():
+    torch.manual_seed(0)
+    t = _angles()
+    fake = _centres(t)[:, None] + 0.02 * torch.randn(len(t), 4000, 2)
+    m = circle_metrics(fake, t)
+    assert m["pct_high_quality"] > 99.9 and m["pct_recovered_modes"] == 100.0
+    assert m["w2"] == pytest.approx(0.0, abs=5e-6)
+
+
+def test_shift_and_hand_computed_w2():
+    t = _angles(4)
+    d, a, b = torch.tensor([0.03, -0.04]), 0.01**2, 0.05**2
+    fake = torch.stack([_exact(50, c + d, torch.diag(torch.tensor([a, b], dtype=torch.float64))) for c in _centres(t).double()])
+    # ||d||^2 + (sqrt(a) - std)^2 + (sqrt(b) - std)^2 = 0.0025 + 0.0001 + 0.0009
+    assert circle_metrics(fake, t)["w2"] == pytest.approx(0.0025 + 0.0001 + 0.0009, rel=1e-6)
+
+
+def test_half_the_modes_missed():
+    torch.manual_seed(0)
+    t = _angles(10)
+    fake = _centres(t)[:, None] + 0.001 * torch.randn(10, 20, 2)
+    fake[::2] += torch.tensor([1.0, 0.0])  # every other angle: all fakes far from their centre
+    m = circle_metrics(fake, t)
+    assert m["pct_recovered_modes"] == pytest.approx(50.0) and m["pct_high_quality"] == pytest.approx(50.0)
+
+
+def test_circle_metrics_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="fake must be"):
+        circle_metrics(torch.zeros(3, 5, 2), _angles(4))
+
+
+def test_label_score_and_diversity_by_hand():
+    mean, std = label_score(torch.tensor([1.0, 2.0, 6.0]), torch.tensor([2.0, 2.0, 3.0]))
+    assert mean == pytest.approx(4 / 3) and std == pytest.approx(torch.tensor([1.0, 0.0, 3.0]).std().item())
+    labels = torch.tensor([0.0] * 4 + [1.0] * 4)
+    one_class = torch.tensor([3, 3, 3, 3, 0, 1, 0, 1])  # label 0: entropy 0; label 1: two classes equally -> ln 2
+    assert diversity(one_class, labels) == pytest.approx(math.log(2) / 2)
+    assert diversity(torch.tensor([0, 1, 2, 3]), torch.zeros(4)) == pytest.approx(math.log(4))
+
+
+def test_label_bins_edges():
+    y = torch.tensor([-5.0, 0.0, 29.9, 30.0, 89.9, 90.0, 100.0])
+    assert label_bins(y, 0.0, 90.0, 3).tolist() == [0, 0, 0, 1, 2, 2, 2]
+
+
+class _Flat(nn.Module):
+    def features(self, x):
+        return x.flatten(1)
+
+
+def test_binned_fid_zero_for_identical_sets_and_grows_with_a_shift():
+    torch.manual_seed(0)
+    x = torch.randn(400, 1, 2, 2)
+    y = torch.rand(400) * 90
+    same = binned_fid(_Flat(), x, y, x.clone(), y.clone(), 0.0, 90.0, 4)
+    assert same["fid"] == pytest.approx(0.0, abs=1e-6) and same["intra_fid"] == pytest.approx(0.0, abs=1e-6)
+    assert same["n_bins_used"] == 4
+    shifted = binned_fid(_Flat(), x, y, x + 1.0, y, 0.0, 90.0, 4)
+    assert shifted["fid"] == pytest.approx(4.0, rel=1e-6)  # ||mean shift||^2 = 4 dims * 1^2; covariances equal
+    assert shifted["intra_fid"] == pytest.approx(4.0, rel=1e-6)
