@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.metrics import binned_fid, circle_metrics, diversity, label_bins, label_score
+from pipeline.metrics import binned_fid, circle_metrics, diversity, frechet_distance, label_bins, label_score
 
 
 def _angles(n=36):
@@ -37,9 +37,35 @@ def test_true_gaussians_score_perfectly():
 def test_shift_and_hand_computed_w2():
     t = _angles(4)
     d, a, b = torch.tensor([0.03, -0.04]), 0.01**2, 0.05**2
-    fake = torch.stack([_exact(50, c + d, torch.diag(torch.tensor([a, b], dtype=torch.float64))) for c in _centres(t).double()])
+    cov = torch.diag(torch.tensor([a, b], dtype=torch.float64))
+    fake = torch.stack([_exact(50, c + d, cov) for c in _centres(t).double()])  # sample mean c + d, covariance cov
     # ||d||^2 + (sqrt(a) - std)^2 + (sqrt(b) - std)^2 = 0.0025 + 0.0001 + 0.0009
     assert circle_metrics(fake, t)["w2"] == pytest.approx(0.0025 + 0.0001 + 0.0009, rel=1e-6)
+
+
+def test_shift_along_x_adds_its_square():
+    torch.manual_seed(0)
+    t = _angles()
+    fake = _centres(t)[:, None] + 0.02 * torch.randn(len(t), 4000, 2) + torch.tensor([0.05, 0.0])
+    m = circle_metrics(fake, t)
+    assert m["w2"] == pytest.approx(0.05**2, rel=0.02)
+    t = t.double()
+    cov = 0.02**2 * torch.eye(2, dtype=torch.float64)
+    shift = torch.tensor([0.05, 0.0], dtype=torch.float64)
+    exact = torch.stack([_exact(30, c + shift, cov) for c in _centres(t)])  # sample mean and covariance exact
+    m = circle_metrics(exact, t)
+    assert m["w2"] == pytest.approx(0.05**2, rel=1e-9) and m["w2_std"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_w2_matches_general_frechet_distance():
+    torch.manual_seed(1)
+    t = _angles(3).double()
+    fake = _centres(t)[:, None] + torch.randn(3, 50, 2) @ torch.tensor([[0.03, 0.01], [0.0, 0.02]])
+    per_angle = [
+        frechet_distance(c, 0.02**2 * torch.eye(2, dtype=torch.float64), f.double().mean(0), torch.cov(f.double().T))
+        for c, f in zip(_centres(t), fake)
+    ]
+    assert circle_metrics(fake, t)["w2"] == pytest.approx(sum(per_angle) / 3, rel=1e-9)
 
 
 def test_half_the_modes_missed():
@@ -63,11 +89,21 @@ def test_label_score_and_diversity_by_hand():
     one_class = torch.tensor([3, 3, 3, 3, 0, 1, 0, 1])  # label 0: entropy 0; label 1: two classes equally -> ln 2
     assert diversity(one_class, labels) == pytest.approx(math.log(2) / 2)
     assert diversity(torch.tensor([0, 1, 2, 3]), torch.zeros(4)) == pytest.approx(math.log(4))
+    # classes need not be contiguous, labels are floats, order does not matter: ln 3, 0 and ln 2 per label
+    attr = torch.tensor([7, 40, 2, 7, 40, 2] + [5] * 5 + [40, 7, 40, 7])
+    labels = torch.tensor([0.5] * 6 + [0.25] * 5 + [0.75] * 4)
+    perm = torch.randperm(len(attr), generator=torch.Generator().manual_seed(0))
+    assert diversity(attr[perm], labels[perm]) == pytest.approx((math.log(3) + math.log(2)) / 3)
 
 
 def test_label_bins_edges():
     y = torch.tensor([-5.0, 0.0, 29.9, 30.0, 89.9, 90.0, 100.0])
     assert label_bins(y, 0.0, 90.0, 3).tolist() == [0, 0, 0, 1, 2, 2, 2]
+    edges = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], dtype=torch.float64)
+    assert label_bins(edges, 0.0, 1.0, 10).tolist() == list(range(10)) + [9]  # each interior edge opens its bin
+    assert label_bins(edges, 0.0, 1.0, 10).dtype == torch.int64
+    with pytest.raises(ValueError):
+        label_bins(y, 1.0, 1.0, 3)
 
 
 class _Flat(nn.Module):
@@ -85,3 +121,13 @@ def test_binned_fid_zero_for_identical_sets_and_grows_with_a_shift():
     shifted = binned_fid(_Flat(), x, y, x + 1.0, y, 0.0, 90.0, 4)
     assert shifted["fid"] == pytest.approx(4.0, rel=1e-6)  # ||mean shift||^2 = 4 dims * 1^2; covariances equal
     assert shifted["intra_fid"] == pytest.approx(4.0, rel=1e-6)
+
+
+def test_binned_fid_accepts_a_plain_module_and_skips_sparse_bins():
+    torch.manual_seed(0)
+    x = torch.randn(300, 1, 2, 2)
+    y = torch.cat([torch.rand(299) * 60, torch.tensor([80.0])])  # bin [60, 90) holds one image only
+    flat = nn.Flatten()  # no .features: its forward gives the features
+    out = binned_fid(flat, x, y, x + 0.5, y, 0.0, 90.0, 3, batch_size=64)
+    assert out["n_bins_used"] == 2
+    assert out["fid"] == pytest.approx(1.0, rel=1e-6) and out["intra_fid"] == pytest.approx(1.0, rel=1e-6)

@@ -12,16 +12,16 @@ from pipeline.metrics.image import (
 )
 
 __all__ = [
+    "FeatureModule",
     "binned_fid",
     "circle_metrics",
-    "diversity",
-    "label_bins",
-    "label_score",
-    "FeatureModule",
     "classifier_accuracy",
+    "diversity",
     "fid",
     "frechet_distance",
     "inception_fid",
     "inception_score",
     "intra_fid",
+    "label_bins",
+    "label_score",
 ]

@@ -1,81 +1,130 @@
-"""Metrics for continuous labels: the circle simulation, Label Score, Diversity, FID over label bins."""
+"""Metrics for continuous labels: the circle simulation, Label Score, Diversity, FID / intra-FID over label bins.
+
+Pure functions: tensors in, floats / dicts out; statistics in float64. Stds are unbiased (0.0 for a single value).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-from pipeline.metrics.image import _features, _stats, frechet_distance, intra_fid
+from pipeline.metrics.image import _check_pair, _features, _stats, frechet_distance, intra_fid
 
 
-def circle_metrics(fake: Tensor, angles: Tensor, radius: float = 1.0, std: float = 0.02, quality_sigmas: float = 4.0) -> dict[str, float]:
-    """CcGAN's circle metrics for fakes (A, n, 2) generated at A angles (radians), n per angle.
+def _std(x: Tensor) -> float:
+    return float(x.std()) if x.numel() > 1 else 0.0
+
+
+def circle_metrics(
+    fake: Tensor,
+    angles: Tensor,
+    radius: float = 1.0,
+    std: float = 0.02,
+    quality_sigmas: float = 4.0,
+) -> dict[str, float]:
+    """CcGAN's circle metrics for fakes ``fake`` (A, n, 2) generated at ``angles`` (A,) in radians, n per angle.
 
     The true distribution at angle t is N(mu_t, std^2 I), mu_t = (R sin t, R cos t).
-    - pct_high_quality: share (%) of fakes within quality_sigmas * std of their angle's centre;
-    - pct_recovered_modes: share (%) of angles with at least one high-quality fake;
-    - w2: mean over angles of the squared 2-Wasserstein distance between N(mu_t, std^2 I) and
-      the Gaussian fitted to the angle's fakes (mean m, unbiased covariance S):
-      ||mu_t - m||^2 + tr(std^2 I + S - 2 (std S std)^{1/2}) = ||mu_t - m||^2 + 2 std^2 + tr S - 2 std tr S^{1/2}.
+
+    - ``pct_high_quality``: % of all fakes with ||x - mu_t|| <= quality_sigmas * std;
+    - ``pct_recovered_modes``: % of angles with at least one high-quality fake;
+    - ``w2`` / ``w2_std``: mean / std over angles of the squared 2-Wasserstein distance between N(mu_t, std^2 I)
+      and N(m, S), m and S the sample mean and unbiased sample covariance of that angle's fakes:
+      ||mu_t - m||^2 + tr(S1 + S - 2 (S1^1/2 S S1^1/2)^1/2) with S1 = std^2 I, which with l_i the eigenvalues of S is
+      ||mu_t - m||^2 + 2 std^2 + tr S - 2 std tr S^1/2 = ||mu_t - m||^2 + sum_i (sqrt(l_i) - std)^2.
     """
-    if fake.dim() != 3 or fake.shape[2] != 2 or fake.shape[0] != len(angles) or fake.shape[1] < 2:
-        raise ValueError(f"fake must be (A, n >= 2, 2) with A = len(angles), got {tuple(fake.shape)} and {len(angles)} angles")
-    f = fake.double()
-    t = angles.double()
-    centres = radius * torch.stack([torch.sin(t), torch.cos(t)], 1)
-    good = (f - centres[:, None]).norm(dim=2) <= quality_sigmas * std
-    m = f.mean(1)
-    d = f - m[:, None]
-    cov = d.transpose(1, 2) @ d / (f.shape[1] - 1)
-    eig = torch.linalg.eigvalsh(cov).clamp_min(0)
-    w2 = ((centres - m) ** 2).sum(1) + 2 * std**2 + eig.sum(1) - 2 * std * eig.sqrt().sum(1)
+    if fake.dim() != 3 or fake.shape[2] != 2 or fake.shape[1] < 2 or angles.shape != fake.shape[:1]:
+        raise ValueError(
+            f"fake must be (A, n >= 2, 2) and angles (A,), got {tuple(fake.shape)} and {tuple(angles.shape)}"
+        )
+    x = fake.double()
+    t = angles.to(x.device, torch.float64)
+    mu = radius * torch.stack((t.sin(), t.cos()), dim=1)  # (A, 2)
+    high = (x - mu[:, None]).norm(dim=2) <= quality_sigmas * std  # (A, n)
+
+    m = x.mean(dim=1)
+    centred = x - m[:, None]
+    cov = centred.transpose(1, 2) @ centred / (x.shape[1] - 1)  # (A, 2, 2)
+    eig = torch.linalg.eigvalsh(cov).clamp_min(0.0)  # (A, 2); clamp round-off negatives
+    w2 = (mu - m).square().sum(dim=1) + (eig.sqrt() - std).square().sum(dim=1)
     return {
-        "pct_high_quality": 100 * float(good.double().mean()),
-        "pct_recovered_modes": 100 * float(good.any(1).double().mean()),
+        "pct_high_quality": 100.0 * float(high.double().mean()),
+        "pct_recovered_modes": 100.0 * float(high.any(dim=1).double().mean()),
         "w2": float(w2.mean()),
-        "w2_std": float(w2.std()) if len(w2) > 1 else 0.0,
+        "w2_std": _std(w2),
     }
 
 
 def label_score(pred: Tensor, y: Tensor) -> tuple[float, float]:
-    """Mean and std of |pred - y| (label units): CcGAN's Label Score when pred comes from an
-    evaluation regressor applied to fakes generated at y."""
-    err = (pred.double().view(-1) - y.double().view(-1)).abs()
-    return float(err.mean()), float(err.std()) if len(err) > 1 else 0.0
+    """CcGAN's Label Score: mean and std of |pred - y|, pred an evaluation regressor's output on fakes generated
+    at labels y (both in original label units)."""
+    if pred.numel() != y.numel() or pred.numel() == 0:
+        raise ValueError(f"need equally many (> 0) predictions and labels, got {pred.numel()} and {y.numel()}")
+    err = (pred.reshape(-1).double() - y.reshape(-1).to(pred.device, torch.float64)).abs()
+    return float(err.mean()), _std(err)
 
 
 def diversity(pred_attr: Tensor, labels: Tensor) -> float:
-    """Mean over distinct labels of the entropy (nats) of the predicted attribute classes among
-    that label's fakes; 0 when every fake at a label is predicted the same, ln k for k equally
-    frequent classes."""
-    values = []
-    for lab in torch.unique(labels):
-        counts = torch.bincount(pred_attr[labels == lab]).double()
-        p = counts[counts > 0] / counts.sum()
-        values.append(float(-(p * p.log()).sum()))
-    return sum(values) / len(values)
+    """CcGAN's Diversity: mean over distinct ``labels`` of H = -sum_k p_k ln p_k, p_k the fraction of that label's
+    fakes whose predicted attribute class ``pred_attr`` is k. 0 when a label's fakes share one class, ln k for k
+    equally frequent classes; higher = more diverse."""
+    if pred_attr.numel() != labels.numel() or pred_attr.numel() == 0:
+        raise ValueError(f"need equally many (> 0) classes and labels, got {pred_attr.numel()} and {labels.numel()}")
+    _, label_idx = torch.unique(labels.reshape(-1), return_inverse=True)
+    _, class_idx = torch.unique(pred_attr.reshape(-1).to(labels.device), return_inverse=True)
+    n_labels, n_classes = int(label_idx.max()) + 1, int(class_idx.max()) + 1
+    counts = torch.bincount(label_idx * n_classes + class_idx, minlength=n_labels * n_classes)
+    p = counts.reshape(n_labels, n_classes).double()
+    p = p / p.sum(dim=1, keepdim=True)
+    return float(-torch.xlogy(p, p).sum(dim=1).mean())
 
 
 def label_bins(y: Tensor, lo: float, hi: float, n_bins: int) -> Tensor:
-    """Index of each label among n_bins equal-width bins over [lo, hi] (hi in the last bin;
-    values outside are clamped into the end bins)."""
+    """Bin index (int64) of each label among ``n_bins`` equal-width bins over [lo, hi]:
+    floor((y - lo) * n_bins / (hi - lo)) clamped to [0, n_bins - 1], so hi and labels outside go to the end bins."""
     if n_bins < 1 or not hi > lo:
-        raise ValueError(f"need n_bins >= 1 and hi > lo, got {n_bins}, [{lo}, {hi}]")
-    return ((y.double() - lo) / (hi - lo) * n_bins).floor().long().clamp(0, n_bins - 1)
+        raise ValueError(f"need n_bins >= 1 and hi > lo, got n_bins={n_bins}, [{lo}, {hi}]")
+    return torch.floor((y.double() - lo) * n_bins / (hi - lo)).clamp(0, n_bins - 1).long()
 
 
-def binned_fid(feature_model: nn.Module, real: Tensor, real_y: Tensor, fake: Tensor, fake_y: Tensor, lo: float, hi: float, n_bins: int, batch_size: int = 256) -> dict[str, float]:
-    """FID over all images, and intra-FID: the mean FID within label bins (bins with >= 2 real and
-    >= 2 fake images), both on `feature_model.features` (computed once)."""
-    real_f = _features(feature_model, real, batch_size)
-    fake_f = _features(feature_model, fake, batch_size)
-    overall = frechet_distance(*_stats(real_f), *_stats(fake_f))
-    intra, per_bin = intra_fid(_Given(), real_f, label_bins(real_y, lo, hi, n_bins), fake_f, label_bins(fake_y, lo, hi, n_bins), batch_size)
-    return {"fid": overall, "intra_fid": intra, "n_bins_used": len(per_bin)}
+class _ForwardAsFeatures(nn.Module):
+    """``features(x) = model(x)``, for ``image._features``; starts in the wrapped model's train mode."""
 
-
-class _Given(nn.Module):
-    """Features that are already computed."""
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.train(model.training)
 
     def features(self, x: Tensor) -> Tensor:
-        return x
+        return self.model(x)
+
+
+def binned_fid(
+    feature_model: nn.Module,
+    real: Tensor,
+    real_y: Tensor,
+    fake: Tensor,
+    fake_y: Tensor,
+    lo: float,
+    hi: float,
+    n_bins: int,
+    batch_size: int = 256,
+) -> dict[str, float | int]:
+    """FID of all fakes against all reals, and intra-FID over ``n_bins`` equal-width label bins of [lo, hi].
+
+    Features: ``feature_model.features(x)`` when the model has that method (the project's classifiers and
+    regressors), else ``feature_model(x)``; flattened to (N, F), computed once, in eval mode. Returns ``fid``,
+    ``intra_fid`` (mean FID within bins holding >= 2 real and >= 2 fake images; ValueError if none does) and
+    ``n_bins_used``.
+    """
+    if len(real) != len(real_y) or len(fake) != len(fake_y):
+        raise ValueError("images and labels differ in length")
+    _check_pair(real, fake)
+    model = feature_model if callable(getattr(feature_model, "features", None)) else _ForwardAsFeatures(feature_model)
+    real_f, fake_f = _features(model, real, batch_size), _features(model, fake, batch_size)
+    overall = frechet_distance(*_stats(real_f), *_stats(fake_f))
+    # intra_fid with an identity feature model on the features themselves: no second pass through the network.
+    given = _ForwardAsFeatures(nn.Identity())
+    real_b, fake_b = label_bins(real_y, lo, hi, n_bins), label_bins(fake_y, lo, hi, n_bins)
+    intra, per_bin = intra_fid(given, real_f, real_b, fake_f, fake_b, batch_size=max(len(real_f), len(fake_f)))
+    return {"fid": overall, "intra_fid": intra, "n_bins_used": len(per_bin)}
