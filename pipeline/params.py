@@ -214,11 +214,11 @@ class RegStudentParams(RegressorParams):
 
 
 class RegEvaluateParams(Section):
-    net: str = Field("resnet", description="the evaluation net (label regressor + attribute classifier), trained on all real images")
-    width: int = Field(16, ge=4, le=512)
+    net: str = Field("cnn", description="the evaluation nets (label regressor, attribute classifier), trained on all real images")
+    width: int = Field(32, ge=4, le=512)
     steps: int = Field(1500, ge=1)
     batch_size: int = Field(64, ge=2)
-    lr: float = Field(0.05, gt=0)
+    lr: float = Field(0.01, gt=0)
     n_labels: int = Field(90, ge=2, description="evaluation labels, evenly spaced over the label range")
     n_fake_per_label: int = Field(50, ge=2)
     n_bins: int = Field(10, ge=1, description="label bins for intra-FID")

@@ -118,7 +118,7 @@ def markdown(experiment: str, label_name: str, summary: dict) -> str:
             "|---|---|---|---|",
             *[
                 f"| {STUDENT_NAMES.get(v, v)} | {r['n_train']} | {r.get('val_mae', float('nan')):.4g} | {r['test_mae']:.4g} |"
-                for v, r in summary["students"].items()
+                for v, r in sorted(summary["students"].items(), key=lambda item: list(STUDENT_NAMES).index(item[0]))
             ],
             "",
         ]
