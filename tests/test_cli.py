@@ -1,8 +1,11 @@
 import json
 
+import torch
+
 import yaml
 from typer.testing import CliRunner
 
+from pipeline.checkpoint import load_checkpoint
 from pipeline.cli import app
 from tests.conftest import tiny_raw_params
 
@@ -65,11 +68,11 @@ def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
     assert result.exit_code == 0 and "resuming from step 6 of 6" in result.output
 
     # a damaged checkpoint is one clear line, not a traceback
-    ckpt = root / "models" / "tiny" / "gan" / "checkpoint.pt"
+    ckpt = root / "models" / "tiny" / "gan" / "cgan.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
     result = runner.invoke(app, ["gan", "-e", "tiny", "-p", str(tiny_params_file), "--root", str(root)])
     assert result.exit_code == 1
-    assert "checkpoint.pt: unreadable or unsafe checkpoint" in result.output and "delete it to train from scratch" in result.output
+    assert "cgan.pt: unreadable or unsafe checkpoint" in result.output and "delete it to train from scratch" in result.output
     assert "Traceback" not in result.output
 
 
@@ -106,6 +109,11 @@ def test_circle_pipeline_in_process(tmp_path):
     assert set(summary["gan"]) == {"hvdl", "svdl_ili", "binned"}
     for m in summary["gan"].values():
         assert 0 <= m["pct_high_quality"] <= 100 and 0 <= m["pct_recovered_modes"] <= 100 and m["w2"] >= 0
-    # the binned baseline's checkpoint comes back as a generator of continuous labels
+    # the ILI variant's G and D carry the embed stage's y2h, frozen
+    y2h = load_checkpoint(root / "models" / "tiny_circle" / "embed.pt")["y2h"]
+    state = load_checkpoint(root / "models" / "tiny_circle" / "gan" / "svdl_ili.pt")["state"]
+    for net, prefix in (("G_ema", "label.y2h."), ("D", "label.y2h.")):
+        for k, v in y2h.items():
+            assert torch.equal(state[net][prefix + k], v), (net, k)
     result = runner.invoke(app, ["teacher", "-e", "tiny_circle", "-p", str(params_file), "--root", str(root)])
     assert result.exit_code == 2 and "no teacher" in result.output

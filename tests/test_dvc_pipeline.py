@@ -32,15 +32,18 @@ def test_dvc_repro_tiny_config(tmp_path):
     shutil.copy(REPO / "dvc.yaml", repo)
     (repo / ".dvc").mkdir()
     shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")
-    raw = tiny_raw_params()
+    raw = tiny_raw_params("classification", "regression", "circle")
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
 
     everything = {f"{s}@tiny" for s in ["prepare", "teacher", "gan", "synthesize", "student", "evaluate"]}
-    assert _stages_run(_dvc(repo, "repro")) == everything
+    everything |= {f"{s}@tiny_reg" for s in ["prepare", "embed", "teacher", "ccgan", "synthesize", "student", "evaluate"]}
+    everything |= {f"{s}@tiny_circle" for s in ["prepare", "embed", "ccgan", "evaluate_simulation"]}
+    assert _stages_run(_dvc(repo, "repro")) == everything  # each task runs its own chain, chosen by params.yaml's groups
     assert (repo / "dvc.lock").exists()
     assert (repo / "metrics" / "tiny.md").read_text().count("|") > 10
-    assert (repo / "models" / "tiny" / "gan" / "checkpoint.pt").exists()
+    assert (repo / "models" / "tiny" / "gan" / "cgan.pt").exists()
+    assert (repo / "models" / "tiny_reg" / "gan" / "svdl_ili.pt").exists() and (repo / "metrics" / "tiny_circle.md").exists()
 
     assert _stages_run(_dvc(repo, "repro")) == set()  # nothing changed: nothing runs
 

@@ -28,7 +28,7 @@ from pipeline.gan.binned import Bins
 from pipeline.gan.losses import get_loss
 from pipeline.gan.train import ClassConditioning, Conditioning, GanState, VicinalConditioning, sample, train_gan
 from pipeline.gan.vicinal import VicinalSampler, Vicinity, rule_of_thumb
-from pipeline.nets import build_gan
+from pipeline.nets import Y2H, build_gan
 from pipeline.params import GanParams, Params
 from pipeline.stages.common import Paths, load_generator, save_curves, save_grid, write_csv, write_json
 from pipeline.stages.embed import load_y2h
@@ -115,8 +115,9 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             G, D = build_gan(**build_args)
             if spec is not None and spec.label_input == "ili" and spec.vicinity != "binned":
                 y2h_state = load_y2h(paths)
-                G.embed.load_state_dict(y2h_state)
-                D.y2h.load_state_dict(y2h_state)
+                for m in [*G.modules(), *D.modules()]:  # the frozen y2h copies inside G and D
+                    if isinstance(m, Y2H):
+                        m.load_state_dict(y2h_state)
                 extra["y2h"] = hashlib.sha256(b"".join(t.numpy().tobytes() for t in y2h_state.values())).hexdigest()[:16]
             config = _config(p, params.seed, ds.x_train, ds.y_train, variant=variant, spec=None if spec is None else spec.model_dump(), **extra)
             state = _fit(f"gan[{experiment}/{variant}]", p, G, D, cond, arch, config, paths.gan / f"{variant}.pt")
