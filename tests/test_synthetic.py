@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from pipeline.distill.synthetic import build_synthetic, class_thresholds, keep_mask
+from pipeline.distill.synthetic import build_synthetic, build_synthetic_regression, class_thresholds, keep_mask
 
 
 def test_thresholds_and_mask_by_hand():
@@ -52,3 +52,32 @@ def test_without_relabel_keeps_condition_labels():
     syn = build_synthetic(ConstantImageG(), SignTeacher(), num_classes=2, z_dim=2, n_per_class=100,
                           n_burnin_per_class=100, rho=0.9, relabel=False, batch_size=64)
     assert 150 < len(syn.y) < 200 and torch.equal(syn.y, syn.y_cond) and syn.relabelled_fraction == 0.0
+
+
+class LabelPlusNoiseG(nn.Module):
+    """A 'regression' fake: every pixel = y + 0.1 * z[:, 0], so its label error is 0.1 * z[:, 0]."""
+
+    def forward(self, z, y):
+        return (y + 0.1 * z[:, 0])[:, None, None, None].expand(len(z), 1, 2, 2).clone()
+
+
+class MeanRegressor(nn.Module):
+    """Predicts the mean pixel: exactly y + error for LabelPlusNoiseG's fakes."""
+
+    def forward(self, x):
+        return x.mean(dim=(1, 2, 3))[:, None]
+
+
+def test_regression_filter_drops_the_fakes_with_large_label_error():
+    torch.manual_seed(0)
+    syn = build_synthetic_regression(
+        LabelPlusNoiseG(), MeanRegressor(), z_dim=1, n_fake=4000, n_burnin=4000, rho=0.5, label_range=(0.2, 0.8), batch_size=512
+    )
+    # the threshold is the median |error| of the burn-in set: 0.1 * median|N(0, 1)| = 0.0674
+    assert abs(syn.threshold - 0.0674) < 0.004
+    assert abs(syn.kept_fraction - 0.5) < 0.03
+    err = syn.y_teacher - syn.y_cond
+    assert (err.abs() <= syn.threshold + 1e-6).all()  # everything kept is within the threshold
+    assert syn.y_cond.min() >= 0.2 and syn.y_cond.max() <= 0.8  # labels drawn over the given range
+    # the teacher's labels (label adjustment) are the fakes' true content, y + error
+    assert torch.allclose(syn.y_teacher, syn.x.mean(dim=(1, 2, 3)), atol=1e-6)
