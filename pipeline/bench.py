@@ -14,8 +14,8 @@ import torch
 from pipeline.data.circle import make_circle
 from pipeline.gan.binned import Bins, BinnedGenerator
 from pipeline.gan.losses import get_loss
-from pipeline.gan.train import ClassConditioning, Conditioning, GanState, VicinalConditioning, sample, train_gan
-from pipeline.gan.vicinal import VicinalSampler
+from pipeline.gan.train import GanState, sample, train_gan
+from pipeline.gan.variants import continuous_setup
 from pipeline.metrics import circle_metrics
 from pipeline.nets import build_gan
 from pipeline.params import CircleExperiment
@@ -25,8 +25,6 @@ from pipeline.utils import seed_everything
 def bench_circle(exp: CircleExperiment, seed: int = 0, steps: int | None = None, report: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
     """{variant: {"it_per_s", "seconds", "ms_per_it", circle metrics}}; ILI variants are skipped
     (they need the embed stage's output)."""
-    from pipeline.stages.gan import vicinity_of
-
     d, p = exp.data, exp.gan
     steps = steps or p.steps
     ds = make_circle(d.n_train_angles, d.per_angle, d.n_eval_angles, d.eval_per_angle, d.radius, d.std, seed=seed)
@@ -38,21 +36,18 @@ def bench_circle(exp: CircleExperiment, seed: int = 0, steps: int | None = None,
             report(f"{variant}: skipped (ILI needs the embed stage)")
             continue
         seed_everything(seed)
-        kwargs = {"data_shape": (2,), "z_dim": p.z_dim, "g_width": p.g_width, "d_width": p.d_width, "depth": p.depth, "periodic_label": p.periodic_label}
-        cond: Conditioning
-        if spec.vicinity == "binned":
-            bins = Bins.of(u, p.n_bins)
-            G, D = build_gan(p.arch, label_input="class", num_classes=p.n_bins, **kwargs)
-            cond = ClassConditioning(ds.x_train, bins.classes(u), p.n_bins)
-        else:
-            G, D = build_gan(p.arch, label_input=spec.label_input, **kwargs)
-            cond = VicinalConditioning(ds.x_train, VicinalSampler(u, vicinity_of(p, u, spec.vicinity)))
+        net = {"arch": p.arch, "data_shape": (2,), "z_dim": p.z_dim, "g_width": p.g_width, "d_width": p.d_width, "depth": p.depth, "periodic_label": p.periodic_label}
+        widths = {"m_kappa": p.m_kappa, "gap": p.label_gap, "sigma": p.sigma, "kappa": p.kappa, "nu": p.nu}
+        setup = continuous_setup(net, ds.x_train, u, vicinity=spec.vicinity, label_input=spec.label_input, n_bins=p.n_bins, widths=widths)
+        G, D = build_gan(**setup.build_args)
+        cond = setup.cond
         state = GanState.create(G, D, p.lr_g, p.lr_d, (p.beta1, p.beta2))
         start = time.perf_counter()
         train_gan(state, cond, loss=get_loss(p.loss), z_dim=p.z_dim, steps=steps, n_dis=p.n_dis, batch_size=p.batch_size,
                   ema_decay=p.ema_decay, ema_start=p.ema_start, log_every=steps)
         seconds = time.perf_counter() - start
-        G_eval = BinnedGenerator(state.G_ema, bins) if spec.vicinity == "binned" else state.G_ema
+        bins = setup.arch.get("bins")
+        G_eval = BinnedGenerator(state.G_ema, Bins(bins[0], bins[1], p.n_bins)) if bins else state.G_ema
         fake = sample(G_eval, ds.normalise(angles).repeat_interleave(d.eval_per_angle), p.z_dim).view(len(angles), d.eval_per_angle, -1)
         metrics = circle_metrics(fake, angles, radius=d.radius, std=d.std)
         results[variant] = {"it_per_s": steps / seconds, "seconds": seconds, "ms_per_it": 1000 * seconds / steps, **metrics}

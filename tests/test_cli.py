@@ -117,3 +117,14 @@ def test_circle_pipeline_in_process(tmp_path):
             assert torch.equal(state[net][prefix + k], v), (net, k)
     result = runner.invoke(app, ["teacher", "-e", "tiny_circle", "-p", str(params_file), "--root", str(root)])
     assert result.exit_code == 2 and "no teacher" in result.output
+
+
+def test_bench_circle_prints_iterations_per_second(tmp_path):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(tiny_raw_params("circle", "classification")))
+    result = runner.invoke(app, ["bench-circle", "-e", "tiny_circle", "--steps", "20", "-p", str(params_file)])
+    assert result.exit_code == 0, result.output
+    assert "hvdl: 20 iterations (batch 16)" in result.output and "it/s" in result.output and "2-Wasserstein" in result.output
+    assert "svdl_ili: skipped" in result.output
+    result = runner.invoke(app, ["bench-circle", "-e", "tiny", "-p", str(params_file)])
+    assert result.exit_code == 2 and "needs a circle experiment" in result.output

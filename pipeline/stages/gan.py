@@ -24,10 +24,9 @@ from pipeline.augment import random_shift
 from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.data import load_dataset
 from pipeline.errors import CheckpointError
-from pipeline.gan.binned import Bins
 from pipeline.gan.losses import get_loss
-from pipeline.gan.train import ClassConditioning, Conditioning, GanState, VicinalConditioning, sample, train_gan
-from pipeline.gan.vicinal import VicinalSampler, Vicinity, rule_of_thumb
+from pipeline.gan.train import Conditioning, GanState, sample, train_gan
+from pipeline.gan.variants import VariantSetup, class_setup, continuous_setup
 from pipeline.nets import Y2H, build_gan
 from pipeline.params import GanParams, Params
 from pipeline.stages.common import Paths, load_generator, save_curves, save_grid, write_csv, write_json
@@ -36,12 +35,6 @@ from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 
 CLASS_VARIANT = "cgan"
-
-
-def vicinity_of(p, u: torch.Tensor, kind: str) -> Vicinity:
-    """The rule-of-thumb vicinity on normalised training labels u, with the params' overrides."""
-    sigma, kappa, nu = rule_of_thumb(u, p.m_kappa, p.label_gap)
-    return Vicinity(kind, p.sigma if p.sigma is not None else sigma, p.kappa if p.kappa is not None else kappa, p.nu if p.nu is not None else nu)
 
 
 def _fit(name: str, p: GanParams, G: torch.nn.Module, D: torch.nn.Module, cond: Conditioning, arch: dict, config: str, path: Path) -> GanState:
@@ -92,35 +85,20 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             jobs = list(p.variants.items())
         for variant, spec in jobs:
             seed_everything(params.seed)
-            common = {"arch": p.arch, "data_shape": tuple(ds.x_train.shape[1:]), "z_dim": p.z_dim, "g_width": p.g_width, "d_width": p.d_width}
-            if spec is None:  # class-conditional
-                arch = {**common, "label_input": "class", "num_classes": ds.num_classes}
-                cond: Conditioning = ClassConditioning(ds.x_train, ds.y_train, ds.num_classes)
-                extra: dict = {}
-            else:
-                u = ds.normalise(ds.y_train)
-                mlp = {"depth": p.depth, "periodic_label": p.periodic_label} if p.arch == "mlp" else {}
-                if spec.vicinity == "binned":
-                    bins = Bins.of(u, p.n_bins)
-                    arch = {**common, **mlp, "label_input": "class", "num_classes": p.n_bins, "bins": [float(b) for b in bins.range]}
-                    cond = ClassConditioning(ds.x_train, bins.classes(u), p.n_bins)
-                    extra = {}
-                else:
-                    vic = vicinity_of(p, u, spec.vicinity)
-                    arch = {**common, **mlp, "label_input": spec.label_input}
-                    cond = VicinalConditioning(ds.x_train, VicinalSampler(u, vic))
-                    extra = {"vicinity": [vic.sigma, vic.kappa, vic.nu]}
-                    summary.setdefault(variant, {}).update(sigma=vic.sigma, kappa=vic.kappa, nu=vic.nu, window=vic.radius)
-            build_args = {k: v for k, v in arch.items() if k != "bins"}
-            G, D = build_gan(**build_args)
-            if spec is not None and spec.label_input == "ili" and spec.vicinity != "binned":
+            setup = _setup(exp, ds, spec)
+            G, D = build_gan(**setup.build_args)
+            extra = dict(setup.fingerprint)
+            if setup.vicinity is not None:
+                v = setup.vicinity
+                summary[variant] = {"sigma": v.sigma, "kappa": v.kappa, "nu": v.nu, "window": v.radius}
+            if setup.arch["label_input"] == "ili":
                 y2h_state = load_y2h(paths)
                 for m in [*G.modules(), *D.modules()]:  # the frozen y2h copies inside G and D
                     if isinstance(m, Y2H):
                         m.load_state_dict(y2h_state)
                 extra["y2h"] = hashlib.sha256(b"".join(t.numpy().tobytes() for t in y2h_state.values())).hexdigest()[:16]
             config = _config(p, params.seed, ds.x_train, ds.y_train, variant=variant, spec=None if spec is None else spec.model_dump(), **extra)
-            state = _fit(f"gan[{experiment}/{variant}]", p, G, D, cond, arch, config, paths.gan / f"{variant}.pt")
+            state = _fit(f"gan[{experiment}/{variant}]", p, G, D, setup.cond, setup.arch, config, paths.gan / f"{variant}.pt")
             tracking.log_history(state.history, f"{variant}_")
             histories[variant] = state.history
             write_csv(paths.metrics / "gan_losses" / f"{variant}.csv", state.history)
@@ -134,6 +112,18 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             tracking.log_artifact(f)
     write_json(paths.metrics / "gan.json", summary)
     return summary
+
+
+def _setup(exp, ds, spec) -> VariantSetup:
+    """The nets and label sampling of one variant (spec None: the class-conditional GAN)."""
+    p = exp.gan
+    net = {"arch": p.arch, "data_shape": tuple(ds.x_train.shape[1:]), "z_dim": p.z_dim, "g_width": p.g_width, "d_width": p.d_width}
+    if spec is None:
+        return class_setup(net, ds.x_train, ds.y_train, ds.num_classes)
+    if p.arch == "mlp":
+        net |= {"depth": p.depth, "periodic_label": p.periodic_label}
+    widths = {"m_kappa": p.m_kappa, "gap": p.label_gap, "sigma": p.sigma, "kappa": p.kappa, "nu": p.nu}
+    return continuous_setup(net, ds.x_train, ds.normalise(ds.y_train), vicinity=spec.vicinity, label_input=spec.label_input, n_bins=p.n_bins, widths=widths)
 
 
 def _pictures(exp, ds, paths: Paths, variants: list[str], seed: int) -> None:
