@@ -11,9 +11,13 @@ import torch
 from torch import nn
 
 from pipeline.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.errors import CheckpointError
 from pipeline.utils import atomic_write
 from pipeline.gan.binned import Bins, BinnedGenerator
 from pipeline.nets import build_classifier, build_gan
+
+
+CLASS_VARIANT = "cgan"  # the one GAN of a classification experiment: models/<exp>/gan/cgan.pt
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,13 @@ def load_generator(path: Path) -> nn.Module:
     if bins is not None:
         G = BinnedGenerator(G, Bins(bins[0], bins[1], arch["num_classes"]))
     return G.eval()
+
+
+def load_y2h(paths: Paths) -> dict[str, torch.Tensor]:
+    """ILI's y2h state dict from the embed stage's output."""
+    if not paths.embed.exists():
+        raise CheckpointError(f"{paths.embed}: label embedding not found (an ILI variant needs the embed stage first)")
+    return load_checkpoint(paths.embed)["y2h"]
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int, scale: int = 4) -> None:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import torch
 
 from pipeline import tracking
-from pipeline.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.checkpoint import save_checkpoint
 from pipeline.data import load_dataset
 from pipeline.distill.train import train_classifier
-from pipeline.errors import CheckpointError
 from pipeline.gan.embedding import train_y2h
 from pipeline.nets import LabelEmbedNet, Y2H, build_classifier
 from pipeline.params import Params
@@ -51,10 +50,3 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     write_json(paths.metrics / "embed.json", metrics)
     info(f"embed[{experiment}]: regression net MAE {metrics['net_mae']:.4g} ({metrics['net_mae_split']}), y2h round trip MAE {metrics['y2h_roundtrip_mae']:.4g} ({ds.label_name})")
     return metrics
-
-
-def load_y2h(paths: Paths) -> dict[str, torch.Tensor]:
-    """y2h's state dict from the embed stage's output."""
-    if not paths.embed.exists():
-        raise CheckpointError(f"{paths.embed}: label embedding not found (an ILI variant needs the embed stage first)")
-    return load_checkpoint(paths.embed)["y2h"]

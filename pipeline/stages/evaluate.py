@@ -13,8 +13,7 @@ from pipeline.data import load_dataset
 from pipeline.gan.train import sample
 from pipeline.metrics import classifier_accuracy, fid, inception_fid, inception_score, intra_fid
 from pipeline.params import Params
-from pipeline.stages.common import Paths, load_classifier, load_generator, write_json, write_text
-from pipeline.stages.gan import CLASS_VARIANT
+from pipeline.stages.common import CLASS_VARIANT, Paths, load_classifier, load_generator, write_json, write_text
 from pipeline.ui import info
 from pipeline.utils import predict, seed_everything
 

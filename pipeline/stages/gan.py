@@ -29,12 +29,9 @@ from pipeline.gan.train import Conditioning, GanState, sample, train_gan
 from pipeline.gan.variants import VariantSetup, class_setup, continuous_setup
 from pipeline.nets import Y2H, build_gan
 from pipeline.params import GanParams, Params
-from pipeline.stages.common import Paths, load_generator, save_curves, save_grid, write_csv, write_json
-from pipeline.stages.embed import load_y2h
+from pipeline.stages.common import CLASS_VARIANT, Paths, load_generator, load_y2h, save_curves, save_grid, write_csv, write_json
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
-
-CLASS_VARIANT = "cgan"
 
 
 def _fit(name: str, p: GanParams, G: torch.nn.Module, D: torch.nn.Module, cond: Conditioning, arch: dict, config: str, path: Path) -> GanState:

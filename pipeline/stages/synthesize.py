@@ -11,8 +11,7 @@ from pipeline.data import load_dataset
 from pipeline.distill.synthetic import build_synthetic, build_synthetic_regression, keep_mask, teacher_ce
 from pipeline.gan.train import sample
 from pipeline.params import Params
-from pipeline.stages.common import Paths, load_classifier, load_generator, save_grid, write_json
-from pipeline.stages.gan import CLASS_VARIANT
+from pipeline.stages.common import CLASS_VARIANT, Paths, load_classifier, load_generator, save_grid, write_json
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 
