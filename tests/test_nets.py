@@ -7,7 +7,7 @@ from pipeline.gan.ema import ema_update, standing_stats
 from pipeline.nets import Discriminator, Generator, build_classifier
 
 
-@pytest.mark.parametrize("image_size, channels", [(8, 1), (16, 1), (32, 3)])
+@pytest.mark.parametrize("image_size, channels", [(8, 1), (16, 1), (32, 3), (64, 3)])
 def test_gan_shapes(image_size, channels):
     G = Generator(z_dim=8, image_size=image_size, channels=channels, width=8, num_classes=4)
     D = Discriminator(image_size=image_size, channels=channels, width=8, num_classes=4)
