@@ -54,3 +54,21 @@ def test_missing_and_malformed_files(tmp_path):
     ok = tmp_path / "ok.yaml"
     ok.write_text(yaml.safe_dump(tiny_raw_params()))
     assert load_params(ok).seed == 0
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda r: r["experiments"]["tiny_reg"]["gan"].update(m_kappa=0), "experiments.tiny_reg.gan.m_kappa: Input should be greater than 0"),
+        (lambda r: r["experiments"]["tiny_circle"]["gan"]["variants"]["hvdl"].update(vicinity="fuzzy"), "experiments.tiny_circle.gan.variants.hvdl.vicinity: Input should be 'hard', 'soft' or 'binned'"),
+        (lambda r: r["experiments"]["tiny_reg"]["synthesize"].update(gan_variant="nope"), "experiments.tiny_reg: synthesize.gan_variant 'nope' is not a gan variant"),
+        (lambda r: r["experiments"]["tiny_reg"].update(task="circle"), "experiments.tiny_reg.data.name: Input should be 'circle'"),
+        (lambda r: r["groups"].update(kd=["tiny"]), "<top level>: groups.kd must list the experiments with task classification or regression: [tiny, tiny_reg]"),
+    ],
+)
+def test_bad_continuous_params_name_the_key(mutate, expected):
+    raw = tiny_raw_params("classification", "regression", "circle")
+    mutate(raw)
+    with pytest.raises(ParamsError) as err:
+        validate(raw)
+    assert str(err.value).startswith(f"params: {expected}"), str(err.value)
