@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from pipeline.errors import CheckpointError
-from pipeline.utils import atomic_write
+from pipeline.utils import save_torch
 
 FORMAT = "cgankd-checkpoint-v1"
 
@@ -46,7 +46,7 @@ def _digest(obj: Any) -> str:
 def save_checkpoint(payload: dict[str, Any], path: Path | str) -> None:
     """Save a dict of state dicts, tensors and plain values atomically with its digest."""
     blob = {"format": FORMAT, "payload": payload, "sha256": _digest(payload)}
-    atomic_write(Path(path), lambda tmp: torch.save(blob, tmp))
+    save_torch(blob, Path(path))
 
 
 def load_checkpoint(path: Path | str) -> dict[str, Any]:

@@ -48,3 +48,15 @@ def atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_torch(obj, path: Path) -> None:
+    """torch.save, atomically. Written through a file handle so that the zip archive inside is
+    named "archive", not after the random temp file: the same object gives the same bytes (and
+    the same DVC hash) on every run."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    atomic_write(path, write)

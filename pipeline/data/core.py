@@ -13,7 +13,7 @@ from torch import Tensor
 
 from pipeline.data.regression import RegressionDataset
 from pipeline.errors import DataError
-from pipeline.utils import atomic_write
+from pipeline.utils import save_torch
 
 DATASET_FILE = "dataset.pt"
 _FORMAT_VERSION = 1
@@ -145,7 +145,7 @@ def save_dataset(ds: ImageDataset | RegressionDataset, directory: Path) -> None:
         }
     else:
         payload |= {"kind": "classification", "num_classes": ds.num_classes, "class_names": list(ds.class_names)}
-    atomic_write(directory / DATASET_FILE, lambda tmp: torch.save(payload, tmp))
+    save_torch(payload, directory / DATASET_FILE)
 
 
 def load_dataset(directory: Path) -> ImageDataset | RegressionDataset:

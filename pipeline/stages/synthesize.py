@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from pipeline import tracking
-from pipeline.utils import atomic_write
+from pipeline.utils import save_torch
 from pipeline.data import load_dataset
 from pipeline.distill.synthetic import build_synthetic, build_synthetic_regression, keep_mask, teacher_ce
 from pipeline.gan.train import sample
@@ -36,7 +36,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             )
         paths.synthetic.mkdir(parents=True, exist_ok=True)
         blob = {"x": syn.x.half(), "y": syn.y, "y_cond": syn.y_cond, "thresholds": syn.thresholds, "kept_fraction": syn.kept_fraction}
-        atomic_write(paths.synthetic / FAKES, lambda tmp: torch.save(blob, tmp))
+        save_torch(blob, paths.synthetic / FAKES)
 
         # A picture of what the filter does: per class, 8 kept fakes | white gap | 8 dropped ones.
         n = 8
@@ -80,7 +80,7 @@ def _run_regression(exp, seed: int, experiment: str, paths: Paths) -> dict:
             )
         paths.synthetic.mkdir(parents=True, exist_ok=True)
         blob = {"x": syn.x.half(), "y_cond": syn.y_cond, "y_teacher": syn.y_teacher, "threshold": syn.threshold}
-        atomic_write(paths.synthetic / FAKES, lambda tmp: torch.save(blob, tmp))
+        save_torch(blob, paths.synthetic / FAKES)
         order = torch.argsort(syn.y_cond)
         show = order[torch.linspace(0, len(order) - 1, 64).long()] if len(order) else order
         save_grid(syn.x[show], paths.synthetic / "kept_samples.png", nrow=8)
