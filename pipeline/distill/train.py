@@ -6,7 +6,6 @@ import math
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from pipeline.augment import random_shift
 from pipeline.distill.losses import LOSSES

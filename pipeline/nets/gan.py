@@ -21,7 +21,7 @@ from torch import nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm as sn
 
-from pipeline.nets.labels import EMBED_DIM, LABEL_INPUTS, Y2H, frozen
+from pipeline.nets.labels import EMBED_DIM, Y2H, check_label_input, frozen
 
 
 def _n_blocks(image_size: int) -> int:
@@ -62,19 +62,12 @@ class GBlock(nn.Module):
         return out + self.skip(up)
 
 
-def _check_label_input(label_input: str, num_classes: int) -> None:
-    if label_input not in LABEL_INPUTS:
-        raise ValueError(f"unknown label_input {label_input!r} (known: {', '.join(LABEL_INPUTS)})")
-    if label_input == "class" and num_classes < 1:
-        raise ValueError("label_input 'class' needs num_classes >= 1")
-
-
 class Generator(nn.Module):
     """Conditional ResNet generator; the label enters through conditional BN (class, ili) or the first layer (nli)."""
 
     def __init__(self, z_dim: int, image_size: int, channels: int, width: int = 64, *, label_input: str = "class", num_classes: int = 0) -> None:
         super().__init__()
-        _check_label_input(label_input, num_classes)
+        check_label_input(label_input, num_classes)
         self.z_dim, self.num_classes, self.label_input = z_dim, num_classes, label_input
         n = _n_blocks(image_size)
         widths = [width * 2 ** (n - i) for i in range(n + 1)]  # e.g. 4w, 2w, w
@@ -118,7 +111,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, image_size: int, channels: int, width: int = 64, *, label_input: str = "class", num_classes: int = 0) -> None:
         super().__init__()
-        _check_label_input(label_input, num_classes)
+        check_label_input(label_input, num_classes)
         self.label_input = label_input
         n = _n_blocks(image_size)
         widths = [channels] + [width * 2**i for i in range(n)]

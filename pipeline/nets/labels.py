@@ -13,6 +13,13 @@ EMBED_DIM = 128
 LABEL_INPUTS = ("class", "nli", "ili")
 
 
+def check_label_input(label_input: str, num_classes: int) -> None:
+    if label_input not in LABEL_INPUTS:
+        raise ValueError(f"unknown label_input {label_input!r} (known: {', '.join(LABEL_INPUTS)})")
+    if label_input == "class" and num_classes < 1:
+        raise ValueError("label_input 'class' needs num_classes >= 1")
+
+
 def frozen(module: nn.Module) -> nn.Module:
     """Mark every parameter as not trainable (optimisers skip it; EMA copies it unchanged)."""
     for p in module.parameters():

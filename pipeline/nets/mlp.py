@@ -12,16 +12,13 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from pipeline.nets.labels import EMBED_DIM, LABEL_INPUTS, Y2H, frozen
+from pipeline.nets.labels import EMBED_DIM, Y2H, check_label_input, frozen
 
 
 class LabelEncoder(nn.Module):
     def __init__(self, label_input: str, num_classes: int = 0, periodic: bool = False) -> None:
         super().__init__()
-        if label_input not in LABEL_INPUTS:
-            raise ValueError(f"unknown label_input {label_input!r} (known: {', '.join(LABEL_INPUTS)})")
-        if label_input == "class" and num_classes < 1:
-            raise ValueError("label_input 'class' needs num_classes >= 1")
+        check_label_input(label_input, num_classes)
         self.label_input, self.num_classes, self.periodic = label_input, num_classes, periodic
         self.y2h = frozen(Y2H()) if label_input == "ili" else None
         self.dim = {"class": num_classes, "nli": 2 if periodic else 1, "ili": EMBED_DIM}[label_input]

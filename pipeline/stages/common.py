@@ -12,7 +12,7 @@ from torch import nn
 
 from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.errors import CheckpointError
-from pipeline.utils import atomic_write
+from pipeline.utils import atomic_write, predict
 from pipeline.gan.binned import Bins, BinnedGenerator
 from pipeline.nets import build_classifier, build_gan
 
@@ -63,6 +63,15 @@ class Paths:
     @property
     def summary_md(self) -> Path:
         return self.root / "metrics" / f"{self.experiment}.md"
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((predict(model, x).argmax(1) == y).float().mean())
+
+
+def mae(model: nn.Module, ds, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean absolute error in label units of a regressor trained on normalised labels."""
+    return float((ds.denormalise(predict(model, x).view(-1)) - y).abs().mean())
 
 
 def write_json(path: Path, data: Any) -> None:

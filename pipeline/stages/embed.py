@@ -16,9 +16,9 @@ from pipeline.distill.train import train_classifier
 from pipeline.gan.embedding import train_y2h
 from pipeline.nets import LabelEmbedNet, Y2H, build_classifier
 from pipeline.params import Params
-from pipeline.stages.common import Paths, write_json
+from pipeline.stages.common import Paths, mae, write_json
 from pipeline.ui import info, progress_bar
-from pipeline.utils import predict, seed_everything
+from pipeline.utils import seed_everything
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
@@ -39,7 +39,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         with torch.no_grad():
             roundtrip = net.head(y2h(grid)).view(-1)
         metrics = {
-            "net_mae": float((ds.denormalise(predict(net, x_eval)) - y_eval).abs().mean()),
+            "net_mae": mae(net, ds, x_eval, y_eval),
             "net_mae_split": "val" if len(ds.y_val) else "test",
             "y2h_roundtrip_mae": float((ds.denormalise(roundtrip) - ds.denormalise(grid)).abs().mean()),
         }

@@ -8,9 +8,8 @@ from pipeline.data import load_dataset
 from pipeline.distill.train import train_classifier
 from pipeline.nets import build_classifier
 from pipeline.params import Params
-from pipeline.stages.common import Paths, load_classifier, save_classifier, write_json
+from pipeline.stages.common import Paths, accuracy, load_classifier, mae, save_classifier, write_json
 from pipeline.stages.synthesize import load_synthetic
-from pipeline.stages.teacher import accuracy, mae
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import torch
 
 from pipeline import tracking
 from pipeline.data import load_dataset
 from pipeline.distill.train import train_classifier
 from pipeline.nets import build_classifier
 from pipeline.params import Params
-from pipeline.stages.common import Paths, save_classifier, write_json
+from pipeline.stages.common import Paths, accuracy, mae, save_classifier, write_json
 from pipeline.ui import info, progress_bar
-from pipeline.utils import predict, seed_everything
-
-
-def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float((predict(model, x).argmax(1) == y).float().mean())
-
-
-def mae(model: torch.nn.Module, ds, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Mean absolute error in label units of a regressor trained on normalised labels."""
-    return float((ds.denormalise(predict(model, x).view(-1)) - y).abs().mean())
+from pipeline.utils import seed_everything
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
