@@ -7,6 +7,7 @@ Trains every variant of a circle experiment at its params (the paper's: 6000 ite
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from collections.abc import Callable
 
 import torch
@@ -57,3 +58,55 @@ def bench_circle(exp: CircleExperiment, seed: int = 0, steps: int | None = None,
             f"recovered modes {metrics['pct_recovered_modes']:.1f}%, 2-Wasserstein {metrics['w2']:.2e}"
         )
     return results
+
+
+def _subsample_run(params_path: str, root: str, experiment: str, method: str, n_fake: int, seed: int) -> dict[str, float]:
+    """One rejection-sampling run in a fresh process: accepted fakes are counted and dropped (a
+    sink that streams them elsewhere), so peak memory is the sampler's own."""
+    import resource
+
+    from pipeline.data import load_dataset
+    from pipeline.params import load_params
+    from pipeline.stages.common import Paths, evaluation_labels, load_generator, load_subsampler
+    from pipeline.subsample.sampling import rejection_sample
+
+    exp = load_params(params_path).experiment(experiment)
+    paths = Paths(experiment, Path(root))
+    ds = load_dataset(paths.prepared)
+    G = load_generator(paths.gan / f"{exp.dre_variant}.pt")
+    sub = load_subsampler(paths, method)
+    labels = evaluation_labels(exp, ds)
+    n_per_label = -(-n_fake // len(labels))
+    seed_everything(seed)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    stats = rejection_sample(lambda y: sample(G, y, exp.gan.z_dim, exp.dre.batch_size_rs), sub.score, labels, n_per_label,
+                             lambda x, y, psi: None, burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    s = stats.summary()
+    return {"accepted": s["n_accepted"], "seconds": seconds, "accepted_per_s": s["n_accepted"] / seconds,
+            "acceptance_rate": s["acceptance_rate"], "peak_rss_mb": peak, "rss_growth_mb": peak - base}
+
+
+def bench_subsample(params_path: Path, root: Path, experiments: list[str], n_fake: int, method: str, seed: int = 0,
+                    report: Callable[[str], None] = print) -> dict[str, list[dict[str, float]]]:
+    """Per experiment: accepted fakes per second and acceptance rate of `method`+RS at its
+    evaluation labels, for n_fake and 10 x n_fake fakes, each in a fresh process, with the peak
+    resident memory (which must not grow tenfold: candidates are streamed, never all held)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    out: dict[str, list[dict[str, float]]] = {}
+    for name in experiments:
+        out[name] = []
+        for n in (n_fake, 10 * n_fake):
+            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+                r = pool.submit(_subsample_run, str(params_path), str(root), name, method, n, seed).result()
+            out[name].append(r)
+            report(
+                f"{name} {method}+RS: {r['accepted']} fakes in {r['seconds']:.2f} s = {r['accepted_per_s']:.0f} accepted fakes/s, "
+                f"acceptance rate {r['acceptance_rate']:.1%}, peak RSS {r['peak_rss_mb']:.0f} MB (+{r['rss_growth_mb']:.0f} MB while sampling)"
+            )
+    return out

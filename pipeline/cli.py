@@ -60,7 +60,9 @@ _stage_command("prepare", "Load the data set and write the (limited) training an
 _stage_command("teacher", "Train the teacher (a classifier, or a regressor for continuous labels) on the real training data.")
 _stage_command("embed", "Train ILI's label embedding (regression net x -> h -> y, then y2h) for continuous labels.")
 _stage_command("gan", "Train the conditional GAN, or every CcGAN variant (resumes from the last checkpoints).")
-_stage_command("synthesize", "Generate fakes, filter them with the teacher and relabel them.")
+_stage_command("features", "Train DRE's feature extractor on the real data (classifier, or sparse autoencoder for continuous labels).")
+_stage_command("dre", "Train the density-ratio nets DRE-F-SP and cDRE-F-cSP on the GAN's fakes and the real data.")
+_stage_command("synthesize", "Generate fakes (optionally subsampled by density ratio), filter them with the teacher and relabel them.")
 _stage_command("student", "Train the students (real only, BLKD, cGAN-KD, ...).")
 _stage_command("evaluate", "Measure GAN quality and collect the student table.")
 
@@ -103,6 +105,59 @@ def seeds(
     except CgankdError as err:
         fail(str(err), err.exit_code)
     typer.echo((out / f"{experiment}_seeds.md").read_text())
+
+
+@app.command()
+def subsample(
+    experiment: ExperimentOpt,
+    generator: Annotated[Path, typer.Option("--generator", "-g", help="generator checkpoint (the gan stage's format: arch + state.G_ema)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output stem: writes <out>.pt, <out>.json and, for images, <out>.png")],
+    method: Annotated[str, typer.Option("--method", "-m", help="dre (DRE-F-SP+RS) or cdre (cDRE-F-cSP+RS)")] = "cdre",
+    n_per_label: Annotated[int, typer.Option("--n-per-label", "-n", min=1, help="accepted fakes per evaluation label")] = 100,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
+    """Subsample a saved generator's fakes by density ratio, outside the pipeline (needs the
+    experiment's prepare, features and, for continuous labels, embed outputs)."""
+    from pipeline.errors import CheckpointError, ParamsError
+    from pipeline.params import load_params
+    from pipeline.stages import subsample as stage
+    from pipeline.stages.common import Paths
+
+    try:
+        if method not in ("dre", "cdre"):
+            raise ParamsError(f"--method {method!r}: use dre or cdre")
+        if not generator.is_file():
+            raise CheckpointError(f"{generator}: generator checkpoint not found")
+        p = load_params(params)
+        p.experiment(experiment)
+        stage.run(p, experiment, Paths(experiment, root), generator=generator, method=method, n_per_label=n_per_label, out=out)
+    except CgankdError as err:
+        fail(str(err), err.exit_code)
+
+
+@app.command("bench-subsample")
+def bench_subsample(
+    experiment: Annotated[list[str] | None, typer.Option("--experiment", "-e", help="an experiment (repeat; default: all with a dre stage output)")] = None,
+    n_fake: Annotated[int, typer.Option(help="fakes per run (the memory check repeats with 10x as many)")] = 2000,
+    method: Annotated[str, typer.Option(help="dre or cdre")] = "cdre",
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
+    """Accepted fakes per second, acceptance rate and peak memory of rejection sampling, per experiment."""
+    from pipeline.bench import bench_subsample as run_bench
+    from pipeline.params import load_params
+
+    try:
+        p = load_params(params)
+        names = experiment or [n for n in p.experiments if (root / "models" / n / "dre.pt").exists()]
+        if not names:
+            fail("no experiment has density-ratio nets yet: run `dvc repro` (or `make demo`) first", 1)
+        for name in names:
+            p.experiment(name)
+        run_bench(params, root, names, n_fake, method, report=typer.echo)
+    except CgankdError as err:
+        fail(str(err), err.exit_code)
 
 
 @app.command("bench-circle")

@@ -69,7 +69,12 @@ class GanParams(Section):
     log_every: int = Field(50, ge=1)
 
 
+Subsampling = Literal["none", "dre", "cdre"]
+SUBSAMPLING_HELP = "draw the fakes through density-ratio rejection sampling: none, dre (DRE-F-SP+RS) or cdre (cDRE-F-cSP+RS)"
+
+
 class SynthesizeParams(Section):
+    subsampling: Subsampling = Field("none", description=SUBSAMPLING_HELP)
     n_fake_per_class: int = Field(500, ge=1)
     n_burnin_per_class: int = Field(200, ge=1)
     rho: float = Field(0.7, gt=0, le=1, description="keep fakes whose teacher CE is below this quantile")
@@ -98,6 +103,49 @@ class StudentParams(ClassifierParams):
     )
 
 
+class ClassFeaturesParams(ClassifierParams):
+    """DRE's feature extractor for class labels: a classifier trained on the real training data
+    (h = its penultimate layer), or the teacher itself with net: teacher."""
+
+    net: str = Field("teacher", description="a classifier net (resnet, cnn), or teacher to reuse the teacher")
+
+
+class AutoencoderParams(Section):
+    """DRE's feature extractor for continuous labels: a sparse autoencoder with a regression head."""
+
+    code_dim: int = Field(64, ge=8, description="dimension of the code h (the feature space)")
+    width: int = Field(32, ge=4, le=512)
+    steps: int = Field(1500, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    sparsity: float = Field(1e-3, ge=0, description="weight of mean(h) in the loss")
+
+
+class DreParams(Section):
+    """DRE-F-SP and cDRE-F-cSP (both trained), and the rejection sampling that uses them."""
+
+    gan_variant: str | None = Field(None, description="continuous labels: the GAN variant whose fakes are subsampled (default: the first)")
+    penalty: float = Field(0.01, ge=0, description="the DRE penalty lambda on (E_fake[psi] - 1)^2")
+    width: int = Field(256, ge=8, description="hidden units of psi's MLP (a multiple of 8: GroupNorm)")
+    depth: int = Field(4, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    embed_dim: int = Field(16, ge=1, description="class labels: size of psi's label embedding")
+    steps: int = Field(2000, ge=1)
+    batch_size: int = Field(256, ge=2)
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    fakes_per_real: int = Field(10, ge=1, description="fakes generated at each real training sample's label for training")
+    burnin: int = Field(100, ge=1, description="rejection sampling: burn-in candidates per label that set M")
+    batch_size_rs: int = Field(1000, ge=1, description="rejection sampling: candidates per round")
+    zeta_factor: float | None = Field(6.0, gt=0, description="continuous labels: window half-width = this x the largest label gap; null: no window")
+
+    @model_validator(mode="after")
+    def _check(self) -> DreParams:
+        if self.width % 8:
+            raise ValueError(f"width {self.width}: use a multiple of 8 (GroupNorm with 8 groups)")
+        return self
+
+
 class EvaluateParams(Section):
     n_fake_per_class: int = Field(200, ge=2)
     inception_weights: Path | None = Field(
@@ -110,9 +158,15 @@ class ClassificationExperiment(Section):
     data: DataParams = DataParams()
     teacher: ClassifierParams = ClassifierParams()
     gan: GanParams = GanParams()
+    features: ClassFeaturesParams = ClassFeaturesParams()
+    dre: DreParams = DreParams()
     synthesize: SynthesizeParams = SynthesizeParams()
     student: StudentParams = StudentParams()
     evaluate: EvaluateParams = EvaluateParams()
+
+    @property
+    def dre_variant(self) -> str:
+        return "cgan"  # the one GAN of a classification experiment (stages.common.CLASS_VARIANT)
 
 
 # ---- continuous labels (CcGAN) -------------------------------------------------------------
@@ -199,8 +253,10 @@ class RegressorParams(ClassifierParams):
 
 
 class RegSynthesizeParams(Section):
+    subsampling: Subsampling = Field("none", description=SUBSAMPLING_HELP)
     gan_variant: str = Field("svdl_ili", description="which GAN variant generates the fakes")
     n_fake: int = Field(5000, ge=1, description="fakes kept at most (labels drawn uniformly over the label range)")
+    n_per_label: int = Field(10, ge=1, description="fakes per drawn label (n_fake / n_per_label labels)")
     n_burnin: int = Field(1000, ge=1, description="fakes that fix the filter's threshold")
     rho: float = Field(0.7, gt=0, le=1, description="keep fakes with |teacher(x) - y| below this quantile of the burn-in set")
     batch_size: int = Field(500, ge=1)
@@ -230,14 +286,23 @@ class RegressionExperiment(Section):
     embed: EmbedParams = EmbedParams()
     teacher: RegressorParams = RegressorParams()
     gan: CcGanParams = CcGanParams()
+    features: AutoencoderParams = AutoencoderParams()
+    dre: DreParams = DreParams()
     synthesize: RegSynthesizeParams = RegSynthesizeParams()
     student: RegStudentParams = RegStudentParams()
     evaluate: RegEvaluateParams = RegEvaluateParams()
+
+    @property
+    def dre_variant(self) -> str:
+        return self.dre.gan_variant or next(iter(self.gan.variants))
 
     @model_validator(mode="after")
     def _check(self) -> RegressionExperiment:
         if self.synthesize.gan_variant not in self.gan.variants:
             raise ValueError(f"synthesize.gan_variant {self.synthesize.gan_variant!r} is not a gan variant ({', '.join(self.gan.variants)})")
+        _check_dre_variant(self.dre, self.gan)
+        if self.synthesize.subsampling != "none" and self.dre_variant != self.synthesize.gan_variant:
+            raise ValueError(f"synthesize.subsampling needs the density ratio of synthesize.gan_variant {self.synthesize.gan_variant!r}, but dre.gan_variant is {self.dre_variant!r}")
         return self
 
 
@@ -246,15 +311,31 @@ class CircleExperiment(Section):
     data: CircleDataParams = CircleDataParams()
     embed: EmbedParams = EmbedParams(net="mlp", width=100)
     gan: CcGanParams = CcGanParams(arch="mlp", periodic_label=True, label_gap=1 / 120, z_dim=2)
+    features: AutoencoderParams = AutoencoderParams()
+    dre: DreParams = DreParams(zeta_factor=None)
+
+    @property
+    def dre_variant(self) -> str:
+        return self.dre.gan_variant or next(iter(self.gan.variants))
+
+    @model_validator(mode="after")
+    def _check(self) -> CircleExperiment:
+        _check_dre_variant(self.dre, self.gan)
+        return self
+
+
+def _check_dre_variant(dre: DreParams, gan: CcGanParams) -> None:
+    if dre.gan_variant is not None and dre.gan_variant not in gan.variants:
+        raise ValueError(f"dre.gan_variant {dre.gan_variant!r} is not a gan variant ({', '.join(gan.variants)})")
 
 
 Experiment = Annotated[Union[ClassificationExperiment, RegressionExperiment, CircleExperiment], Field(discriminator="task")]
 TASKS = ("classification", "regression", "circle")
 # the stages of each task's pipeline, in order
 TASK_STAGES = {
-    "classification": ("prepare", "teacher", "gan", "synthesize", "student", "evaluate"),
-    "regression": ("prepare", "embed", "teacher", "gan", "synthesize", "student", "evaluate"),
-    "circle": ("prepare", "embed", "gan", "evaluate"),
+    "classification": ("prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"),
+    "regression": ("prepare", "embed", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"),
+    "circle": ("prepare", "embed", "gan", "features", "dre", "evaluate"),
 }
 # which experiments each group of DVC stages loops over, by task
 GROUP_TASKS = {

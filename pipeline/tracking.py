@@ -7,6 +7,7 @@ mlruns/artifacts (MLflow 3 deprecates the plain ./mlruns file store).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator, Mapping
@@ -100,10 +101,15 @@ def log_history(history: list[dict[str, float]], prefix: str = "") -> None:
         mlflow.log_metrics({f"{prefix}{k}": v for k, v in rec.items() if k != "step"}, step=step)
 
 
+def metric_name(name: str) -> str:
+    """MLflow's allowed characters: others (e.g. the "+" of "cgan+cdre") become "-"."""
+    return re.sub(r"[^\w\-. :/]", "-", name)
+
+
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     import mlflow
 
-    mlflow.log_metrics(dict(metrics), step=step)
+    mlflow.log_metrics({metric_name(k): v for k, v in metrics.items()}, step=step)
 
 
 def log_artifact(path: Path, artifact_path: str | None = None) -> None:

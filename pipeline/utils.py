@@ -37,6 +37,16 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512) -> t
     return out
 
 
+@torch.no_grad()
+def features_of(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """`model.features(x)` (penultimate features, or an encoder's code) in eval mode and batches."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model.features(x[s]) for s in batches(len(x), batch_size)]) if len(x) else torch.empty(0)
+    model.train(was_training)
+    return out
+
+
 def atomic_write(path: Path, write) -> None:
     """Call write(tmp_path) then rename tmp onto path, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

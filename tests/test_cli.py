@@ -1,7 +1,6 @@
 import json
 
 import torch
-
 import yaml
 from typer.testing import CliRunner
 
@@ -10,7 +9,7 @@ from pipeline.cli import app
 from tests.conftest import tiny_raw_params
 
 runner = CliRunner()
-STAGES = ["prepare", "teacher", "gan", "synthesize", "student", "evaluate"]
+STAGES = ["prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"]
 
 
 def test_help_lists_every_stage():
@@ -54,7 +53,13 @@ def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
     assert set(summary["students"]) == {"real_only", "blkd", "cgan_kd", "cgan_kd_blkd"}
     for r in summary["students"].values():
         assert 0.0 <= r["test_accuracy"] <= 1.0
-    assert summary["gan"]["fid_teacher_features"] >= 0
+    assert set(summary["gan"]) == {"cgan", "cgan+dre", "cgan+cdre"}  # plain fakes, DRE-F-SP+RS, cDRE-F-cSP+RS
+    assert all(m["fid_teacher_features"] >= 0 for m in summary["gan"].values())
+    assert 0 < summary["gan"]["cgan+cdre"]["acceptance_rate"] <= 1
+    # the synthetic set was drawn through cDRE-F-cSP+RS (params.yaml's choice); its metadata is an output
+    rs = json.loads((root / "data" / "tiny" / "synthetic" / "subsampling.json").read_text())
+    assert rs["method"] == "cdre" and len(rs["per_label"]["acceptance_rate"]) == 10 and rs["n_accepted"] == 100
+    assert (root / "data" / "tiny" / "synthetic" / "accepted_vs_rejected.png").stat().st_size > 0
     # the cGAN-KD students saw real + kept fakes
     n_real = summary["students"]["real_only"]["n_train"]
     n_kept = json.loads((root / "metrics" / "tiny" / "synthesize.json").read_text())["n_kept"]
@@ -62,6 +67,26 @@ def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
     assert (root / "metrics" / "tiny" / "gan_samples.png").stat().st_size > 0
     report = runner.invoke(app, ["report", "-p", str(tiny_params_file), "--root", str(root)])
     assert report.exit_code == 0 and "| cGAN-KD + BLKD |" in report.output
+
+    # a user's own generator checkpoint, subsampled outside the pipeline
+    out = tmp_path / "mine" / "fakes"
+    args = ["subsample", "-e", "tiny", "-p", str(tiny_params_file), "--root", str(root), "-o", str(out), "-m", "dre", "-n", "3"]
+    result = runner.invoke(app, [*args, "-g", str(root / "models" / "tiny" / "gan" / "cgan.pt")])
+    assert result.exit_code == 0, result.output
+    blob = torch.load(out.with_suffix(".pt"), weights_only=True)
+    assert blob["x"].shape[0] == 30 and sorted(blob["y"].tolist()) == sorted(list(range(10)) * 3) and (blob["psi"] >= 0).all()
+    rs = json.loads(out.with_suffix(".json").read_text())
+    assert rs["method"] == "dre" and 0 < rs["acceptance_rate"] <= 1 and "auc_real_vs_fake" in rs["ratio"]
+    assert out.with_suffix(".png").stat().st_size > 0
+    result = runner.invoke(app, [*args, "-g", str(tmp_path / "nope.pt")])
+    assert result.exit_code == 1 and "nope.pt: generator checkpoint not found" in result.output
+    result = runner.invoke(app, [*args[:-4], "-m", "rs", "-g", str(out.with_suffix(".pt"))])
+    assert result.exit_code == 2 and "--method 'rs'" in result.output
+
+    # the benchmark prints accepted fakes per second, the acceptance rate and peak memory at N and 10 N
+    result = runner.invoke(app, ["bench-subsample", "-p", str(tiny_params_file), "--root", str(root), "--n-fake", "20"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("accepted fakes/s") == 2 and "tiny cdre+RS: 20 fakes" in result.output and "tiny cdre+RS: 200 fakes" in result.output
 
     # rerunning the GAN stage with the same params resumes at the end: no new steps
     result = runner.invoke(app, ["gan", "-e", "tiny", "-p", str(tiny_params_file), "--root", str(root)])
@@ -86,15 +111,15 @@ def test_regression_pipeline_in_process(tmp_path):
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(tiny_raw_params("regression")))
     root = tmp_path / "repo"
-    _run_all(["prepare", "embed", "teacher", "gan", "synthesize", "student", "evaluate"], "tiny_reg", params_file, root)
+    _run_all(["prepare", "embed", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"], "tiny_reg", params_file, root)
     summary = json.loads((root / "metrics" / "tiny_reg.json").read_text())
-    assert set(summary["gan"]) == {"svdl_ili", "hvdl_nli", "binned"}
+    assert set(summary["gan"]) == {"svdl_ili", "svdl_ili+dre", "svdl_ili+cdre", "hvdl_nli", "binned"}
     for m in summary["gan"].values():
         assert 0 <= m["label_score"] <= 90 and m["intra_fid_eval_regressor_features"] >= 0 and m["diversity"] >= 0
     assert set(summary["students"]) == {"real_only", "cgan_kd", "cgan_kd_adjusted"}
     n_kept = json.loads((root / "metrics" / "tiny_reg" / "synthesize.json").read_text())["n_kept"]
     assert summary["students"]["cgan_kd"]["n_train"] == summary["students"]["real_only"]["n_train"] + n_kept
-    for variant in summary["gan"]:
+    for variant in ("svdl_ili", "hvdl_nli", "binned"):
         assert (root / "models" / "tiny_reg" / "gan" / f"{variant}.pt").exists()
         assert (root / "metrics" / "tiny_reg" / f"gan_samples_{variant}.png").stat().st_size > 0
     assert "| cGAN-KD (label adjustment) |" in (root / "metrics" / "tiny_reg.md").read_text()
@@ -104,9 +129,9 @@ def test_circle_pipeline_in_process(tmp_path):
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(tiny_raw_params("circle")))
     root = tmp_path / "repo"
-    _run_all(["prepare", "embed", "gan", "evaluate"], "tiny_circle", params_file, root)
+    _run_all(["prepare", "embed", "gan", "features", "dre", "evaluate"], "tiny_circle", params_file, root)
     summary = json.loads((root / "metrics" / "tiny_circle.json").read_text())
-    assert set(summary["gan"]) == {"hvdl", "svdl_ili", "binned"}
+    assert set(summary["gan"]) == {"hvdl", "svdl_ili", "svdl_ili+dre", "svdl_ili+cdre", "binned"}
     for m in summary["gan"].values():
         assert 0 <= m["pct_high_quality"] <= 100 and 0 <= m["pct_recovered_modes"] <= 100 and m["w2"] >= 0
     # the ILI variant's G and D carry the embed stage's y2h, frozen

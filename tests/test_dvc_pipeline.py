@@ -36,9 +36,9 @@ def test_dvc_repro_tiny_config(tmp_path):
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
 
-    everything = {f"{s}@tiny" for s in ["prepare", "teacher", "gan", "synthesize", "student", "evaluate"]}
-    everything |= {f"{s}@tiny_reg" for s in ["prepare", "embed", "teacher", "ccgan", "synthesize", "student", "evaluate"]}
-    everything |= {f"{s}@tiny_circle" for s in ["prepare", "embed", "ccgan", "evaluate_simulation"]}
+    everything = {f"{s}@tiny" for s in ["prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"]}
+    everything |= {f"{s}@tiny_reg" for s in ["prepare", "embed", "teacher", "ccgan", "features_continuous", "dre_continuous", "synthesize", "student", "evaluate"]}
+    everything |= {f"{s}@tiny_circle" for s in ["prepare", "embed", "ccgan", "features_continuous", "dre_continuous", "evaluate_simulation"]}
     assert _stages_run(_dvc(repo, "repro")) == everything  # each task runs its own chain, chosen by params.yaml's groups
     assert (repo / "dvc.lock").exists()
     assert (repo / "metrics" / "tiny.md").read_text().count("|") > 10
@@ -50,4 +50,4 @@ def test_dvc_repro_tiny_config(tmp_path):
     raw["experiments"]["tiny"]["gan"]["steps"] = 8
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     # only the GAN and what follows it rerun
-    assert _stages_run(_dvc(repo, "repro")) == {"gan@tiny", "synthesize@tiny", "student@tiny", "evaluate@tiny"}
+    assert _stages_run(_dvc(repo, "repro")) == {"gan@tiny", "dre@tiny", "synthesize@tiny", "student@tiny", "evaluate@tiny"}

@@ -1,4 +1,8 @@
-"""Building the synthetic set of cGAN-KD: generate per class, filter with the teacher, relabel."""
+"""Building the synthetic set of cGAN-KD: filter generated fakes with the teacher, relabel them.
+
+The functions take fakes already drawn (plainly from G, or through density-ratio subsampling):
+a burn-in set that fixes the filter's thresholds, and the candidates to filter.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from pipeline.gan.train import sample
-from pipeline.utils import Progress, predict
+from pipeline.utils import predict
 
 Tensor = torch.Tensor
 
@@ -45,40 +48,23 @@ class SyntheticSet:
 
 
 def build_synthetic(
-    G: nn.Module,
     teacher: nn.Module,
+    burnin: tuple[Tensor, Tensor],
+    fakes: tuple[Tensor, Tensor],
     *,
     num_classes: int,
-    z_dim: int,
-    n_per_class: int,
-    n_burnin_per_class: int,
     rho: float,
     relabel: bool,
-    batch_size: int = 500,
-    progress: Progress | None = None,
 ) -> SyntheticSet:
-    """Generate n_per_class fakes per class, drop those above the per-class rho-quantile of a
-    burn-in set's teacher CE, and optionally relabel the kept ones with the teacher's class."""
-    classes = torch.arange(num_classes)
-    y_burn = classes.repeat_interleave(n_burnin_per_class)
-    thresholds = class_thresholds(teacher_ce(teacher, sample(G, y_burn, z_dim, batch_size), y_burn), y_burn, num_classes, rho)
-
-    xs, ys, conds = [], [], []
-    y_all = classes.repeat_interleave(n_per_class)
-    done = 0
-    for start in range(0, len(y_all), batch_size):
-        y_c = y_all[start : start + batch_size]
-        x = sample(G, y_c, z_dim, batch_size)
-        logits = predict(teacher, x, batch_size)
-        keep = keep_mask(F.cross_entropy(logits, y_c, reduction="none"), y_c, thresholds)
-        xs.append(x[keep])
-        conds.append(y_c[keep])
-        ys.append(logits.argmax(1)[keep] if relabel else y_c[keep])
-        done += len(y_c)
-        if progress:
-            progress(done, {"kept": float(sum(len(c) for c in conds)) / done})
-    x, y, y_cond = torch.cat(xs), torch.cat(ys), torch.cat(conds)
-    kept = torch.bincount(y_cond, minlength=num_classes).float() / n_per_class
+    """Drop the fakes (x, y_cond) above the per-class rho-quantile of the burn-in fakes' teacher CE,
+    and optionally relabel the kept ones with the teacher's class."""
+    thresholds = class_thresholds(teacher_ce(teacher, *burnin), burnin[1], num_classes, rho)
+    x, y_cond = fakes
+    logits = predict(teacher, x)
+    keep = keep_mask(F.cross_entropy(logits, y_cond, reduction="none"), y_cond, thresholds)
+    y = logits.argmax(1)[keep] if relabel else y_cond[keep]
+    x, y_cond = x[keep], y_cond[keep]
+    kept = torch.bincount(y_cond, minlength=num_classes).float() / torch.bincount(fakes[1], minlength=num_classes).clamp(min=1)
     changed = float((y != y_cond).float().mean()) if len(y) else 0.0
     return SyntheticSet(x, y, y_cond, thresholds, kept, changed)
 
@@ -92,41 +78,12 @@ class RegressionSyntheticSet:
     kept_fraction: float
 
 
-def build_synthetic_regression(
-    G: nn.Module,
-    teacher: nn.Module,
-    *,
-    z_dim: int,
-    n_fake: int,
-    n_burnin: int,
-    rho: float,
-    label_range: tuple[float, float] = (0.0, 1.0),
-    batch_size: int = 500,
-    progress: Progress | None = None,
-) -> RegressionSyntheticSet:
-    """Generate n_fake fakes at labels drawn uniformly over `label_range` (normalised), drop those
-    whose |teacher(x) - y| exceeds the rho-quantile of a burn-in set's errors, and keep the
-    teacher's predictions for label adjustment."""
-    lo, hi = label_range
-
-    def draw(n: int) -> Tensor:
-        return lo + (hi - lo) * torch.rand(n)
-
-    y_burn = draw(n_burnin)
-    burn_err = (predict(teacher, sample(G, y_burn, z_dim, batch_size), batch_size).view(-1) - y_burn).abs()
-    threshold = float(torch.quantile(burn_err, rho))
-
-    xs, conds, preds = [], [], []
-    y_all = draw(n_fake)
-    for start in range(0, n_fake, batch_size):
-        y_c = y_all[start : start + batch_size]
-        x = sample(G, y_c, z_dim, batch_size)
-        pred = predict(teacher, x, batch_size).view(-1)
-        keep = (pred - y_c).abs() <= threshold
-        xs.append(x[keep])
-        conds.append(y_c[keep])
-        preds.append(pred[keep])
-        if progress:
-            progress(start + len(y_c), {"kept": float(sum(len(c) for c in conds)) / (start + len(y_c))})
-    x, y_cond, y_teacher = torch.cat(xs), torch.cat(conds), torch.cat(preds)
-    return RegressionSyntheticSet(x, y_cond, y_teacher, threshold, len(y_cond) / n_fake)
+def build_synthetic_regression(teacher: nn.Module, burnin: tuple[Tensor, Tensor], fakes: tuple[Tensor, Tensor], *, rho: float) -> RegressionSyntheticSet:
+    """Drop the fakes (x, y_cond) whose |teacher(x) - y| exceeds the rho-quantile of the burn-in
+    fakes' errors; keep the teacher's predictions for label adjustment (labels normalised)."""
+    x_burn, y_burn = burnin
+    threshold = float(torch.quantile((predict(teacher, x_burn).view(-1) - y_burn).abs(), rho))
+    x, y_cond = fakes
+    pred = predict(teacher, x).view(-1)
+    keep = (pred - y_cond).abs() <= threshold
+    return RegressionSyntheticSet(x[keep], y_cond[keep], pred[keep], threshold, float(keep.float().mean()) if len(keep) else 0.0)

@@ -44,6 +44,16 @@ class Paths:
         return self.root / "models" / self.experiment / "embed.pt"
 
     @property
+    def features(self) -> Path:
+        """DRE's feature extractor."""
+        return self.root / "models" / self.experiment / "features.pt"
+
+    @property
+    def dre(self) -> Path:
+        """The density-ratio nets (DRE-F-SP and cDRE-F-cSP) of one GAN variant."""
+        return self.root / "models" / self.experiment / "dre.pt"
+
+    @property
     def gan(self) -> Path:
         return self.root / "models" / self.experiment / "gan"
 
@@ -110,6 +120,55 @@ def load_generator(path: Path) -> nn.Module:
     return G.eval()
 
 
+def save_features(model: nn.Module, path: Path, *, kind: str, arch: dict) -> None:
+    """kind "classifier" (arch as save_classifier's) or "autoencoder" (SparseAutoencoder's args)."""
+    save_checkpoint({"kind": kind, "arch": arch, "model": model.state_dict()}, path)
+
+
+def load_features(path: Path) -> nn.Module:
+    """DRE's feature extractor (features(x) -> h; forward(x) -> label prediction for the autoencoder)."""
+    from pipeline.nets.autoencoder import SparseAutoencoder
+
+    if not path.exists():
+        raise CheckpointError(f"{path}: feature extractor not found (run the features stage first)")
+    ckpt = load_checkpoint(path)
+    a = ckpt["arch"]
+    if ckpt["kind"] == "autoencoder":
+        model = SparseAutoencoder(tuple(a["data_shape"]), a["code_dim"], a["width"])
+    else:
+        model = build_classifier(a["net"], a["in_channels"], a["num_classes"], a["width"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+def load_subsampler(paths: Paths, method: str):
+    """The Subsampler of `method` ("dre" or "cdre") from the features and dre stages' outputs, or
+    None for "none"."""
+    from pipeline.subsample.ratio import RatioNet
+    from pipeline.subsample.subsampler import Subsampler
+
+    if method == "none":
+        return None
+    if not paths.dre.exists():
+        raise CheckpointError(f"{paths.dre}: density-ratio nets not found (run the dre stage first)")
+    ckpt = load_checkpoint(paths.dre)
+    entry = ckpt["nets"][method]
+    net = RatioNet(**entry["arch"])
+    net.load_state_dict(entry["model"])
+    return Subsampler(load_features(paths.features), net.eval(), ckpt["zeta"])
+
+
+def evaluation_labels(exp, ds) -> torch.Tensor:
+    """The labels fakes are evaluated (and subsampled) at, as G takes them: every class; for a
+    regression set, evaluate.n_labels evenly spaced over the training range (normalised); for
+    the circle, its unseen evaluation angles (normalised)."""
+    if exp.task == "classification":
+        return torch.arange(ds.num_classes)
+    if exp.task == "circle":
+        return ds.normalise(torch.unique(ds.y_test))
+    return ds.normalise(torch.linspace(float(ds.y_train.min()), float(ds.y_train.max()), exp.evaluate.n_labels))
+
+
 def load_y2h(paths: Paths) -> dict[str, torch.Tensor]:
     """ILI's y2h state dict from the embed stage's output."""
     if not paths.embed.exists():
@@ -125,6 +184,17 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int, scale: int = 4) -> No
     if scale > 1:
         grid = torch.nn.functional.interpolate(grid[None], scale_factor=scale, mode="nearest")[0]
     atomic_write(path, lambda tmp: save_image(grid, tmp, format="png"))
+
+
+def save_split_grid(rows: list[tuple[torch.Tensor, torch.Tensor]], path: Path, n: int = 8) -> None:
+    """One row per (left, right) pair of image batches: n left images | a white gap | n right ones,
+    padded with black (e.g. kept vs dropped fakes of one label)."""
+    shape = next(t.shape[1:] for pair in rows for t in pair if len(t)) if any(len(t) for p in rows for t in p) else None
+    if shape is None:
+        return
+    pad = lambda t: torch.cat([t[:n], torch.full((n - len(t[:n]), *shape), -1.0)])  # noqa: E731
+    cells = [torch.cat([pad(left), torch.ones(1, *shape), pad(right)]) for left, right in rows]
+    save_grid(torch.cat(cells), path, nrow=2 * n + 1)
 
 
 def save_curves(curves: dict[str, tuple[list[float], list[float]]], path: Path, title: str, xlabel: str = "step") -> None:
@@ -143,6 +213,30 @@ def save_curves(curves: dict[str, tuple[list[float], list[float]]], path: Path, 
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
+
+
+def gan_table(gan: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown rows: one per GAN variant (and subsampling method), one column per metric."""
+    keys = list(dict.fromkeys(k for m in gan.values() for k in m))
+    lines = ["| GAN | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    return lines + [f"| {v} | " + " | ".join(f"{m[k]:.4g}" if k in m else "-" for k in keys) + " |" for v, m in gan.items()]
+
+
+def subsampled_rows(variant: str, draw_fakes, metrics_of) -> dict[str, dict[str, float]]:
+    """Metrics of a variant's plain fakes (row "<variant>") and of its DRE-F-SP+RS and
+    cDRE-F-cSP+RS fakes (rows "<variant>+dre", "<variant>+cdre", with the acceptance rate).
+
+    draw_fakes(method) -> (x, y, stats or None); metrics_of(x, y) -> dict."""
+    rows = {}
+    from pipeline.subsample.subsampler import METHODS
+
+    for method in METHODS:
+        x, y, stats = draw_fakes(method)
+        row = metrics_of(x, y)
+        if stats is not None:
+            row["acceptance_rate"] = stats.summary()["acceptance_rate"]
+        rows[variant if method == "none" else f"{variant}+{method}"] = row
+    return rows
 
 
 def write_csv(path: Path, history: list[dict[str, float]]) -> None:

@@ -10,27 +10,26 @@ import torch.nn.functional as F
 
 from pipeline import tracking
 from pipeline.data import load_dataset
-from pipeline.gan.train import sample
 from pipeline.metrics import classifier_accuracy, fid, inception_fid, inception_score, intra_fid
 from pipeline.params import Params
-from pipeline.stages.common import CLASS_VARIANT, Paths, load_classifier, load_generator, write_json, write_text
-from pipeline.ui import info
+from pipeline.stages.common import CLASS_VARIANT, Paths, evaluation_labels, gan_table, load_classifier, load_generator, load_subsampler, subsampled_rows, write_json, write_text
+from pipeline.subsample.subsampler import draw
+from pipeline.ui import info, progress_bar
 from pipeline.utils import predict, seed_everything
 
 STUDENT_NAMES = {"real_only": "real only", "blkd": "BLKD", "cgan_kd": "cGAN-KD", "cgan_kd_blkd": "cGAN-KD + BLKD"}
 
 
-def summary_markdown(experiment: str, gan: dict[str, float], teacher_acc: float, students: dict[str, dict]) -> str:
+def summary_markdown(experiment: str, gan: dict[str, dict[str, float]], reference: dict[str, float], teacher_acc: float, students: dict[str, dict]) -> str:
     lines = [
         f"## {experiment}",
         "",
         f"Teacher test accuracy: {teacher_acc:.4f}",
         "",
-        "| GAN metric | value |",
-        "|---|---|",
-        *[f"| {k} | {v:.4f} |" for k, v in gan.items()],
+        *gan_table(gan),
         "",
-        "FID/IS here use the teacher's features and classifier (not Inception): compare them within this experiment only.",
+        "+dre / +cdre: the fakes drawn by DRE-F-SP+RS / cDRE-F-cSP+RS. FID/IS here use the teacher's features and classifier "
+        f"(not Inception): compare them within this experiment only (real training vs test images: {reference['fid_teacher_features_real_train_vs_test']:.4g}).",
         "",
         "| student | training images | validation accuracy | test accuracy |",
         "|---|---|---|---|",
@@ -54,28 +53,36 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     teacher = load_classifier(paths.teacher)
     G = load_generator(paths.gan / f"{CLASS_VARIANT}.pt")
     seed_everything(params.seed)
-    y_fake = torch.arange(ds.num_classes).repeat_interleave(p.n_fake_per_class)
-    x_fake = sample(G, y_fake, exp.gan.z_dim)
+    classes = evaluation_labels(exp, ds)
 
-    intra, _ = intra_fid(teacher, ds.x_test, ds.y_test, x_fake, y_fake)
-    is_mean, _ = inception_score(F.softmax(predict(teacher, x_fake), 1))
-    gan = {
-        "fid_teacher_features": fid(teacher, ds.x_test, x_fake),
-        "intra_fid_teacher_features": intra,
-        "is_teacher_classifier": is_mean,
-        "teacher_accuracy_on_fakes": classifier_accuracy(teacher, x_fake, y_fake),
-        "fid_teacher_features_real_train_vs_test": fid(teacher, ds.x_test, ds.x_train),
-    }
-    if p.inception_weights is not None:
-        gan["fid_inception"] = inception_fid(p.inception_weights, ds.x_test, x_fake)
+    def draw_fakes(method: str):
+        with progress_bar(f"evaluate[{experiment}] fakes ({method})", len(classes) * p.n_fake_per_class) as bar:
+            return draw(G, exp.gan.z_dim, classes, p.n_fake_per_class, load_subsampler(paths, method), burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs, progress=bar)
 
+    def metrics_of(x_fake: torch.Tensor, y_fake: torch.Tensor) -> dict[str, float]:
+        intra, _ = intra_fid(teacher, ds.x_test, ds.y_test, x_fake, y_fake)
+        row = {
+            "fid_teacher_features": fid(teacher, ds.x_test, x_fake),
+            "intra_fid_teacher_features": intra,
+            "is_teacher_classifier": inception_score(F.softmax(predict(teacher, x_fake), 1))[0],
+            "teacher_accuracy_on_fakes": classifier_accuracy(teacher, x_fake, y_fake),
+        }
+        if p.inception_weights is not None:
+            row["fid_inception"] = inception_fid(p.inception_weights, ds.x_test, x_fake)
+        return row
+
+    gan = subsampled_rows(CLASS_VARIANT, draw_fakes, metrics_of)
+    reference = {"fid_teacher_features_real_train_vs_test": fid(teacher, ds.x_test, ds.x_train)}
     teacher_acc = json.loads((paths.metrics / "teacher.json").read_text())["test_accuracy"]
     students = json.loads((paths.metrics / "students.json").read_text())
-    summary = {"gan": gan, "teacher": {"test_accuracy": teacher_acc}, "students": students}
+    summary = {"gan": gan, "reference": reference, "teacher": {"test_accuracy": teacher_acc}, "students": students}
     with tracking.stage_run(experiment, "evaluate", {"seed": params.seed, "evaluate": p.model_dump(mode="json")}):
-        tracking.log_metrics({**gan, "teacher_test_accuracy": teacher_acc, **{f"student_{v}_test_accuracy": r["test_accuracy"] for v, r in students.items()}})
+        tracking.log_metrics({
+            **{f"{v}_{k}": x for v, m in gan.items() for k, x in m.items()}, **reference, "teacher_test_accuracy": teacher_acc,
+            **{f"student_{v}_test_accuracy": r["test_accuracy"] for v, r in students.items()},
+        })
         write_json(paths.summary_json, summary)
-        write_text(paths.summary_md, summary_markdown(experiment, gan, teacher_acc, students))
+        write_text(paths.summary_md, summary_markdown(experiment, gan, reference, teacher_acc, students))
         tracking.log_artifact(paths.summary_md)
-    info(f"evaluate[{experiment}]: fid_teacher_features {gan['fid_teacher_features']:.3f}, teacher accuracy on fakes {gan['teacher_accuracy_on_fakes']:.3f} -> {paths.summary_md}")
+    info(f"evaluate[{experiment}]: fid_teacher_features " + ", ".join(f"{v} {m['fid_teacher_features']:.3f}" for v, m in gan.items()) + f" -> {paths.summary_md}")
     return summary

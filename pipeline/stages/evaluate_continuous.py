@@ -17,11 +17,12 @@ import torch
 from pipeline import tracking
 from pipeline.data import load_dataset
 from pipeline.distill.train import train_classifier
-from pipeline.gan.train import sample
+from pipeline.errors import DataError
 from pipeline.metrics import binned_fid, circle_metrics, diversity, label_score
 from pipeline.nets import build_classifier
 from pipeline.params import Params
-from pipeline.stages.common import Paths, load_generator, write_json, write_text
+from pipeline.stages.common import Paths, evaluation_labels, gan_table, load_generator, load_subsampler, subsampled_rows, write_json, write_text
+from pipeline.subsample.subsampler import draw
 from pipeline.ui import info, progress_bar
 from pipeline.utils import predict, seed_everything
 
@@ -34,7 +35,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     seed_everything(params.seed)
     with tracking.stage_run(experiment, "evaluate", {"seed": params.seed, **({"evaluate": exp.evaluate.model_dump(mode="json")} if exp.task == "regression" else {})}):
         if exp.task == "circle":
-            summary = {"gan": _circle(exp, ds, paths)}
+            summary = {"gan": _circle(exp, ds, paths, experiment)}
         else:
             summary = _regression(exp, ds, paths, experiment)
         tracking.log_metrics({f"{v}_{k}": x for v, m in summary["gan"].items() for k, x in m.items()})
@@ -45,14 +46,33 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     return summary
 
 
-def _circle(exp, ds, paths: Paths) -> dict[str, dict[str, float]]:
-    angles = torch.unique(ds.y_test)
+def _rows(exp, paths: Paths, experiment: str, variant: str, labels: torch.Tensor, n: int, metrics_of) -> dict[str, dict[str, float]]:
+    """Metrics of one variant's fakes at `labels` (normalised), n per label; for the variant that
+    has density-ratio nets, also of its DRE-F-SP+RS and cDRE-F-cSP+RS fakes."""
+    G = load_generator(paths.gan / f"{variant}.pt")
+    if variant != exp.dre_variant:
+        x, y, _ = draw(G, exp.gan.z_dim, labels, n)
+        return {variant: metrics_of(x, y)}
+
+    def draw_fakes(method: str):
+        with progress_bar(f"evaluate[{experiment}] {variant} fakes ({method})", len(labels) * n) as bar:
+            return draw(G, exp.gan.z_dim, labels, n, load_subsampler(paths, method), burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs, progress=bar)
+
+    return subsampled_rows(variant, draw_fakes, metrics_of)
+
+
+def _circle(exp, ds, paths: Paths, experiment: str) -> dict[str, dict[str, float]]:
+    angles, labels = torch.unique(ds.y_test), evaluation_labels(exp, ds)
     n = exp.data.eval_per_angle
-    out = {}
+
+    def metrics_of(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        if len(x) != len(angles) * n:
+            raise DataError(f"{experiment}: rejection sampling fell short ({len(x)} of {len(angles) * n} fakes): the generator misses some angles")
+        return circle_metrics(x.view(len(angles), n, -1), angles, radius=exp.data.radius, std=exp.data.std)
+
+    out: dict[str, dict[str, float]] = {}
     for variant in exp.gan.variants:
-        G = load_generator(paths.gan / f"{variant}.pt")
-        fake = sample(G, ds.normalise(angles).repeat_interleave(n), exp.gan.z_dim).view(len(angles), n, -1)
-        out[variant] = circle_metrics(fake, angles, radius=exp.data.radius, std=exp.data.std)
+        out |= _rows(exp, paths, experiment, variant, labels, n, metrics_of)
     return out
 
 
@@ -76,22 +96,26 @@ def _regression(exp, ds, paths: Paths, experiment: str) -> dict:
     p = exp.evaluate
     regressor, classifier, x_real, y_real = _eval_nets(p, ds, experiment)
     lo, hi = float(ds.y_train.min()), float(ds.y_train.max())
-    labels = torch.linspace(lo, hi, p.n_labels).repeat_interleave(p.n_fake_per_label)
-    gan: dict[str, dict[str, float]] = {}
+    labels = evaluation_labels(exp, ds)
     reference = {"label_score": label_score(ds.denormalise(predict(regressor, ds.x_test).view(-1)), ds.y_test)[0]}
-    for variant in exp.gan.variants:
-        G = load_generator(paths.gan / f"{variant}.pt")
-        fake = sample(G, ds.normalise(labels), exp.gan.z_dim)
-        score, score_std = label_score(ds.denormalise(predict(regressor, fake).view(-1)), labels)
-        fids = binned_fid(regressor, x_real, y_real, fake, labels, lo, hi, p.n_bins)
-        gan[variant] = {
+
+    def metrics_of(fake: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        y = ds.denormalise(y)
+        score, score_std = label_score(ds.denormalise(predict(regressor, fake).view(-1)), y)
+        fids = binned_fid(regressor, x_real, y_real, fake, y, lo, hi, p.n_bins)
+        row = {
             "label_score": score,
             "label_score_std": score_std,
             "fid_eval_regressor_features": fids["fid"],
             "intra_fid_eval_regressor_features": fids["intra_fid"],
         }
         if classifier is not None:
-            gan[variant]["diversity"] = diversity(predict(classifier, fake).argmax(1), labels)
+            row["diversity"] = diversity(predict(classifier, fake).argmax(1), y)
+        return row
+
+    gan: dict[str, dict[str, float]] = {}
+    for variant in exp.gan.variants:
+        gan |= _rows(exp, paths, experiment, variant, labels, p.n_fake_per_label, metrics_of)
     if classifier is not None:
         reference["diversity_real_test"] = diversity(predict(classifier, ds.x_test).argmax(1), ds.y_test)
     teacher = json.loads((paths.metrics / "teacher.json").read_text())
@@ -100,11 +124,7 @@ def _regression(exp, ds, paths: Paths, experiment: str) -> dict:
 
 
 def markdown(experiment: str, label_name: str, summary: dict) -> str:
-    gan = summary["gan"]
-    keys = list(next(iter(gan.values())))
-    lines = [f"## {experiment}", "", "| GAN variant | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-    lines += [f"| {v} | " + " | ".join(f"{m[k]:.4g}" for k in keys) + " |" for v, m in gan.items()]
-    lines.append("")
+    lines = [f"## {experiment}", "", *gan_table(summary["gan"]), "", "+dre / +cdre: the fakes drawn by DRE-F-SP+RS / cDRE-F-cSP+RS.", ""]
     if "reference" in summary:
         ref = summary["reference"]
         lines += [

@@ -1,21 +1,72 @@
-"""synthesize: NFake fakes per class from G_ema, teacher filter, optional relabelling
--> data/<experiment>/synthetic/ (fakes.pt, kept_vs_dropped.png) and per-class kept fractions."""
+"""synthesize: fakes from the GAN (optionally through density-ratio subsampling), teacher filter,
+relabelling -> data/<experiment>/synthetic/ (fakes.pt, pictures, subsampling.json).
+
+subsampling: none draws G's plain samples; dre / cdre draw them by rejection sampling with the
+dre stage's DRE-F-SP / cDRE-F-cSP nets (ALGORITHMS.md section 2), before the teacher filter.
+"""
 
 from __future__ import annotations
 
 import torch
 
 from pipeline import tracking
-from pipeline.utils import save_torch
 from pipeline.data import load_dataset
 from pipeline.distill.synthetic import build_synthetic, build_synthetic_regression, keep_mask, teacher_ce
 from pipeline.gan.train import sample
 from pipeline.params import Params
-from pipeline.stages.common import CLASS_VARIANT, Paths, load_classifier, load_generator, save_grid, write_json
+from pipeline.stages.common import CLASS_VARIANT, Paths, load_classifier, load_generator, load_subsampler, save_grid, save_split_grid, write_json
+from pipeline.subsample.sampling import RSStats
+from pipeline.subsample.subsampler import Subsampler, draw
 from pipeline.ui import info, progress_bar
-from pipeline.utils import seed_everything
+from pipeline.utils import save_torch, seed_everything
 
 FAKES = "fakes.pt"
+SHOW_LABELS = 5  # labels in the accepted-vs-rejected picture
+
+
+def _draw(name: str, G, z_dim: int, labels: torch.Tensor, n: int, sub: Subsampler | None, dre) -> tuple[torch.Tensor, torch.Tensor, RSStats | None]:
+    with progress_bar(name, len(labels) * n) as bar:
+        return draw(G, z_dim, labels, n, sub, burnin=dre.burnin, batch_size=dre.batch_size_rs, progress=bar)
+
+
+def subsampling_report(stats: RSStats | None, method: str) -> dict:
+    """The filtered set's metadata: per-label acceptance rates and the ratio bounds M."""
+    if stats is None:
+        return {"method": method}
+    return {
+        "method": method,
+        **stats.summary(),
+        "per_label": {
+            "label": [float(v) for v in stats.labels],
+            "acceptance_rate": [round(float(v), 6) for v in stats.acceptance_rate],
+            "M": [round(float(v), 6) for v in stats.M],
+            "accepted": stats.accepted.tolist(),
+        },
+    }
+
+
+def accepted_vs_rejected(G, z_dim: int, sub: Subsampler, stats: RSStats, labels: torch.Tensor, n: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """For each label: fresh candidates split by one rejection-sampling draw at that label's final M."""
+    rows = []
+    for lab in labels:
+        y = lab.repeat(8 * n)
+        x = sample(G, y, z_dim)
+        psi, ok = sub.score(x, y)
+        M = stats.M[(stats.labels == lab).nonzero()[0, 0]]
+        keep = ok & (torch.rand(len(y)) * M <= psi)
+        rows.append((x[keep][:n], x[~keep][:n]))
+    return rows
+
+
+def _log_subsampling(paths: Paths, G, z_dim: int, sub: Subsampler | None, stats: RSStats | None, method: str, show: torch.Tensor) -> dict:
+    report = subsampling_report(stats, method)
+    write_json(paths.synthetic / "subsampling.json", report)
+    tracking.log_artifact(paths.synthetic / "subsampling.json")
+    if sub is not None and stats is not None:
+        save_split_grid(accepted_vs_rejected(G, z_dim, sub, stats, show), paths.synthetic / "accepted_vs_rejected.png")
+        tracking.log_artifact(paths.synthetic / "accepted_vs_rejected.png")
+        tracking.log_metrics({f"subsampling_{k}": float(v) for k, v in report.items() if isinstance(v, (int, float))})
+    return {k: v for k, v in report.items() if k != "per_label"}
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
@@ -26,31 +77,20 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     ds = load_dataset(paths.prepared)
     teacher = load_classifier(paths.teacher)
     G = load_generator(paths.gan / f"{CLASS_VARIANT}.pt")
+    sub = load_subsampler(paths, p.subsampling)
     seed_everything(params.seed)
+    classes = torch.arange(ds.num_classes)
     with tracking.stage_run(experiment, "synthesize", {"seed": params.seed, "synthesize": p.model_dump(mode="json")}):
-        total = p.n_fake_per_class * ds.num_classes
-        with progress_bar(f"synthesize[{experiment}]", total) as bar:
-            syn = build_synthetic(
-                G, teacher, num_classes=ds.num_classes, z_dim=exp.gan.z_dim, n_per_class=p.n_fake_per_class,
-                n_burnin_per_class=p.n_burnin_per_class, rho=p.rho, relabel=p.relabel, batch_size=p.batch_size, progress=bar,
-            )
+        burn = _draw(f"synthesize[{experiment}] burn-in ({p.subsampling})", G, exp.gan.z_dim, classes, p.n_burnin_per_class, sub, exp.dre)
+        x, y, stats = _draw(f"synthesize[{experiment}] fakes ({p.subsampling})", G, exp.gan.z_dim, classes, p.n_fake_per_class, sub, exp.dre)
+        syn = build_synthetic(teacher, burn[:2], (x, y), num_classes=ds.num_classes, rho=p.rho, relabel=p.relabel)
         paths.synthetic.mkdir(parents=True, exist_ok=True)
         blob = {"x": syn.x.half(), "y": syn.y, "y_cond": syn.y_cond, "thresholds": syn.thresholds, "kept_fraction": syn.kept_fraction}
         save_torch(blob, paths.synthetic / FAKES)
 
-        # A picture of what the filter does: per class, 8 kept fakes | white gap | 8 dropped ones.
-        n = 8
-        y_show = torch.arange(ds.num_classes).repeat_interleave(4 * n)
-        x_show = sample(G, y_show, exp.gan.z_dim)
-        keep = keep_mask(teacher_ce(teacher, x_show, y_show), y_show, syn.thresholds)
-        rows = []
-        for k in range(ds.num_classes):
-            in_k = y_show == k
-            kept, dropped = x_show[in_k & keep][:n], x_show[in_k & ~keep][:n]
-            pad = lambda t: torch.cat([t, torch.full((n - len(t), *x_show.shape[1:]), -1.0)])  # noqa: E731
-            rows += [pad(kept), torch.ones(1, *x_show.shape[1:]), pad(dropped)]
-        save_grid(torch.cat(rows), paths.synthetic / "kept_vs_dropped.png", nrow=2 * n + 1)
-
+        # what the teacher filter does: per class, 8 kept fakes | gap | 8 dropped ones (of the drawn fakes)
+        ce_keep = keep_mask(teacher_ce(teacher, x, y), y, syn.thresholds)
+        save_split_grid([(x[(y == k) & ce_keep][:8], x[(y == k) & ~ce_keep][:8]) for k in classes], paths.synthetic / "kept_vs_dropped.png")
         metrics = {
             "n_kept": len(syn.y),
             "kept_fraction": float(syn.kept_fraction.mean()),
@@ -59,9 +99,14 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         }
         tracking.log_metrics(metrics)
         tracking.log_artifact(paths.synthetic / "kept_vs_dropped.png")
+        metrics["subsampling"] = _log_subsampling(paths, G, exp.gan.z_dim, sub, stats, p.subsampling, classes[:SHOW_LABELS])
     write_json(paths.metrics / "synthesize.json", metrics)
-    info(f"synthesize[{experiment}]: kept {metrics['n_kept']} of {total} fakes ({metrics['kept_fraction']:.1%}), relabelled {syn.relabelled_fraction:.1%}")
+    info(f"synthesize[{experiment}]: kept {metrics['n_kept']} of {len(y)} fakes ({metrics['kept_fraction']:.1%}), relabelled {syn.relabelled_fraction:.1%}" + _rs_text(metrics["subsampling"]))
     return metrics
+
+
+def _rs_text(report: dict) -> str:
+    return f"; {report['method']} acceptance rate {report['acceptance_rate']:.1%}" if "acceptance_rate" in report else ""
 
 
 def _run_regression(exp, seed: int, experiment: str, paths: Paths) -> dict:
@@ -70,14 +115,16 @@ def _run_regression(exp, seed: int, experiment: str, paths: Paths) -> dict:
     ds = load_dataset(paths.prepared)
     teacher = load_classifier(paths.teacher)
     G = load_generator(paths.gan / f"{p.gan_variant}.pt")
+    sub = load_subsampler(paths, p.subsampling)
     u = ds.normalise(ds.y_train)
+    lo, hi = float(u.min()), float(u.max())
     seed_everything(seed)
+    n_labels = max(1, p.n_fake // p.n_per_label)
     with tracking.stage_run(experiment, "synthesize", {"seed": seed, "synthesize": p.model_dump(mode="json")}):
-        with progress_bar(f"synthesize[{experiment}]", p.n_fake) as bar:
-            syn = build_synthetic_regression(
-                G, teacher, z_dim=exp.gan.z_dim, n_fake=p.n_fake, n_burnin=p.n_burnin, rho=p.rho,
-                label_range=(float(u.min()), float(u.max())), batch_size=p.batch_size, progress=bar,
-            )
+        burn_labels, labels = lo + (hi - lo) * torch.rand(max(1, p.n_burnin // p.n_per_label)), lo + (hi - lo) * torch.rand(n_labels)
+        burn = _draw(f"synthesize[{experiment}] burn-in ({p.subsampling})", G, exp.gan.z_dim, burn_labels, p.n_per_label, sub, exp.dre)
+        x, y, stats = _draw(f"synthesize[{experiment}] fakes ({p.subsampling})", G, exp.gan.z_dim, labels, p.n_per_label, sub, exp.dre)
+        syn = build_synthetic_regression(teacher, burn[:2], (x, y), rho=p.rho)
         paths.synthetic.mkdir(parents=True, exist_ok=True)
         blob = {"x": syn.x.half(), "y_cond": syn.y_cond, "y_teacher": syn.y_teacher, "threshold": syn.threshold}
         save_torch(blob, paths.synthetic / FAKES)
@@ -92,8 +139,10 @@ def _run_regression(exp, seed: int, experiment: str, paths: Paths) -> dict:
         }
         tracking.log_metrics(metrics)
         tracking.log_artifact(paths.synthetic / "kept_samples.png")
+        show_labels = torch.sort(labels).values[torch.linspace(0, n_labels - 1, min(SHOW_LABELS, n_labels)).long()]
+        metrics["subsampling"] = _log_subsampling(paths, G, exp.gan.z_dim, sub, stats, p.subsampling, show_labels)
     write_json(paths.metrics / "synthesize.json", metrics)
-    info(f"synthesize[{experiment}]: kept {metrics['n_kept']} of {p.n_fake} fakes ({metrics['kept_fraction']:.1%}); filter |teacher(x) - y| <= {metrics['threshold']:.3g} ({ds.label_name}); label adjustment moves labels by {metrics['adjustment_mae']:.3g} on average")
+    info(f"synthesize[{experiment}]: kept {metrics['n_kept']} of {len(y)} fakes ({metrics['kept_fraction']:.1%}); filter |teacher(x) - y| <= {metrics['threshold']:.3g} ({ds.label_name}); label adjustment moves labels by {metrics['adjustment_mae']:.3g} on average" + _rs_text(metrics["subsampling"]))
     return metrics
 
 

@@ -1,0 +1,54 @@
+"""dre: DRE-F-SP and cDRE-F-cSP for one GAN variant -> models/<experiment>/dre.pt.
+
+Both ratio nets are trained on the feature extractor's h of the real training samples and of
+`fakes_per_real` fakes generated at each real sample's label (so real and fake features pair at
+equal labels). Held-out statistics use the validation split (else the test split, which for the
+circle is the unseen evaluation angles): the Softplus loss, mean psi on reals and fakes, and the
+AUC of psi between held-out reals and fresh fakes (one per held-out real, at its label).
+"""
+
+from __future__ import annotations
+
+from pipeline import tracking
+from pipeline.checkpoint import save_checkpoint
+from pipeline.data import load_dataset
+from pipeline.gan.train import sample
+from pipeline.params import Params
+from pipeline.stages.common import Paths, load_features, load_generator, load_y2h, save_curves, write_json
+from pipeline.subsample.fit import fit_ratio, largest_gap, ratio_data
+from pipeline.ui import info, progress_bar
+from pipeline.utils import seed_everything
+
+
+def run(params: Params, experiment: str, paths: Paths) -> dict:
+    exp = params.experiment(experiment)
+    p = exp.dre
+    continuous = exp.task != "classification"
+    ds = load_dataset(paths.prepared)
+    phi = load_features(paths.features)
+    variant = exp.dre_variant
+    G = load_generator(paths.gan / f"{variant}.pt")
+    label = ds.normalise if continuous else (lambda y: y)
+    held, split = ((ds.x_val, ds.y_val), "val") if len(ds.y_val) else ((ds.x_test, ds.y_test), "test")
+    y_train = label(ds.y_train)
+    zeta = p.zeta_factor * largest_gap(y_train) if continuous and p.zeta_factor is not None else None
+    seed_everything(params.seed)
+    with tracking.stage_run(experiment, "dre", {"seed": params.seed, "dre": p.model_dump(mode="json"), "gan_variant": variant}):
+        data = ratio_data(phi, lambda y: sample(G, y, exp.gan.z_dim, p.batch_size_rs), (ds.x_train, y_train), (held[0], label(held[1])),
+                          fakes_per_real=p.fakes_per_real, batch_size=p.batch_size_rs)
+        y2h = load_y2h(paths) if continuous else None
+        fitted = {}
+        for method in ("dre", "cdre"):
+            with progress_bar(f"dre[{experiment}] {method}", p.steps) as bar:
+                fitted[method] = fit_ratio(data, method, p, num_classes=0 if continuous else ds.num_classes, y2h=y2h, progress=bar)
+        metrics = {"gan_variant": variant, "zeta": zeta, "held_out_split": split, **{m: f.stats for m, f in fitted.items()}}
+        for m, f in fitted.items():
+            tracking.log_history(f.history, f"{m}_train_")
+            tracking.log_metrics({f"{m}_{k}": v for k, v in f.stats.items()})
+        save_curves({m: ([r["step"] for r in f.history], [r["loss"] for r in f.history]) for m, f in fitted.items()},
+                    paths.metrics / "dre_losses.png", f"{experiment}: Softplus DRE loss ({variant})")
+        tracking.log_artifact(paths.metrics / "dre_losses.png")
+    save_checkpoint({"gan_variant": variant, "zeta": zeta, "nets": {m: f.checkpoint() for m, f in fitted.items()}}, paths.dre)
+    write_json(paths.metrics / "dre.json", metrics)
+    info(f"dre[{experiment}] ({variant}): " + "; ".join(f"{m} {split} loss {f.stats['held_out_loss']:.4g}, AUC real vs fake {f.stats['auc_real_vs_fake']:.3f}" for m, f in fitted.items()))
+    return metrics

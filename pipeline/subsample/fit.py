@@ -1,0 +1,92 @@
+"""Fitting DRE-F-SP and cDRE-F-cSP for one generator: the one code path of the dre stage and of
+`cgankd subsample` (a user's own generator checkpoint)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pipeline.subsample.ratio import RatioNet, dre_loss, fake_feature_pool, ratio, train_ratio
+from pipeline.utils import Progress, features_of
+
+Tensor = torch.Tensor
+
+
+def auc(pos: Tensor, neg: Tensor) -> float:
+    """P(pos > neg) + P(pos = neg) / 2 over all pairs (at most 2000 of each)."""
+    pos, neg = pos[:2000, None], neg[None, :2000]
+    return float(((pos > neg).float() + 0.5 * (pos == neg).float()).mean())
+
+
+def largest_gap(labels: Tensor) -> float:
+    u = torch.unique(labels)
+    return float((u[1:] - u[:-1]).max()) if len(u) > 1 else 1.0
+
+
+@dataclass(frozen=True)
+class FittedRatio:
+    arch: dict
+    net: RatioNet
+    history: list[dict[str, float]]
+    stats: dict[str, float]
+
+    def checkpoint(self) -> dict:
+        return {"arch": self.arch, "model": self.net.state_dict()}
+
+
+@dataclass(frozen=True)
+class RatioData:
+    """What the ratio nets train and are checked on: features of the real training samples (and
+    their labels), `fakes_per_real` fake features at each one's label, held-out real features and
+    one fresh fake's features per held-out real, at its label."""
+
+    h_real: Tensor
+    y_real: Tensor
+    pool: Tensor
+    h_held: Tensor
+    y_held: Tensor
+    h_held_fake: Tensor
+
+
+def ratio_data(phi: nn.Module, generate: Callable[[Tensor], Tensor], train: tuple[Tensor, Tensor], held_out: tuple[Tensor, Tensor], *, fakes_per_real: int, batch_size: int = 1000) -> RatioData:
+    (x_train, y_train), (x_held, y_held) = train, held_out
+    pool = fake_feature_pool(phi.features, generate, y_train, fakes_per_real, batch_size)
+    h_held_fake = fake_feature_pool(phi.features, generate, y_held, 1, batch_size)[:, 0]
+    return RatioData(features_of(phi, x_train), y_train, pool, features_of(phi, x_held), y_held, h_held_fake)
+
+
+def fit_ratio(
+    data: RatioData,
+    method: str,
+    p,
+    *,
+    num_classes: int = 0,
+    y2h: dict[str, Tensor] | None = None,
+    progress: Progress | None = None,
+) -> FittedRatio:
+    """Train psi for `method` ("dre": psi(h); "cdre": psi(h | y)) with the DreParams fields of `p`.
+    Labels are class indices (num_classes > 0: cDRE embeds them with nn.Embedding) or normalised
+    continuous labels (cDRE embeds them with CcGAN's frozen y2h)."""
+    label = "none" if method == "dre" else ("class" if num_classes else "y2h")
+    arch = {"in_dim": data.h_real.shape[1], "width": p.width, "depth": p.depth, "dropout": p.dropout, "label": label, "num_classes": num_classes, "embed_dim": p.embed_dim}
+    net = RatioNet(**arch)
+    if label == "y2h":
+        if y2h is None:
+            raise ValueError("cDRE with continuous labels needs CcGAN's y2h")
+        net.embed.load_state_dict(y2h)
+    history = train_ratio(
+        net, data.h_real, data.y_real, data.pool, penalty=p.penalty, steps=p.steps, batch_size=p.batch_size, lr=p.lr,
+        weight_decay=p.weight_decay, progress=progress,
+    )
+    psi_real, psi_fake = ratio(net, data.h_held, data.y_held), ratio(net, data.h_held_fake, data.y_held)
+    stats = {
+        "held_out_loss": dre_loss(net, data.h_held, data.y_held, data.h_held_fake, data.y_held, p.penalty),
+        "psi_real_mean": float(psi_real.mean()),
+        "psi_fake_mean": float(psi_fake.mean()),
+        "psi_fake_zero_fraction": float((psi_fake == 0).float().mean()),
+        "auc_real_vs_fake": auc(psi_real, psi_fake),
+    }
+    return FittedRatio(arch, net, history, stats)

@@ -1,0 +1,194 @@
+"""Density-ratio subsampling: the Softplus loss, psi on a known ratio, rejection sampling, the window."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.nets.autoencoder import SparseAutoencoder
+from pipeline.subsample.features import sparse_ae_loss
+from pipeline.subsample.ratio import RatioNet, fake_feature_pool, ratio, softplus_dre_loss, train_ratio
+from pipeline.subsample.sampling import collect, rejection_sample, window_mask
+from pipeline.subsample.subsampler import Subsampler, draw
+
+
+def test_softplus_loss_by_hand():
+    psi_real = torch.tensor([0.0, 2.0])
+    psi_fake = torch.tensor([1.0, 3.0, 0.5])
+    sig = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
+    sp = lambda t: math.log(1 + math.exp(t))  # noqa: E731
+    fake = sum(sig(t) * t - sp(t) for t in (1.0, 3.0, 0.5)) / 3
+    real = (sig(0.0) + sig(2.0)) / 2
+    mean_fake = (1.0 + 3.0 + 0.5) / 3
+    want = fake - real + 0.1 * (mean_fake - 1) ** 2
+    assert abs(float(softplus_dre_loss(psi_real, psi_fake, penalty=0.1)) - want) < 1e-6
+    # the penalty vanishes when the fakes' mean ratio is 1
+    assert abs(float(softplus_dre_loss(psi_real, torch.tensor([0.5, 1.5]), 5.0) - softplus_dre_loss(psi_real, torch.tensor([0.5, 1.5]), 0.0))) < 1e-7
+
+
+def test_softplus_loss_is_minimised_at_the_true_ratio():
+    """Pointwise, q [sig(t) t - sp(t)] - p sig(t) is smallest at t = p / q."""
+    p, q = 0.3, 0.1
+    t = torch.linspace(0.01, 10, 2000)
+    value = q * (torch.sigmoid(t) * t - F.softplus(t)) - p * torch.sigmoid(t)
+    assert abs(float(t[value.argmin()]) - p / q) < 0.02
+
+
+def test_sparse_autoencoder_loss_by_hand():
+    x, x_hat = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 2.0]])
+    h = torch.tensor([[0.0, 4.0]])
+    y, y_hat = torch.tensor([0.5]), torch.tensor([0.25])
+    want = 0.5 + 1e-3 * 2.0 + 0.0625
+    assert abs(float(sparse_ae_loss(x, x_hat, h, y, y_hat, 1e-3)) - want) < 1e-7
+    for shape in ((2,), (1, 16, 16), (3, 32, 32)):
+        ae = SparseAutoencoder(shape, code_dim=8, width=8)
+        xb = torch.randn(4, *shape)
+        rec, code, y_pred = ae.reconstruct(xb)
+        assert rec.shape == xb.shape and code.shape == (4, 8) and (code >= 0).all() and y_pred.shape == (4,)
+
+
+def _gaussians(n: int):
+    """Fakes N(0, 1), reals N(1, 1): r(x) = exp(x - 1/2)."""
+    return torch.randn(n, 1) + 1.0, torch.randn(n, 1)
+
+
+def test_trained_psi_ranks_a_known_ratio():
+    torch.manual_seed(0)
+    real, fake = _gaussians(4000)
+    net = RatioNet(1, width=32, depth=2, dropout=0.0)
+    train_ratio(net, real, torch.zeros(len(real), dtype=torch.long), fake.view(len(fake), 1, 1),
+                penalty=0.01, steps=600, batch_size=256, lr=3e-3, weight_decay=0.0)
+    grid = torch.linspace(-1.5, 2.5, 41)[:, None]
+    psi = ratio(net, grid)
+    true = torch.exp(grid[:, 0] - 0.5)
+    # ranks agree (Spearman's rho) and the scale is right where the mass is
+    rank = lambda t: t.argsort().argsort().float()  # noqa: E731
+    rho = float(torch.corrcoef(torch.stack([rank(psi), rank(true)]))[0, 1])
+    assert rho > 0.95, rho
+    mid = (grid[:, 0] > -0.5) & (grid[:, 0] < 1.5)
+    assert float((psi[mid] / true[mid]).log().abs().mean()) < 0.35
+    # fakes drawn through the trained psi move towards the real distribution
+    x, _, _, _ = collect(lambda y: torch.randn(len(y), 1), lambda x, y: (ratio(net, x), torch.ones(len(x), dtype=torch.bool)),
+                         torch.zeros(1, dtype=torch.long), 4000, burnin=1000, batch_size=1000)
+    assert 0.75 < float(x.mean()) < 1.15
+
+
+def _uniform_fakes(y: torch.Tensor) -> torch.Tensor:
+    return torch.rand(len(y), 1)
+
+
+def _triangle_score(x: torch.Tensor, y: torch.Tensor):
+    """Label 0: r(x) = 2x (reals with density 2x on [0, 1]); label 1: r(x) = 2(1 - x)."""
+    t = x[:, 0]
+    return torch.where(y == 0, 2 * t, 2 * (1 - t)), torch.ones(len(x), dtype=torch.bool)
+
+
+def test_rejection_sampling_keeps_fakes_in_proportion_to_the_ratio():
+    torch.manual_seed(0)
+    n = 20000
+    x, y, psi, stats = collect(_uniform_fakes, _triangle_score, torch.tensor([0, 1]), n, burnin=500, batch_size=4000)
+    assert torch.equal(stats.accepted, torch.tensor([n, n])) and len(x) == 2 * n
+    # accepted fakes follow the real densities 2x and 2(1 - x): means 2/3 and 1/3, and per-bin shares
+    # within a few standard errors (accepting everything would give 1/2 and flat bins)
+    for label, want_mean in ((0, 2 / 3), (1, 1 / 3)):
+        t = x[y == label, 0]
+        assert abs(float(t.mean()) - want_mean) < 0.01
+        counts = torch.histc(t, bins=5, min=0, max=1)
+        edges = torch.linspace(0, 1, 6)
+        cdf = edges**2 if label == 0 else 1 - (1 - edges) ** 2
+        expected = n * (cdf[1:] - cdf[:-1]).abs()
+        chi2 = float(((counts - expected) ** 2 / expected).sum())
+        assert chi2 < 20.5, chi2  # chi-square, 4 dof: p ~ 0.0004
+    # acceptance rate = E_fake[r] / M = 1 / 2; M = max psi = 2
+    assert torch.allclose(stats.acceptance_rate, torch.tensor([0.5, 0.5]), atol=0.02)
+    assert torch.allclose(stats.M, torch.tensor([2.0, 2.0]), atol=0.01)
+
+
+def test_a_broken_sampler_fails_the_proportion_check():
+    """The same check as above fails for a sampler that ignores the ratio (a test that can fail)."""
+    torch.manual_seed(0)
+    x, _, _, _ = collect(_uniform_fakes, lambda x, y: (torch.ones(len(x)), torch.ones(len(x), dtype=torch.bool)),
+                         torch.tensor([0]), 20000, burnin=10, batch_size=4000)
+    assert abs(float(x.mean()) - 2 / 3) > 0.1
+
+
+def test_label_window_drops_what_it_should():
+    y = torch.tensor([0.5, 0.5, 0.5, 0.2])
+    y_pred = torch.tensor([0.5, 0.55, 0.61, 0.09])
+    assert window_mask(y_pred, y, 0.1).tolist() == [True, True, False, False]
+    assert window_mask(y_pred, y, None).all()
+
+    # in rejection sampling: a fake is x = y + noise, its predicted label is x itself
+    torch.manual_seed(0)
+    labels = torch.tensor([0.3, 0.7])
+
+    def score(x, y):
+        return torch.ones(len(x)), window_mask(x[:, 0], y, 0.05)
+
+    got = []
+    stats = rejection_sample(lambda y: y[:, None] + 0.1 * torch.randn(len(y), 1), score, labels, 500,
+                             lambda x, y, psi: got.append((x, y)), burnin=10, batch_size=400)
+    x = torch.cat([g[0] for g in got])[:, 0]
+    y = torch.cat([g[1] for g in got])
+    assert ((x - y).abs() <= 0.05).all()
+    # P(|N(0, 0.1^2)| > 0.05) = 0.617 of the candidates fall outside the window
+    frac_out = float(stats.out_of_window.sum() / stats.proposed.sum())
+    assert abs(frac_out - 0.617) < 0.03
+    assert torch.equal(stats.accepted, torch.tensor([500, 500]))
+
+
+def test_a_label_the_generator_cannot_serve_ends_short():
+    stats = rejection_sample(_uniform_fakes, lambda x, y: (torch.ones(len(x)), y == 0), torch.tensor([0, 1]), 50,
+                             lambda *a: None, burnin=5, batch_size=100, max_proposals=1000)
+    assert stats.accepted.tolist() == [50, 0] and int(stats.proposed[1]) >= 1000
+    assert stats.summary()["n_labels_short"] == 1
+
+
+def test_streaming_hands_out_bounded_chunks():
+    sizes = []
+    rejection_sample(_uniform_fakes, _triangle_score, torch.zeros(40, dtype=torch.long), 100,
+                     lambda x, y, psi: sizes.append(len(x)), burnin=10, batch_size=256)
+    assert sum(sizes) == 4000 and max(sizes) <= 256
+
+
+def test_conditional_psi_pairs_fakes_with_real_labels():
+    """Class 0's fakes are good (like its reals), class 1's are shifted: cDRE learns the difference per label."""
+    torch.manual_seed(0)
+    n = 2000
+    y = torch.arange(2).repeat(n // 2)
+    real = torch.randn(n, 1)
+    shift = torch.where(y == 1, 1.5, 0.0)[:, None, None]
+    fake = torch.randn(n, 4, 1) + shift
+    net = RatioNet(1, width=32, depth=2, dropout=0.0, label="class", num_classes=2, embed_dim=4)
+    train_ratio(net, real, y, fake, penalty=0.01, steps=800, batch_size=256, lr=3e-3, weight_decay=0.0)
+    at = torch.tensor([[2.5], [-0.5]])  # a class-1 fake far up is bad, one near 0 is good
+    psi1 = ratio(net, at, torch.tensor([1, 1]))
+    psi0 = ratio(net, torch.tensor([[0.0], [0.0]]), torch.tensor([0, 0]))
+    assert psi1[1] > 2 * psi1[0]
+    assert 0.5 < float(psi0.mean()) < 2.0  # class 0: fakes like reals, ratio ~ 1
+
+
+def test_draw_groups_by_label_and_pool_shapes():
+    class G(torch.nn.Module):
+        def forward(self, z, y):
+            return (y.float()[:, None] + 0.01 * z[:, :1])
+
+    class Phi(torch.nn.Module):
+        feature_dim = 1
+
+        def features(self, x):
+            return x
+
+        head = torch.nn.Identity()
+
+    torch.manual_seed(0)
+    net = RatioNet(1, width=8, depth=1, dropout=0.0)
+    sub = Subsampler(Phi(), net.eval(), zeta=None)
+    labels = torch.tensor([2, 0, 1])
+    x, y, stats = draw(G(), 1, labels, 5, sub, burnin=3, batch_size=4)
+    assert y.tolist() == [2] * 5 + [0] * 5 + [1] * 5 and stats is not None
+    assert torch.allclose(x[:, 0], y.float(), atol=0.1)
+    x0, y0, s0 = draw(G(), 1, labels, 5)
+    assert y0.tolist() == y.tolist() and s0 is None
+    pool = fake_feature_pool(Phi().features, lambda yy: G()(torch.randn(len(yy), 1), yy), labels, 4, batch_size=5)
+    assert pool.shape == (3, 4, 1) and torch.allclose(pool[:, :, 0], labels.float()[:, None].expand(3, 4), atol=0.1)
