@@ -5,7 +5,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from pipeline.nets.autoencoder import SparseAutoencoder
+from pipeline.subsample.autoencoder import SparseAutoencoder
 from pipeline.subsample.features import sparse_ae_loss
 from pipeline.subsample.ratio import RatioNet, fake_feature_pool, ratio, softplus_dre_loss, train_ratio
 from pipeline.subsample.sampling import collect, rejection_sample, window_mask

@@ -127,7 +127,7 @@ def save_features(model: nn.Module, path: Path, *, kind: str, arch: dict) -> Non
 
 def load_features(path: Path) -> nn.Module:
     """DRE's feature extractor (features(x) -> h; forward(x) -> label prediction for the autoencoder)."""
-    from pipeline.nets.autoencoder import SparseAutoencoder
+    from pipeline.subsample.autoencoder import SparseAutoencoder
 
     if not path.exists():
         raise CheckpointError(f"{path}: feature extractor not found (run the features stage first)")
@@ -234,7 +234,9 @@ def subsampled_rows(variant: str, draw_fakes, metrics_of) -> dict[str, dict[str,
         x, y, stats = draw_fakes(method)
         row = metrics_of(x, y)
         if stats is not None:
-            row["acceptance_rate"] = stats.summary()["acceptance_rate"]
+            summary = stats.summary()
+            row["acceptance_rate"] = summary["acceptance_rate"]
+            row["labels_short"] = summary["n_labels_short"]  # labels the generator could not serve in full
         rows[variant if method == "none" else f"{variant}+{method}"] = row
     return rows
 

@@ -14,7 +14,7 @@ from pipeline.checkpoint import load_checkpoint
 from pipeline.data import load_dataset
 from pipeline.distill.train import train_classifier
 from pipeline.nets import build_classifier
-from pipeline.nets.autoencoder import SparseAutoencoder
+from pipeline.subsample.autoencoder import SparseAutoencoder
 from pipeline.params import Params
 from pipeline.stages.common import Paths, accuracy, load_classifier, mae, save_features, write_json
 from pipeline.subsample.features import train_autoencoder

@@ -59,12 +59,14 @@ def accepted_vs_rejected(G, z_dim: int, sub: Subsampler, stats: RSStats, labels:
 
 
 def _log_subsampling(paths: Paths, G, z_dim: int, sub: Subsampler | None, stats: RSStats | None, method: str, show: torch.Tensor) -> dict:
+    """The filtered set and its metadata as DVC outputs (in data/<exp>/synthetic) and MLflow artifacts."""
     report = subsampling_report(stats, method)
     write_json(paths.synthetic / "subsampling.json", report)
-    tracking.log_artifact(paths.synthetic / "subsampling.json")
+    tracking.log_artifact(paths.synthetic / FAKES, "synthetic")
+    tracking.log_artifact(paths.synthetic / "subsampling.json", "synthetic")
     if sub is not None and stats is not None:
         save_split_grid(accepted_vs_rejected(G, z_dim, sub, stats, show), paths.synthetic / "accepted_vs_rejected.png")
-        tracking.log_artifact(paths.synthetic / "accepted_vs_rejected.png")
+        tracking.log_artifact(paths.synthetic / "accepted_vs_rejected.png", "synthetic")
         tracking.log_metrics({f"subsampling_{k}": float(v) for k, v in report.items() if isinstance(v, (int, float))})
     return {k: v for k, v in report.items() if k != "per_label"}
 

@@ -6,7 +6,7 @@ import torch
 
 import torch.nn.functional as F
 
-from pipeline.nets.autoencoder import SparseAutoencoder
+from pipeline.subsample.autoencoder import SparseAutoencoder
 from pipeline.utils import Progress
 
 Tensor = torch.Tensor
