@@ -63,6 +63,10 @@ def test_missing_and_malformed_files(tmp_path):
         (lambda r: r["experiments"]["tiny_circle"]["gan"]["variants"]["hvdl"].update(vicinity="fuzzy"), "experiments.tiny_circle.gan.variants.hvdl.vicinity: Input should be 'hard', 'soft' or 'binned'"),
         (lambda r: r["experiments"]["tiny_reg"]["synthesize"].update(gan_variant="nope"), "experiments.tiny_reg: synthesize.gan_variant 'nope' is not a gan variant"),
         (lambda r: r["experiments"]["tiny_reg"].update(task="circle"), "experiments.tiny_reg.data.name: Input should be 'circle'"),
+        (lambda r: r["experiments"]["tiny"]["synthesize"].update(subsampling="rs"), "experiments.tiny.synthesize.subsampling: Input should be 'none', 'dre' or 'cdre'"),
+        (lambda r: r["experiments"]["tiny"]["dre"].update(width=100), "experiments.tiny.dre: width 100: use a multiple of 8"),
+        (lambda r: r["experiments"]["tiny_circle"]["dre"].update(gan_variant="nope"), "experiments.tiny_circle: dre.gan_variant 'nope' is not a gan variant"),
+        (lambda r: r["experiments"]["tiny_reg"]["dre"].update(gan_variant="binned"), "experiments.tiny_reg: synthesize.subsampling needs the density ratio of synthesize.gan_variant 'svdl_ili', but dre.gan_variant is 'binned'"),
         (lambda r: r["groups"].update(kd=["tiny"]), "<top level>: groups.kd must list the experiments with task classification or regression: [tiny, tiny_reg]"),
     ],
 )

@@ -19,9 +19,8 @@ from pipeline.data import load_dataset
 from pipeline.gan.train import sample
 from pipeline.params import Params
 from pipeline.stages.common import Paths, evaluation_labels, load_features, load_generator, load_y2h, save_split_grid, write_json
-from pipeline.stages.synthesize import SHOW_LABELS, accepted_vs_rejected, subsampling_report
 from pipeline.subsample.fit import fit_ratio, largest_gap, ratio_data
-from pipeline.subsample.subsampler import Subsampler, draw
+from pipeline.subsample.subsampler import SHOW_LABELS, Subsampler, accepted_vs_rejected, draw, subsampling_report
 from pipeline.ui import info, progress_bar
 from pipeline.utils import save_torch, seed_everything
 

@@ -12,50 +12,19 @@ import torch
 from pipeline import tracking
 from pipeline.data import load_dataset
 from pipeline.distill.synthetic import build_synthetic, build_synthetic_regression, keep_mask, teacher_ce
-from pipeline.gan.train import sample
 from pipeline.params import Params
 from pipeline.stages.common import CLASS_VARIANT, Paths, load_classifier, load_generator, load_subsampler, save_grid, save_split_grid, write_json
 from pipeline.subsample.sampling import RSStats
-from pipeline.subsample.subsampler import Subsampler, draw
+from pipeline.subsample.subsampler import SHOW_LABELS, Subsampler, accepted_vs_rejected, draw, subsampling_report
 from pipeline.ui import info, progress_bar
 from pipeline.utils import save_torch, seed_everything
 
 FAKES = "fakes.pt"
-SHOW_LABELS = 5  # labels in the accepted-vs-rejected picture
 
 
 def _draw(name: str, G, z_dim: int, labels: torch.Tensor, n: int, sub: Subsampler | None, dre) -> tuple[torch.Tensor, torch.Tensor, RSStats | None]:
     with progress_bar(name, len(labels) * n) as bar:
         return draw(G, z_dim, labels, n, sub, burnin=dre.burnin, batch_size=dre.batch_size_rs, progress=bar)
-
-
-def subsampling_report(stats: RSStats | None, method: str) -> dict:
-    """The filtered set's metadata: per-label acceptance rates and the ratio bounds M."""
-    if stats is None:
-        return {"method": method}
-    return {
-        "method": method,
-        **stats.summary(),
-        "per_label": {
-            "label": [float(v) for v in stats.labels],
-            "acceptance_rate": [round(float(v), 6) for v in stats.acceptance_rate],
-            "M": [round(float(v), 6) for v in stats.M],
-            "accepted": stats.accepted.tolist(),
-        },
-    }
-
-
-def accepted_vs_rejected(G, z_dim: int, sub: Subsampler, stats: RSStats, labels: torch.Tensor, n: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """For each label: fresh candidates split by one rejection-sampling draw at that label's final M."""
-    rows = []
-    for lab in labels:
-        y = lab.repeat(8 * n)
-        x = sample(G, y, z_dim)
-        psi, ok = sub.score(x, y)
-        M = stats.M[(stats.labels == lab).nonzero()[0, 0]]
-        keep = ok & (torch.rand(len(y)) * M <= psi)
-        rows.append((x[keep][:n], x[~keep][:n]))
-    return rows
 
 
 def _log_subsampling(paths: Paths, G, z_dim: int, sub: Subsampler | None, stats: RSStats | None, method: str, show: torch.Tensor) -> dict:

@@ -16,6 +16,7 @@ from pipeline.utils import Progress
 Tensor = torch.Tensor
 
 METHODS = ("none", "dre", "cdre")
+SHOW_LABELS = 5  # labels in an accepted-vs-rejected picture
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,32 @@ def _label_rank(labels: Tensor, y: Tensor) -> Tensor:
     """Position in `labels` of each value in y (every y is one of the labels)."""
     sorted_labels, perm = labels.sort()
     return perm[torch.searchsorted(sorted_labels, y).clamp(max=len(labels) - 1)]
+
+
+def subsampling_report(stats: RSStats | None, method: str) -> dict:
+    """The filtered set's metadata: per-label acceptance rates and the ratio bounds M."""
+    if stats is None:
+        return {"method": method}
+    return {
+        "method": method,
+        **stats.summary(),
+        "per_label": {
+            "label": [float(v) for v in stats.labels],
+            "acceptance_rate": [round(float(v), 6) for v in stats.acceptance_rate],
+            "M": [round(float(v), 6) for v in stats.M],
+            "accepted": stats.accepted.tolist(),
+        },
+    }
+
+
+def accepted_vs_rejected(G, z_dim: int, sub: Subsampler, stats: RSStats, labels: torch.Tensor, n: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """For each label: fresh candidates split by one rejection-sampling draw at that label's final M."""
+    rows = []
+    for lab in labels:
+        y = lab.repeat(8 * n)
+        x = sample(G, y, z_dim)
+        psi, ok = sub.score(x, y)
+        M = stats.M[(stats.labels == lab).nonzero()[0, 0]]
+        keep = ok & (torch.rand(len(y)) * M <= psi)
+        rows.append((x[keep][:n], x[~keep][:n]))
+    return rows
