@@ -222,21 +222,23 @@ def gan_table(gan: dict[str, dict[str, float]]) -> list[str]:
     return lines + [f"| {v} | " + " | ".join(f"{m[k]:.4g}" if k in m else "-" for k in keys) + " |" for v, m in gan.items()]
 
 
-def subsampled_rows(variant: str, draw_fakes, metrics_of) -> dict[str, dict[str, float]]:
-    """Metrics of a variant's plain fakes (row "<variant>") and of its DRE-F-SP+RS and
-    cDRE-F-cSP+RS fakes (rows "<variant>+dre", "<variant>+cdre", with the acceptance rate).
+def variant_rows(exp, paths: Paths, experiment: str, variant: str, labels: torch.Tensor, n: int, metrics_of) -> dict[str, dict[str, float]]:
+    """metrics_of(x, y) of n fakes per label of one GAN variant (row "<variant>"); for the variant
+    the dre stage subsampled, also of its DRE-F-SP+RS and cDRE-F-cSP+RS fakes (rows
+    "<variant>+dre", "<variant>+cdre", with the acceptance rate and the labels left short)."""
+    from pipeline.subsample.subsampler import METHODS, draw
+    from pipeline.ui import progress_bar
 
-    draw_fakes(method) -> (x, y, stats or None); metrics_of(x, y) -> dict."""
+    G = load_generator(paths.gan / f"{variant}.pt")
     rows = {}
-    from pipeline.subsample.subsampler import METHODS
-
-    for method in METHODS:
-        x, y, stats = draw_fakes(method)
+    for method in METHODS if variant == exp.dre_variant else ("none",):
+        with progress_bar(f"evaluate[{experiment}] {variant} fakes ({method})", len(labels) * n) as bar:
+            x, y, stats = draw(G, exp.gan.z_dim, labels, n, load_subsampler(paths, method), burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs, progress=bar)
         row = metrics_of(x, y)
         if stats is not None:
             summary = stats.summary()
             row["acceptance_rate"] = summary["acceptance_rate"]
-            row["labels_short"] = summary["n_labels_short"]  # labels the generator could not serve in full
+            row["labels_short"] = summary["n_labels_short"]
         rows[variant if method == "none" else f"{variant}+{method}"] = row
     return rows
 

@@ -12,9 +12,8 @@ from pipeline import tracking
 from pipeline.data import load_dataset
 from pipeline.metrics import classifier_accuracy, fid, inception_fid, inception_score, intra_fid
 from pipeline.params import Params
-from pipeline.stages.common import CLASS_VARIANT, Paths, evaluation_labels, gan_table, load_classifier, load_generator, load_subsampler, subsampled_rows, write_json, write_text
-from pipeline.subsample.subsampler import draw
-from pipeline.ui import info, progress_bar
+from pipeline.stages.common import CLASS_VARIANT, Paths, evaluation_labels, gan_table, load_classifier, variant_rows, write_json, write_text
+from pipeline.ui import info
 from pipeline.utils import predict, seed_everything
 
 STUDENT_NAMES = {"real_only": "real only", "blkd": "BLKD", "cgan_kd": "cGAN-KD", "cgan_kd_blkd": "cGAN-KD + BLKD"}
@@ -51,14 +50,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     p = exp.evaluate
     ds = load_dataset(paths.prepared)
     teacher = load_classifier(paths.teacher)
-    G = load_generator(paths.gan / f"{CLASS_VARIANT}.pt")
     seed_everything(params.seed)
-    classes = evaluation_labels(exp, ds)
-
-    def draw_fakes(method: str):
-        with progress_bar(f"evaluate[{experiment}] fakes ({method})", len(classes) * p.n_fake_per_class) as bar:
-            return draw(G, exp.gan.z_dim, classes, p.n_fake_per_class, load_subsampler(paths, method), burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs, progress=bar)
-
     def metrics_of(x_fake: torch.Tensor, y_fake: torch.Tensor) -> dict[str, float]:
         intra, _ = intra_fid(teacher, ds.x_test, ds.y_test, x_fake, y_fake)
         row = {
@@ -71,7 +63,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             row["fid_inception"] = inception_fid(p.inception_weights, ds.x_test, x_fake)
         return row
 
-    gan = subsampled_rows(CLASS_VARIANT, draw_fakes, metrics_of)
+    gan = variant_rows(exp, paths, experiment, CLASS_VARIANT, evaluation_labels(exp, ds), p.n_fake_per_class, metrics_of)
     reference = {"fid_teacher_features_real_train_vs_test": fid(teacher, ds.x_test, ds.x_train)}
     teacher_acc = json.loads((paths.metrics / "teacher.json").read_text())["test_accuracy"]
     students = json.loads((paths.metrics / "students.json").read_text())

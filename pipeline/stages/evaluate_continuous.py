@@ -21,8 +21,7 @@ from pipeline.errors import DataError
 from pipeline.metrics import binned_fid, circle_metrics, diversity, label_score
 from pipeline.nets import build_classifier
 from pipeline.params import Params
-from pipeline.stages.common import Paths, evaluation_labels, gan_table, load_generator, load_subsampler, subsampled_rows, write_json, write_text
-from pipeline.subsample.subsampler import draw
+from pipeline.stages.common import Paths, evaluation_labels, gan_table, variant_rows, write_json, write_text
 from pipeline.ui import info, progress_bar
 from pipeline.utils import predict, seed_everything
 
@@ -46,21 +45,6 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     return summary
 
 
-def _rows(exp, paths: Paths, experiment: str, variant: str, labels: torch.Tensor, n: int, metrics_of) -> dict[str, dict[str, float]]:
-    """Metrics of one variant's fakes at `labels` (normalised), n per label; for the variant that
-    has density-ratio nets, also of its DRE-F-SP+RS and cDRE-F-cSP+RS fakes."""
-    G = load_generator(paths.gan / f"{variant}.pt")
-    if variant != exp.dre_variant:
-        x, y, _ = draw(G, exp.gan.z_dim, labels, n)
-        return {variant: metrics_of(x, y)}
-
-    def draw_fakes(method: str):
-        with progress_bar(f"evaluate[{experiment}] {variant} fakes ({method})", len(labels) * n) as bar:
-            return draw(G, exp.gan.z_dim, labels, n, load_subsampler(paths, method), burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs, progress=bar)
-
-    return subsampled_rows(variant, draw_fakes, metrics_of)
-
-
 def _circle(exp, ds, paths: Paths, experiment: str) -> dict[str, dict[str, float]]:
     angles, labels = torch.unique(ds.y_test), evaluation_labels(exp, ds)
     n = exp.data.eval_per_angle
@@ -72,7 +56,7 @@ def _circle(exp, ds, paths: Paths, experiment: str) -> dict[str, dict[str, float
 
     out: dict[str, dict[str, float]] = {}
     for variant in exp.gan.variants:
-        out |= _rows(exp, paths, experiment, variant, labels, n, metrics_of)
+        out |= variant_rows(exp, paths, experiment, variant, labels, n, metrics_of)
     return out
 
 
@@ -115,7 +99,7 @@ def _regression(exp, ds, paths: Paths, experiment: str) -> dict:
 
     gan: dict[str, dict[str, float]] = {}
     for variant in exp.gan.variants:
-        gan |= _rows(exp, paths, experiment, variant, labels, p.n_fake_per_label, metrics_of)
+        gan |= variant_rows(exp, paths, experiment, variant, labels, p.n_fake_per_label, metrics_of)
     if classifier is not None:
         reference["diversity_real_test"] = diversity(predict(classifier, ds.x_test).argmax(1), ds.y_test)
     teacher = json.loads((paths.metrics / "teacher.json").read_text())
