@@ -80,6 +80,8 @@ def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
     assert out.with_suffix(".png").stat().st_size > 0
     result = runner.invoke(app, [*args, "-g", str(tmp_path / "nope.pt")])
     assert result.exit_code == 1 and "nope.pt: generator checkpoint not found" in result.output
+    result = runner.invoke(app, [*args, "-g", str(root / "models" / "tiny" / "teacher.pt")])
+    assert result.exit_code == 1 and "teacher.pt: not a generator checkpoint" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, [*args[:-4], "-m", "rs", "-g", str(out.with_suffix(".pt"))])
     assert result.exit_code == 2 and "--method 'rs'" in result.output
 
