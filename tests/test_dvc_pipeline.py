@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import REPO, tiny_raw_params
@@ -25,6 +26,7 @@ def _stages_run(log: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", log))
 
 
+@pytest.mark.slow  # about 3.5 min (23 stage processes, three repros): `make test-slow`; test_cli runs the same stages in process
 def test_dvc_repro_tiny_config(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
