@@ -15,6 +15,34 @@ Progress = Callable[[int, dict[str, float]], None]
 """Progress callback: (steps completed so far, latest scalar metrics)."""
 
 
+def minimise(
+    opt: torch.optim.Optimizer,
+    batch_loss: Callable[[], torch.Tensor],
+    steps: int,
+    *,
+    sched: torch.optim.lr_scheduler.LRScheduler | None = None,
+    log_every: int = 50,
+    progress: Progress | None = None,
+) -> list[dict[str, float]]:
+    """`steps` optimiser steps on batch_loss() (one fresh mini-batch per call); returns the loss
+    averaged over each `log_every` steps as [{"step", "loss"}], each record also sent to progress."""
+    history, acc, n_acc = [], 0.0, 0
+    for step in range(1, steps + 1):
+        loss = batch_loss()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        acc, n_acc = acc + loss.item(), n_acc + 1
+        if step % log_every == 0 or step == steps:
+            history.append({"step": float(step), "loss": acc / n_acc})
+            acc, n_acc = 0.0, 0
+            if progress:
+                progress(step, history[-1])
+    return history
+
+
 def seed_everything(seed: int) -> None:
     """One seed drives Python, NumPy and torch."""
     random.seed(seed)

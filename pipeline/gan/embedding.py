@@ -11,7 +11,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from pipeline.utils import Progress
+from pipeline.utils import Progress, minimise
 
 
 def train_y2h(
@@ -33,20 +33,12 @@ def train_y2h(
     y2h.train()
     opt = torch.optim.Adam(y2h.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    history, acc, n_acc = [], 0.0, 0
-    for step in range(1, steps + 1):
+
+    def batch_loss() -> torch.Tensor:
         y = labels[torch.randint(len(labels), (batch_size,))]
         y = (y + gamma_std * torch.randn(batch_size)).clamp(0.0, 1.0)
-        loss = F.mse_loss(head(y2h(y)).view(-1), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        acc, n_acc = acc + loss.item(), n_acc + 1
-        if step % log_every == 0 or step == steps:
-            history.append({"step": float(step), "loss": acc / n_acc})
-            acc, n_acc = 0.0, 0
-            if progress:
-                progress(step, history[-1])
+        return F.mse_loss(head(y2h(y)).view(-1), y)
+
+    history = minimise(opt, batch_loss, steps, sched=sched, log_every=log_every, progress=progress)
     y2h.eval()
     return history

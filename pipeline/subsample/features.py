@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.subsample.autoencoder import SparseAutoencoder
-from pipeline.utils import Progress
+from pipeline.utils import Progress, minimise
 
 Tensor = torch.Tensor
 
@@ -34,22 +34,14 @@ def train_autoencoder(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     model.train()
     batch_size = min(batch_size, len(x))
-    history, acc, n_acc = [], 0.0, 0
-    for step in range(1, steps + 1):
+
+    def batch_loss() -> Tensor:
         idx = torch.randint(0, len(x), (batch_size,))
         xb = x[idx]
         x_hat, h, y_hat = model.reconstruct(xb)
-        loss = sparse_ae_loss(xb, x_hat, h, y[idx].float(), y_hat, sparsity)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        acc, n_acc = acc + loss.item(), n_acc + 1
-        if step % log_every == 0 or step == steps:
-            history.append({"step": float(step), "loss": acc / n_acc})
-            acc, n_acc = 0.0, 0
-            if progress:
-                progress(step, history[-1])
+        return sparse_ae_loss(xb, x_hat, h, y[idx].float(), y_hat, sparsity)
+
+    history = minimise(opt, batch_loss, steps, sched=sched, log_every=log_every, progress=progress)
     model.eval()
     return history
 

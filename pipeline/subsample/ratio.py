@@ -16,7 +16,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from pipeline.nets.labels import EMBED_DIM, Y2H, frozen
-from pipeline.utils import Progress, batches
+from pipeline.utils import Progress, batches, minimise
 
 Tensor = torch.Tensor
 
@@ -107,22 +107,15 @@ def train_ratio(
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     net.train()
     n, k = h_fake.shape[:2]
-    history, acc, n_acc = [], 0.0, 0
-    for step in range(1, steps + 1):
+
+    def batch_loss() -> Tensor:
         i = torch.randint(0, n, (batch_size,))
         j = torch.randint(0, k, (batch_size,))
         y = y_real[i] if net.conditional else None
         psi = net(torch.cat([h_real[i], h_fake[i, j]]), None if y is None else torch.cat([y, y]))
-        loss = softplus_dre_loss(psi[:batch_size], psi[batch_size:], penalty)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        acc, n_acc = acc + loss.item(), n_acc + 1
-        if step % log_every == 0 or step == steps:
-            history.append({"step": float(step), "loss": acc / n_acc})
-            acc, n_acc = 0.0, 0
-            if progress:
-                progress(step, history[-1])
+        return softplus_dre_loss(psi[:batch_size], psi[batch_size:], penalty)
+
+    history = minimise(opt, batch_loss, steps, log_every=log_every, progress=progress)
     net.eval()
     return history
 
