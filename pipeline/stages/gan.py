@@ -82,18 +82,10 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             jobs = list(p.variants.items())
         for variant, spec in jobs:
             seed_everything(params.seed)
-            setup = _setup(exp, ds, spec)
-            G, D = build_gan(**setup.build_args)
-            extra = dict(setup.fingerprint)
+            setup, G, D, extra = build_variant(exp, ds, spec, paths)
             if setup.vicinity is not None:
                 v = setup.vicinity
                 summary[variant] = {"sigma": v.sigma, "kappa": v.kappa, "nu": v.nu, "window": v.radius}
-            if setup.arch["label_input"] == "ili":
-                y2h_state = load_y2h(paths)
-                for m in [*G.modules(), *D.modules()]:  # the frozen y2h copies inside G and D
-                    if isinstance(m, Y2H):
-                        m.load_state_dict(y2h_state)
-                extra["y2h"] = hashlib.sha256(b"".join(t.numpy().tobytes() for t in y2h_state.values())).hexdigest()[:16]
             config = _config(p, params.seed, ds.x_train, ds.y_train, variant=variant, spec=None if spec is None else spec.model_dump(), **extra)
             state = _fit(f"gan[{experiment}/{variant}]", p, G, D, setup.cond, setup.arch, config, paths.gan / f"{variant}.pt")
             tracking.log_history(state.history, f"{variant}_")
@@ -109,6 +101,22 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             tracking.log_artifact(f)
     write_json(paths.metrics / "gan.json", summary)
     return summary
+
+
+def build_variant(exp, ds, spec, paths: Paths) -> tuple[VariantSetup, torch.nn.Module, torch.nn.Module, dict]:
+    """A fresh (G, D) for one variant (spec None: the class-conditional GAN), its label sampling
+    and what besides params identifies its checkpoint (ILI: the y2h weights, loaded into G and D).
+    The stage and the vicinity study share it."""
+    setup = _setup(exp, ds, spec)
+    G, D = build_gan(**setup.build_args)
+    extra = dict(setup.fingerprint)
+    if setup.arch["label_input"] == "ili":
+        y2h_state = load_y2h(paths)
+        for m in [*G.modules(), *D.modules()]:  # the frozen y2h copies inside G and D
+            if isinstance(m, Y2H):
+                m.load_state_dict(y2h_state)
+        extra["y2h"] = hashlib.sha256(b"".join(t.numpy().tobytes() for t in y2h_state.values())).hexdigest()[:16]
+    return setup, G, D, extra
 
 
 def _setup(exp, ds, spec) -> VariantSetup:

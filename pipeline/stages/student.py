@@ -1,7 +1,12 @@
-"""student: the same student architecture, seed and schedule trained four ways
-(real only, BLKD, cGAN-KD, cGAN-KD + BLKD) -> models/<experiment>/students/."""
+"""student: the same student architecture, seed and schedule trained several ways -> models/<experiment>/students/.
+
+Classification: real only, BLKD, cGAN-KD, cGAN-KD + BLKD. Regression (labels normalised, MAE
+in label units): real only, + fakes at their condition labels (cgan_kd), + fakes relabelled by
+the teacher (cgan_kd_adjusted)."""
 
 from __future__ import annotations
+
+import torch
 
 from pipeline import tracking
 from pipeline.data import load_dataset
@@ -11,7 +16,7 @@ from pipeline.params import Params
 from pipeline.stages.common import Paths, accuracy, load_classifier, mae, save_classifier, write_json
 from pipeline.stages.synthesize import load_synthetic
 from pipeline.ui import info, progress_bar
-from pipeline.utils import seed_everything
+from pipeline.utils import Progress, seed_everything
 
 # variant -> (uses the processed fakes, distils the teacher's logits)
 VARIANTS = {"real_only": (False, False), "blkd": (False, True), "cgan_kd": (True, False), "cgan_kd_blkd": (True, True)}
@@ -19,69 +24,61 @@ VARIANTS = {"real_only": (False, False), "blkd": (False, True), "cgan_kd": (True
 REGRESSION_VARIANTS = {"real_only": None, "cgan_kd": "y_cond", "cgan_kd_adjusted": "y_teacher"}
 
 
+def uses_fakes(task: str, variant: str) -> bool:
+    return VARIANTS[variant][0] if task == "classification" else REGRESSION_VARIANTS[variant] is not None
+
+
+def fit_student(exp, ds, variant: str, *, teacher: torch.nn.Module | None, fakes: tuple[torch.Tensor, torch.Tensor] | None,
+                seed: int, progress: Progress | None = None) -> tuple[torch.nn.Module, list[dict[str, float]]]:
+    """Train one student variant from `seed` on the real training split (+ `fakes` when the variant
+    uses them: processed fakes and their training labels). The stage and the n-fake study share it."""
+    p = exp.student
+    classification = exp.task == "classification"
+    distil = classification and VARIANTS[variant][1]
+    x_fake, y_fake = fakes if fakes is not None and uses_fakes(exp.task, variant) else (None, None)
+    seed_everything(seed)
+    model = build_classifier(p.net, ds.channels, ds.num_classes if classification else 1, p.width)
+    history = train_classifier(
+        model, ds.x_train, ds.y_train if classification else ds.normalise(ds.y_train), steps=p.steps, batch_size=p.batch_size,
+        lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0,
+        loss=("blkd" if distil else "ce") if classification else p.loss, teacher=teacher if distil else None,
+        loss_kwargs=p.blkd.model_dump() if distil else None, x_fake=x_fake, y_fake=y_fake, fake_fraction=p.fake_fraction,
+        progress=progress,
+    )
+    return model, history
+
+
+def scores(exp, ds, model: torch.nn.Module, split: str) -> float:
+    """Accuracy (classification) or MAE in label units (regression) on a split ("val" or "test")."""
+    x, y = (ds.x_val, ds.y_val) if split == "val" else (ds.x_test, ds.y_test)
+    return accuracy(model, x, y) if exp.task == "classification" else mae(model, ds, x, y)
+
+
 def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp = params.experiment(experiment)
-    if exp.task == "regression":
-        return _run_regression(exp.student, params.seed, experiment, paths)
     p = exp.student
+    classification = exp.task == "classification"
+    metric = "accuracy" if classification else "mae"
     ds = load_dataset(paths.prepared)
-    teacher = load_classifier(paths.teacher)
-    needs_fakes = any(VARIANTS[v][0] for v in p.variants)
-    x_fake, y_fake = load_synthetic(paths) if needs_fakes else (None, None)
+    teacher = load_classifier(paths.teacher) if classification else None
     results: dict[str, dict[str, float]] = {}
     with tracking.stage_run(experiment, "student", {"seed": params.seed, "student": p.model_dump(mode="json")}):
         for variant in p.variants:
-            use_fakes, distil = VARIANTS[variant]
-            n_train = len(ds.y_train) + (len(y_fake) if use_fakes else 0)
-            seed_everything(params.seed)
-            model = build_classifier(p.net, ds.channels, ds.num_classes, p.width)
+            fakes = None
+            if uses_fakes(exp.task, variant):
+                fakes = load_synthetic(paths, "y" if classification else REGRESSION_VARIANTS[variant])
+            n_train = len(ds.y_train) + (0 if fakes is None else len(fakes[1]))
             with tracking.stage_run(experiment, "student", {"variant": variant, "n_train": n_train}, run_name=f"student/{variant}", nested=True):
                 with progress_bar(f"student[{experiment}/{variant}]", p.steps) as bar:
-                    history = train_classifier(
-                        model, ds.x_train, ds.y_train, steps=p.steps, batch_size=p.batch_size, lr=p.lr, momentum=p.momentum,
-                        weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0,
-                        loss="blkd" if distil else "ce", teacher=teacher if distil else None,
-                        loss_kwargs=p.blkd.model_dump() if distil else None, progress=bar,
-                        x_fake=x_fake if use_fakes else None, y_fake=y_fake if use_fakes else None, fake_fraction=p.fake_fraction,
-                    )
-                results[variant] = {"test_accuracy": accuracy(model, ds.x_test, ds.y_test), "n_train": n_train}
+                    model, history = fit_student(exp, ds, variant, teacher=teacher, fakes=fakes, seed=params.seed, progress=bar)
+                results[variant] = {f"test_{metric}": scores(exp, ds, model, "test"), "n_train": n_train}
                 if len(ds.y_val):
-                    results[variant]["val_accuracy"] = accuracy(model, ds.x_val, ds.y_val)
+                    results[variant][f"val_{metric}"] = scores(exp, ds, model, "val")
                 tracking.log_history(history, "train_")
                 tracking.log_metrics({k: v for k, v in results[variant].items() if k != "n_train"})
-            save_classifier(model, paths.students / f"{variant}.pt", net=p.net, in_channels=ds.channels, num_classes=ds.num_classes, width=p.width)
-            info(f"student[{experiment}/{variant}]: test accuracy {results[variant]['test_accuracy']:.4f} ({n_train} training images)")
-        tracking.log_metrics({f"{v}_test_accuracy": r["test_accuracy"] for v, r in results.items()})
-    write_json(paths.metrics / "students.json", results)
-    return results
-
-
-def _run_regression(p, seed: int, experiment: str, paths: Paths) -> dict:
-    """Regressors on normalised labels: real only, + fakes at their condition labels (cgan_kd),
-    + fakes relabelled by the teacher (cgan_kd_adjusted). MAE in label units."""
-    ds = load_dataset(paths.prepared)
-    results: dict[str, dict[str, float]] = {}
-    with tracking.stage_run(experiment, "student", {"seed": seed, "student": p.model_dump(mode="json")}):
-        for variant in p.variants:
-            label = REGRESSION_VARIANTS[variant]
-            x_fake, y_fake = load_synthetic(paths, label) if label else (None, None)
-            n_train = len(ds.y_train) + (0 if y_fake is None else len(y_fake))
-            seed_everything(seed)
-            model = build_classifier(p.net, ds.channels, 1, p.width)
-            with tracking.stage_run(experiment, "student", {"variant": variant, "n_train": n_train}, run_name=f"student/{variant}", nested=True):
-                with progress_bar(f"student[{experiment}/{variant}]", p.steps) as bar:
-                    history = train_classifier(
-                        model, ds.x_train, ds.normalise(ds.y_train), steps=p.steps, batch_size=p.batch_size, lr=p.lr,
-                        momentum=p.momentum, weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0, loss=p.loss,
-                        x_fake=x_fake, y_fake=y_fake, fake_fraction=p.fake_fraction, progress=bar,
-                    )
-                results[variant] = {"test_mae": mae(model, ds, ds.x_test, ds.y_test), "n_train": n_train}
-                if len(ds.y_val):
-                    results[variant]["val_mae"] = mae(model, ds, ds.x_val, ds.y_val)
-                tracking.log_history(history, "train_")
-                tracking.log_metrics({k: v for k, v in results[variant].items() if k != "n_train"})
-            save_classifier(model, paths.students / f"{variant}.pt", net=p.net, in_channels=ds.channels, num_classes=1, width=p.width)
-            info(f"student[{experiment}/{variant}]: test MAE {results[variant]['test_mae']:.4g} ({n_train} training images)")
-        tracking.log_metrics({f"{v}_test_mae": r["test_mae"] for v, r in results.items()})
+            save_classifier(model, paths.students / f"{variant}.pt", net=p.net, in_channels=ds.channels,
+                            num_classes=ds.num_classes if classification else 1, width=p.width)
+            info(f"student[{experiment}/{variant}]: test {metric} {results[variant][f'test_{metric}']:.4g} ({n_train} training images)")
+        tracking.log_metrics({f"{v}_test_{metric}": r[f"test_{metric}"] for v, r in results.items()})
     write_json(paths.metrics / "students.json", results)
     return results

@@ -7,11 +7,13 @@ dre stage's DRE-F-SP / cDRE-F-cSP nets (ALGORITHMS.md section 2), before the tea
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from pipeline import tracking
 from pipeline.data import load_dataset
-from pipeline.distill.synthetic import build_synthetic, build_synthetic_regression, keep_mask, teacher_ce
+from pipeline.distill.synthetic import RegressionSyntheticSet, SyntheticSet, build_synthetic, build_synthetic_regression, keep_mask, teacher_ce
 from pipeline.params import Params
 from pipeline.stages.common import CLASS_VARIANT, Paths, load_classifier, load_generator, load_subsampler, save_grid, save_split_grid, write_json
 from pipeline.subsample.sampling import RSStats
@@ -40,6 +42,36 @@ def _log_subsampling(paths: Paths, G, z_dim: int, sub: Subsampler | None, stats:
     return {k: v for k, v in report.items() if k != "per_label"}
 
 
+class Drawn(NamedTuple):
+    """What synthesize draws: the processed set, the fakes before the teacher filter (x, y), the
+    rejection-sampling statistics (None without subsampling) and the labels drawn at."""
+
+    syn: SyntheticSet | RegressionSyntheticSet
+    x: torch.Tensor
+    y: torch.Tensor
+    stats: RSStats | None
+    labels: torch.Tensor
+
+
+def synthetic_set(exp, ds, teacher, G, sub: Subsampler | None, seed: int, name: str) -> Drawn:
+    """Draw the burn-in set and the fakes (through `sub` when given), then filter (and relabel)
+    them with the teacher, by `exp.synthesize`. The stage and the n-fake study share it."""
+    p = exp.synthesize
+    seed_everything(seed)
+    if exp.task == "classification":
+        labels = torch.arange(ds.num_classes)
+        burn = _draw(f"{name} burn-in ({p.subsampling})", G, exp.gan.z_dim, labels, p.n_burnin_per_class, sub, exp.dre)
+        x, y, stats = _draw(f"{name} fakes ({p.subsampling})", G, exp.gan.z_dim, labels, p.n_fake_per_class, sub, exp.dre)
+        return Drawn(build_synthetic(teacher, burn[:2], (x, y), num_classes=ds.num_classes, rho=p.rho, relabel=p.relabel), x, y, stats, labels)
+    u = ds.normalise(ds.y_train)
+    lo, hi = float(u.min()), float(u.max())
+    burn_labels = lo + (hi - lo) * torch.rand(max(1, p.n_burnin // p.n_per_label))
+    labels = lo + (hi - lo) * torch.rand(max(1, p.n_fake // p.n_per_label))
+    burn = _draw(f"{name} burn-in ({p.subsampling})", G, exp.gan.z_dim, burn_labels, p.n_per_label, sub, exp.dre)
+    x, y, stats = _draw(f"{name} fakes ({p.subsampling})", G, exp.gan.z_dim, labels, p.n_per_label, sub, exp.dre)
+    return Drawn(build_synthetic_regression(teacher, burn[:2], (x, y), rho=p.rho), x, y, stats, labels)
+
+
 def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp = params.experiment(experiment)
     if exp.task == "regression":
@@ -49,12 +81,9 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     teacher = load_classifier(paths.teacher)
     G = load_generator(paths.gan / f"{CLASS_VARIANT}.pt")
     sub = load_subsampler(paths, p.subsampling)
-    seed_everything(params.seed)
     classes = torch.arange(ds.num_classes)
     with tracking.stage_run(experiment, "synthesize", {"seed": params.seed, "synthesize": p.model_dump(mode="json")}):
-        burn = _draw(f"synthesize[{experiment}] burn-in ({p.subsampling})", G, exp.gan.z_dim, classes, p.n_burnin_per_class, sub, exp.dre)
-        x, y, stats = _draw(f"synthesize[{experiment}] fakes ({p.subsampling})", G, exp.gan.z_dim, classes, p.n_fake_per_class, sub, exp.dre)
-        syn = build_synthetic(teacher, burn[:2], (x, y), num_classes=ds.num_classes, rho=p.rho, relabel=p.relabel)
+        syn, x, y, stats, _ = synthetic_set(exp, ds, teacher, G, sub, params.seed, f"synthesize[{experiment}]")
         paths.synthetic.mkdir(parents=True, exist_ok=True)
         blob = {"x": syn.x.half(), "y": syn.y, "y_cond": syn.y_cond, "thresholds": syn.thresholds, "kept_fraction": syn.kept_fraction}
         save_torch(blob, paths.synthetic / FAKES)
@@ -87,15 +116,8 @@ def _run_regression(exp, seed: int, experiment: str, paths: Paths) -> dict:
     teacher = load_classifier(paths.teacher)
     G = load_generator(paths.gan / f"{p.gan_variant}.pt")
     sub = load_subsampler(paths, p.subsampling)
-    u = ds.normalise(ds.y_train)
-    lo, hi = float(u.min()), float(u.max())
-    seed_everything(seed)
-    n_labels = max(1, p.n_fake // p.n_per_label)
     with tracking.stage_run(experiment, "synthesize", {"seed": seed, "synthesize": p.model_dump(mode="json")}):
-        burn_labels, labels = lo + (hi - lo) * torch.rand(max(1, p.n_burnin // p.n_per_label)), lo + (hi - lo) * torch.rand(n_labels)
-        burn = _draw(f"synthesize[{experiment}] burn-in ({p.subsampling})", G, exp.gan.z_dim, burn_labels, p.n_per_label, sub, exp.dre)
-        x, y, stats = _draw(f"synthesize[{experiment}] fakes ({p.subsampling})", G, exp.gan.z_dim, labels, p.n_per_label, sub, exp.dre)
-        syn = build_synthetic_regression(teacher, burn[:2], (x, y), rho=p.rho)
+        syn, x, y, stats, labels = synthetic_set(exp, ds, teacher, G, sub, seed, f"synthesize[{experiment}]")
         paths.synthetic.mkdir(parents=True, exist_ok=True)
         blob = {"x": syn.x.half(), "y_cond": syn.y_cond, "y_teacher": syn.y_teacher, "threshold": syn.threshold}
         save_torch(blob, paths.synthetic / FAKES)
@@ -110,7 +132,7 @@ def _run_regression(exp, seed: int, experiment: str, paths: Paths) -> dict:
         }
         tracking.log_metrics(metrics)
         tracking.log_artifact(paths.synthetic / "kept_samples.png")
-        show_labels = torch.sort(labels).values[torch.linspace(0, n_labels - 1, min(SHOW_LABELS, n_labels)).long()]
+        show_labels = torch.sort(labels).values[torch.linspace(0, len(labels) - 1, min(SHOW_LABELS, len(labels))).long()]
         metrics["subsampling"] = _log_subsampling(paths, G, exp.gan.z_dim, sub, stats, p.subsampling, show_labels)
     write_json(paths.metrics / "synthesize.json", metrics)
     info(f"synthesize[{experiment}]: kept {metrics['n_kept']} of {len(y)} fakes ({metrics['kept_fraction']:.1%}); filter |teacher(x) - y| <= {metrics['threshold']:.3g} ({ds.label_name}); label adjustment moves labels by {metrics['adjustment_mae']:.3g} on average" + _rs_text(metrics["subsampling"]))
