@@ -108,6 +108,57 @@ def seeds(
 
 
 @app.command()
+def tune(
+    study: Annotated[str, typer.Argument(help="vicinity (CcGAN's sigma and kappa/nu), dre-penalty (DRE's lambda) or n-fake (synthetic set size for students)")],
+    experiment: ExperimentOpt,
+    n_trials: Annotated[int, typer.Option("--n-trials", min=1, help="finished trials the study should hold; a rerun runs only the missing ones")] = 20,
+    timeout: Annotated[float | None, typer.Option(min=1, help="seconds after which (each worker) starts no new trial")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage: a journal file path, or an RDB URL (postgresql://, mysql://) that workers on many machines share [default: runs/tune/<study-name>/journal.log]")] = None,
+    study_name: Annotated[str | None, typer.Option("--study-name", help="[default: <experiment>-<study>]; an existing name resumes that study")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes on this machine, sharing the storage")] = 1,
+    apply: Annotated[bool, typer.Option("--apply", help="write the best params into the params file (comments and order kept)")] = False,
+    variant: Annotated[str | None, typer.Option(help="vicinity: the CcGAN variant to tune [default: synthesize.gan_variant, or dre.gan_variant for circle]")] = None,
+    method: Annotated[str | None, typer.Option(help="dre-penalty: dre or cdre [default: synthesize.subsampling, else cdre]")] = None,
+    rho: Annotated[bool, typer.Option("--rho", help="n-fake: tune the teacher filter's rho too")] = False,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
+    """Run (or resume) an Optuna study on validation data; every trial is an MLflow run nested under the study's run.
+
+    A trial reuses what its params do not change (a trained teacher, GAN or feature extractor of
+    `dvc repro`), so run the pipeline first. The summary, plots and default storage go to
+    runs/tune/<study-name>/."""
+    from pipeline.errors import ParamsError
+    from pipeline.params import load_params
+    from pipeline.tune.runner import StudySpec, make_study, optimize, summary_text
+    from pipeline.tune.studies import Options
+
+    spec = StudySpec(study, experiment, params, root, study_name or f"{experiment}-{study}", storage, Options(variant, method, rho))
+    try:
+        if not spec.study_name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ParamsError(f"--study-name {spec.study_name!r}: use letters, digits, '-', '_' and '.'")
+        load_params(params).experiment(experiment)
+        make_study(spec)  # a study that does not apply fails here, before any work
+        summary = optimize(spec, n_trials=n_trials, timeout=timeout, workers=workers, say=typer.echo)
+    except CgankdError as err:
+        fail(str(err), err.exit_code)
+    except KeyboardInterrupt:
+        fail(f"study {spec.study_name} interrupted: finished trials are kept, the running one is marked failed; rerun the same command to resume", 130)
+    typer.echo(summary_text(summary))
+    typer.echo(f"summary and plots: {spec.folder}")
+    if apply:
+        if "best_params" not in summary:
+            fail("--apply: the study has no complete trial; params file left unchanged", 1)
+        from pipeline.tune.apply import apply_values
+
+        try:
+            apply_values(params, experiment, summary["best_params"])
+        except CgankdError as err:
+            fail(str(err), err.exit_code)
+        typer.echo(f"wrote {', '.join(f'experiments.{experiment}.{k}' for k in summary['best_params'])} into {params}; `dvc repro` picks them up")
+
+
+@app.command()
 def subsample(
     experiment: ExperimentOpt,
     generator: Annotated[Path, typer.Option("--generator", "-g", help="generator checkpoint (the gan stage's format: arch + state.G_ema)")],

@@ -20,6 +20,12 @@ from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 
 
+def label_window(exp, y_train) -> float | None:
+    """zeta of rejection sampling's label window (continuous labels, normalised), or None."""
+    p = exp.dre
+    return p.zeta_factor * largest_gap(y_train) if exp.task != "classification" and p.zeta_factor is not None else None
+
+
 def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp = params.experiment(experiment)
     p = exp.dre
@@ -31,7 +37,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     label = ds.normalise if continuous else (lambda y: y)
     held, split = ((ds.x_val, ds.y_val), "val") if len(ds.y_val) else ((ds.x_test, ds.y_test), "test")
     y_train = label(ds.y_train)
-    zeta = p.zeta_factor * largest_gap(y_train) if continuous and p.zeta_factor is not None else None
+    zeta = label_window(exp, y_train)
     seed_everything(params.seed)
     with tracking.stage_run(experiment, "dre", {"seed": params.seed, "dre": p.model_dump(mode="json"), "gan_variant": variant}):
         data = ratio_data(phi, lambda y: sample(G, y, exp.gan.z_dim, p.batch_size_rs), (ds.x_train, y_train), (held[0], label(held[1])),

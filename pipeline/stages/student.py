@@ -6,6 +6,8 @@ the teacher (cgan_kd_adjusted)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from pipeline import tracking
@@ -29,21 +31,30 @@ def uses_fakes(task: str, variant: str) -> bool:
 
 
 def fit_student(exp, ds, variant: str, *, teacher: torch.nn.Module | None, fakes: tuple[torch.Tensor, torch.Tensor] | None,
-                seed: int, progress: Progress | None = None) -> tuple[torch.nn.Module, list[dict[str, float]]]:
+                seed: int, progress: Progress | None = None,
+                check: Callable[[int, torch.nn.Module], None] | None = None) -> tuple[torch.nn.Module, list[dict[str, float]]]:
     """Train one student variant from `seed` on the real training split (+ `fakes` when the variant
-    uses them: processed fakes and their training labels). The stage and the n-fake study share it."""
+    uses them: processed fakes and their training labels). `check(step, model)` runs at each logged
+    step (the n-fake study measures the student there). The stage and the study share it."""
     p = exp.student
     classification = exp.task == "classification"
     distil = classification and VARIANTS[variant][1]
     x_fake, y_fake = fakes if fakes is not None and uses_fakes(exp.task, variant) else (None, None)
     seed_everything(seed)
     model = build_classifier(p.net, ds.channels, ds.num_classes if classification else 1, p.width)
+
+    def logged(step: int, record: dict[str, float]) -> None:
+        if progress:
+            progress(step, record)
+        if check:
+            check(step, model)
+
     history = train_classifier(
         model, ds.x_train, ds.y_train if classification else ds.normalise(ds.y_train), steps=p.steps, batch_size=p.batch_size,
         lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0,
         loss=("blkd" if distil else "ce") if classification else p.loss, teacher=teacher if distil else None,
         loss_kwargs=p.blkd.model_dump() if distil else None, x_fake=x_fake, y_fake=y_fake, fake_fraction=p.fake_fraction,
-        progress=progress,
+        progress=logged,
     )
     return model, history
 

@@ -66,10 +66,12 @@ def fit_ratio(
     num_classes: int = 0,
     y2h: dict[str, Tensor] | None = None,
     progress: Progress | None = None,
+    check: Callable[[int, RatioNet], None] | None = None,
 ) -> FittedRatio:
     """Train psi for `method` ("dre": psi(h); "cdre": psi(h | y)) with the DreParams fields of `p`.
     Labels are class indices (num_classes > 0: cDRE embeds them with nn.Embedding) or normalised
-    continuous labels (cDRE embeds them with CcGAN's frozen y2h)."""
+    continuous labels (cDRE embeds them with CcGAN's frozen y2h). `check(step, net)` runs at each
+    logged step (a study evaluates the net there, and may stop the training by raising)."""
     label = "none" if method == "dre" else ("class" if num_classes else "y2h")
     arch = {"in_dim": data.h_real.shape[1], "width": p.width, "depth": p.depth, "dropout": p.dropout, "label": label, "num_classes": num_classes, "embed_dim": p.embed_dim}
     net = RatioNet(**arch)
@@ -77,9 +79,15 @@ def fit_ratio(
         if y2h is None:
             raise ValueError("cDRE with continuous labels needs CcGAN's y2h")
         net.embed.load_state_dict(y2h)
+    def logged(step: int, record: dict[str, float]) -> None:
+        if progress:
+            progress(step, record)
+        if check:
+            check(step, net)
+
     history = train_ratio(
         net, data.h_real, data.y_real, data.pool, penalty=p.penalty, steps=p.steps, batch_size=p.batch_size, lr=p.lr,
-        weight_decay=p.weight_decay, progress=progress,
+        weight_decay=p.weight_decay, progress=logged,
     )
     psi_real, psi_fake = ratio(net, data.h_held, data.y_held), ratio(net, data.h_held_fake, data.y_held)
     stats = {
