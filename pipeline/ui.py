@@ -16,7 +16,7 @@ console = Console(stderr=True)
 
 
 def info(message: str) -> None:
-    console.print(message, highlight=False, markup=False)
+    console.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
 @contextmanager

@@ -150,7 +150,9 @@ def _sampler(seed: int):
 def _pruner():
     import optuna
 
-    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    # a trial is compared with the median of the earlier ones at the same checkpoint, from the
+    # second checkpoint on (the first is too early in training to tell) and after 5 trials
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
 
 def _load(spec: StudySpec, storage, seed: int):
@@ -176,8 +178,13 @@ def objective_fn(spec: StudySpec, study_def: Study, parent_run_id: str):
         trial.set_user_attr("mlflow_run_id", run.info.run_id)
         mlflow.log_params({**values, "trial": trial.number})
 
+        checkpoint = 0
+
         def report(step: int, value: float) -> None:
-            trial.report(value, step)
+            """Optuna sees checkpoint 1, 2, 3 (comparable across studies); MLflow the training step."""
+            nonlocal checkpoint
+            checkpoint += 1
+            trial.report(value, checkpoint)
             tracking.log_metrics({f"{study_def.objective}_intermediate": value}, step=step)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"{study_def.objective} {value:.4g} at step {step}")
@@ -333,8 +340,13 @@ def optimize(spec: StudySpec, *, n_trials: int, timeout: float | None = None, wo
                      for i, k in enumerate(shares) if k]
             for p in procs:
                 p.start()
-            for p in procs:
-                p.join()
+            try:
+                for p in procs:
+                    p.join()
+            except KeyboardInterrupt:  # Ctrl-C reaches the workers too: let them mark their trials failed
+                for p in procs:
+                    p.join(timeout=30)
+                raise
             bad = [p.exitcode for p in procs if p.exitcode]
             if bad:
                 say(f"{len(bad)} worker(s) ended abnormally (exit codes {bad}); their running trials are marked failed on the next run")
