@@ -290,3 +290,27 @@ def test_an_rdb_url_storage_and_clear_errors(tiny_class, tmp_path):
     assert result.exit_code == 2 and "study 'bogus': use one of vicinity, dre-penalty, n-fake" in result.output
     result = _tune(params, root, "vicinity", "-e", "tiny")
     assert result.exit_code == 2 and "needs continuous labels" in result.output
+
+
+def test_a_vicinity_trial_trains_the_gan_that_the_pipeline_would(tiny_circle, tmp_path):
+    """Checkpoint evaluations do not disturb the training's random stream: the trial at the
+    defaults measures exactly the generator the gan stage trains at those params."""
+    import shutil
+
+    from pipeline.params import load_params
+    from pipeline.stages import gan
+    from pipeline.stages.common import Paths, load_generator
+    from pipeline.tune.studies import Options, VicinityStudy
+
+    params_file, root = tiny_circle
+    params = load_params(params_file)
+    study = VicinityStudy(params, "tiny_circle", Paths("tiny_circle", root), Options(variant="hvdl"))
+    study.load()
+    reports = []
+    value, _ = study.run(study.defaults(), lambda step, v: reports.append(v))
+    assert len(reports) == 3
+    mine = tmp_path / "repo"
+    shutil.copytree(root / "data", mine / "data")
+    shutil.copytree(root / "models", mine / "models")
+    gan.run(params, "tiny_circle", Paths("tiny_circle", mine))
+    assert study.measure(load_generator(mine / "models" / "tiny_circle" / "gan" / "hvdl.pt"))[0] == value

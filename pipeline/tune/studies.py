@@ -23,7 +23,8 @@ Trials call `run(values, report)`: report(step, value) gives the pruner an inter
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,16 @@ def _spaced(values: torch.Tensor, n: int) -> torch.Tensor:
     """At most n of the sorted distinct values, evenly spaced."""
     values = torch.unique(values)
     return values if len(values) <= n else values[torch.linspace(0, len(values) - 1, n).round().long()]
+
+
+@contextmanager
+def evaluation_rng(seed: int) -> Iterator[None]:
+    """Evaluations draw from their own seeded RNG: a checkpoint's evaluation leaves the training
+    run's random stream untouched (a trial trains the GAN `dvc repro` would train at its params),
+    and every trial and checkpoint is measured on the same z's."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def validation_angles(exp) -> torch.Tensor:
@@ -212,7 +223,8 @@ class VicinityStudy(Study):
         from pipeline.gan.train import sample
 
         y = self.labels.repeat_interleave(self.n)
-        x = sample(G, y, self.exp.gan.z_dim)
+        with evaluation_rng(self.params.seed):
+            x = sample(G, y, self.exp.gan.z_dim)
         if self.exp.task == "circle":
             from pipeline.metrics import circle_metrics
 
@@ -301,7 +313,8 @@ class DrePenaltyStudy(Study):
         from pipeline.subsample.subsampler import draw
 
         exp = self.exp
-        x, y, stats = draw(self.G, exp.gan.z_dim, self.labels, self.n, sub, burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs)
+        with evaluation_rng(self.params.seed):
+            x, y, stats = draw(self.G, exp.gan.z_dim, self.labels, self.n, sub, burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs)
         extra = {} if stats is None else {"acceptance_rate": stats.summary()["acceptance_rate"]}
         if exp.task == "classification":
             from pipeline.metrics import fid
