@@ -22,7 +22,6 @@ Trials call `run(values, report)`: report(step, value) gives the pruner an inter
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -414,7 +413,3 @@ class NFakeStudy(Study):
 
 
 STUDIES: dict[str, type[Study]] = {s.name: s for s in (VicinityStudy, DrePenaltyStudy, NFakeStudy)}
-
-
-def finite(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
