@@ -7,11 +7,25 @@ import random
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 Progress = Callable[[int, dict[str, float]], None]
+
+
+def watched(progress: Progress | None, check: Callable[[int, Any], None] | None, model: Any) -> Progress:
+    """A training loop's progress callback that also runs check(step, model) at each logged step
+    (a study measures the model there, and may stop the training by raising)."""
+
+    def logged(step: int, record: dict[str, float]) -> None:
+        if progress:
+            progress(step, record)
+        if check:
+            check(step, model)
+
+    return logged
 """Progress callback: (steps completed so far, latest scalar metrics)."""
 
 

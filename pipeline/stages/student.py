@@ -18,7 +18,7 @@ from pipeline.params import Params
 from pipeline.stages.common import Paths, accuracy, load_classifier, mae, save_classifier, write_json
 from pipeline.stages.synthesize import load_synthetic
 from pipeline.ui import info, progress_bar
-from pipeline.utils import Progress, seed_everything
+from pipeline.utils import Progress, seed_everything, watched
 
 # variant -> (uses the processed fakes, distils the teacher's logits)
 VARIANTS = {"real_only": (False, False), "blkd": (False, True), "cgan_kd": (True, False), "cgan_kd_blkd": (True, True)}
@@ -43,18 +43,12 @@ def fit_student(exp, ds, variant: str, *, teacher: torch.nn.Module | None, fakes
     seed_everything(seed)
     model = build_classifier(p.net, ds.channels, ds.num_classes if classification else 1, p.width)
 
-    def logged(step: int, record: dict[str, float]) -> None:
-        if progress:
-            progress(step, record)
-        if check:
-            check(step, model)
-
     history = train_classifier(
         model, ds.x_train, ds.y_train if classification else ds.normalise(ds.y_train), steps=p.steps, batch_size=p.batch_size,
         lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0,
         loss=("blkd" if distil else "ce") if classification else p.loss, teacher=teacher if distil else None,
         loss_kwargs=p.blkd.model_dump() if distil else None, x_fake=x_fake, y_fake=y_fake, fake_fraction=p.fake_fraction,
-        progress=logged,
+        progress=watched(progress, check, model),
     )
     return model, history
 

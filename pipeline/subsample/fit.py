@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from pipeline.subsample.ratio import RatioNet, dre_loss, fake_feature_pool, ratio, train_ratio
-from pipeline.utils import Progress, features_of
+from pipeline.utils import Progress, features_of, watched
 
 Tensor = torch.Tensor
 
@@ -79,15 +79,10 @@ def fit_ratio(
         if y2h is None:
             raise ValueError("cDRE with continuous labels needs CcGAN's y2h")
         net.embed.load_state_dict(y2h)
-    def logged(step: int, record: dict[str, float]) -> None:
-        if progress:
-            progress(step, record)
-        if check:
-            check(step, net)
 
     history = train_ratio(
         net, data.h_real, data.y_real, data.pool, penalty=p.penalty, steps=p.steps, batch_size=p.batch_size, lr=p.lr,
-        weight_decay=p.weight_decay, progress=logged,
+        weight_decay=p.weight_decay, progress=watched(progress, check, net),
     )
     psi_real, psi_fake = ratio(net, data.h_held, data.y_held), ratio(net, data.h_held_fake, data.y_held)
     stats = {
