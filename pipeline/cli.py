@@ -129,16 +129,13 @@ def tune(
     `dvc repro`), so run the pipeline first. The summary, plots and default storage go to
     runs/tune/<study-name>/."""
     from pipeline.errors import ParamsError
-    from pipeline.params import load_params
-    from pipeline.tune.runner import StudySpec, make_study, optimize, summary_text
+    from pipeline.tune.runner import StudySpec, optimize, summary_text
     from pipeline.tune.studies import Options
 
     spec = StudySpec(study, experiment, params, root, study_name or f"{experiment}-{study}", storage, Options(variant, method, rho))
     try:
         if not spec.study_name.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ParamsError(f"--study-name {spec.study_name!r}: use letters, digits, '-', '_' and '.'")
-        load_params(params).experiment(experiment)
-        make_study(spec)  # a study that does not apply fails here, before any work
         summary = optimize(spec, n_trials=n_trials, timeout=timeout, workers=workers, say=typer.echo)
     except CgankdError as err:
         fail(str(err), err.exit_code)

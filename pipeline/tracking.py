@@ -76,16 +76,24 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-@contextmanager
-def stage_run(experiment: str, stage: str, params: Mapping[str, Any], run_name: str | None = None, nested: bool = False) -> Iterator[Any]:
-    """Start an MLflow run for one stage of one experiment, with params and tags logged."""
+def use_experiment(experiment: str) -> str:
+    """Point MLflow at the tracking URI and make the MLflow experiment `cgankd/<experiment>` (created
+    with artifacts beside a SQLite store) the active one; returns its id."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
     name = f"cgankd/{experiment}"
     if mlflow.get_experiment_by_name(name) is None:
         mlflow.create_experiment(name, artifact_location=_artifact_location(mlflow.get_tracking_uri()))
-    mlflow.set_experiment(name)
+    return mlflow.set_experiment(name).experiment_id
+
+
+@contextmanager
+def stage_run(experiment: str, stage: str, params: Mapping[str, Any], run_name: str | None = None, nested: bool = False) -> Iterator[Any]:
+    """Start an MLflow run for one stage of one experiment, with params and tags logged."""
+    import mlflow
+
+    use_experiment(experiment)
     tags = {"git_commit": git_commit(), "experiment": experiment, "stage": stage, "pipeline_run_id": pipeline_run_id()}
     with mlflow.start_run(run_name=run_name or stage, nested=nested, tags=tags) as run:
         mlflow.log_params({k: str(v) for k, v in flatten(params).items()})

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 Progress = Callable[[int, dict[str, float]], None]
+"""Progress callback: (steps completed so far, latest scalar metrics)."""
 
 
 def watched(progress: Progress | None, check: Callable[[int, Any], None] | None, model: Any) -> Progress:
@@ -26,7 +27,6 @@ def watched(progress: Progress | None, check: Callable[[int, Any], None] | None,
             check(step, model)
 
     return logged
-"""Progress callback: (steps completed so far, latest scalar metrics)."""
 
 
 def minimise(

@@ -67,11 +67,15 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     ds = load_dataset(paths.prepared)
     teacher = load_classifier(paths.teacher) if classification else None
     results: dict[str, dict[str, float]] = {}
+    loaded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # the synthetic set, by the labels a variant trains on
     with tracking.stage_run(experiment, "student", {"seed": params.seed, "student": p.model_dump(mode="json")}):
         for variant in p.variants:
             fakes = None
             if uses_fakes(exp.task, variant):
-                fakes = load_synthetic(paths, "y" if classification else REGRESSION_VARIANTS[variant])
+                label = "y" if classification else REGRESSION_VARIANTS[variant]
+                if label not in loaded:
+                    loaded[label] = load_synthetic(paths, label)
+                fakes = loaded[label]
             n_train = len(ds.y_train) + (0 if fakes is None else len(fakes[1]))
             with tracking.stage_run(experiment, "student", {"variant": variant, "n_train": n_train}, run_name=f"student/{variant}", nested=True):
                 with progress_bar(f"student[{experiment}/{variant}]", p.steps) as bar:

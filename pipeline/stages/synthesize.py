@@ -81,9 +81,8 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     teacher = load_classifier(paths.teacher)
     G = load_generator(paths.gan / f"{CLASS_VARIANT}.pt")
     sub = load_subsampler(paths, p.subsampling)
-    classes = torch.arange(ds.num_classes)
     with tracking.stage_run(experiment, "synthesize", {"seed": params.seed, "synthesize": p.model_dump(mode="json")}):
-        syn, x, y, stats, _ = synthetic_set(exp, ds, teacher, G, sub, params.seed, f"synthesize[{experiment}]")
+        syn, x, y, stats, classes = synthetic_set(exp, ds, teacher, G, sub, params.seed, f"synthesize[{experiment}]")
         paths.synthetic.mkdir(parents=True, exist_ok=True)
         blob = {"x": syn.x.half(), "y": syn.y, "y_cond": syn.y_cond, "thresholds": syn.thresholds, "kept_fraction": syn.kept_fraction}
         save_torch(blob, paths.synthetic / FAKES)

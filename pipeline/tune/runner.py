@@ -224,11 +224,11 @@ def objective_fn(spec: StudySpec, study_def: Study, parent_run_id: str):
     return objective
 
 
-def run_worker(spec: StudySpec, n_trials: int, target: int, timeout: float | None, seed: int, parent_run_id: str, threads: int | None = None) -> None:
+def run_worker(spec: StudySpec, n_trials: int, target: int, timeout: float | None, seed: int, parent_run_id: str,
+               threads: int | None = None, study_def: Study | None = None) -> None:
     """Run up to n_trials trials of the study in this process (stops early once the study holds
-    `target` finished trials, counting other workers'). Also the entry point of spawned workers."""
-    import logging
-
+    `target` finished trials, counting other workers'). Also the entry point of spawned workers,
+    which rebuild the study object from `spec` (in process, the caller's `study_def` serves)."""
     import optuna
     import torch
 
@@ -236,14 +236,11 @@ def run_worker(spec: StudySpec, n_trials: int, target: int, timeout: float | Non
 
     if threads:
         torch.set_num_threads(threads)
-    optuna.logging.set_verbosity(logging.ERROR)  # one line per trial from _print_trial instead (errors in MLflow)
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    study_def = make_study(spec)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial from _print_trial instead (errors in MLflow)
+    study_def = study_def or make_study(spec)
     study_def.load()
     study = _load(spec, open_storage(spec), seed)
-    mlflow.set_experiment(f"cgankd/{spec.experiment}")
+    tracking.use_experiment(spec.experiment)
     states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED)
     study.optimize(
         objective_fn(spec, study_def, parent_run_id), n_trials=n_trials, timeout=timeout, catch=(Exception,),
@@ -281,10 +278,7 @@ def _study_run(spec: StudySpec, study, study_def: Study) -> str:
             return run_id
         except Exception:  # noqa: BLE001 - another tracking store: start a run here
             pass
-    name = f"cgankd/{spec.experiment}"
-    exp = client.get_experiment_by_name(name)
-    exp_id = exp.experiment_id if exp else client.create_experiment(name, artifact_location=tracking._artifact_location(tracking.tracking_uri()))
-    run = client.create_run(exp_id, run_name=f"tune/{spec.study_name}", tags={
+    run = client.create_run(tracking.use_experiment(spec.experiment), run_name=f"tune/{spec.study_name}", tags={
         "study": spec.study_name, "study_kind": spec.kind, "experiment": spec.experiment, "stage": "tune",
         "git_commit": tracking.git_commit(), "pipeline_run_id": f"tune-{spec.study_name}",
     })
@@ -302,11 +296,9 @@ def optimize(spec: StudySpec, *, n_trials: int, timeout: float | None = None, wo
 
     import optuna
 
-    from pipeline.params import load_params
-
     study_def = make_study(spec)
     storage = open_storage(spec)
-    seed = load_params(spec.params_path).seed
+    seed = study_def.params.seed
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(study_name=spec.study_name, storage=storage, direction=study_def.direction, load_if_exists=True,
                                 sampler=_sampler(seed), pruner=_pruner())
@@ -334,7 +326,7 @@ def optimize(spec: StudySpec, *, n_trials: int, timeout: float | None = None, wo
     start = time.monotonic()
     try:
         if missing and workers <= 1:
-            run_worker(spec, missing, n_trials, timeout, seed + done, parent)
+            run_worker(spec, missing, n_trials, timeout, seed + done, parent, study_def=study_def)
         elif missing:
             ctx = multiprocessing.get_context("spawn")
             shares = [missing // workers + (i < missing % workers) for i in range(workers)]
