@@ -129,6 +129,7 @@ class DreParams(Section):
     width: int = Field(256, ge=8, description="hidden units of psi's MLP (a multiple of 8: GroupNorm)")
     depth: int = Field(4, ge=1)
     dropout: float = Field(0.5, ge=0, lt=1)
+    norm: Literal["group", "none"] = Field("group", description="psi's hidden normalisation; none for low-dimensional features (points)")
     embed_dim: int = Field(16, ge=1, description="class labels: size of psi's label embedding")
     steps: int = Field(2000, ge=1)
     batch_size: int = Field(256, ge=2)
@@ -141,7 +142,7 @@ class DreParams(Section):
 
     @model_validator(mode="after")
     def _check(self) -> DreParams:
-        if self.width % 8:
+        if self.norm == "group" and self.width % 8:
             raise ValueError(f"width {self.width}: use a multiple of 8 (GroupNorm with 8 groups)")
         return self
 

@@ -56,6 +56,12 @@ def test_missing_and_malformed_files(tmp_path):
     assert load_params(ok).seed == 0
 
 
+def test_ratio_width_is_free_without_groupnorm():
+    raw = tiny_raw_params("classification", "regression", "circle")
+    raw["experiments"]["tiny"]["dre"].update(width=100, norm="none")
+    assert validate(raw).experiment("tiny").dre.width == 100
+
+
 @pytest.mark.parametrize(
     "mutate, expected",
     [
@@ -65,6 +71,7 @@ def test_missing_and_malformed_files(tmp_path):
         (lambda r: r["experiments"]["tiny_reg"].update(task="circle"), "experiments.tiny_reg.data.name: Input should be 'circle'"),
         (lambda r: r["experiments"]["tiny"]["synthesize"].update(subsampling="rs"), "experiments.tiny.synthesize.subsampling: Input should be 'none', 'dre' or 'cdre'"),
         (lambda r: r["experiments"]["tiny"]["dre"].update(width=100), "experiments.tiny.dre: width 100: use a multiple of 8"),
+        (lambda r: r["experiments"]["tiny"]["dre"].update(norm="batch"), "experiments.tiny.dre.norm: Input should be 'group' or 'none'"),
         (lambda r: r["experiments"]["tiny_circle"]["dre"].update(gan_variant="nope"), "experiments.tiny_circle: dre.gan_variant 'nope' is not a gan variant"),
         (lambda r: r["experiments"]["tiny_reg"]["dre"].update(gan_variant="binned"), "experiments.tiny_reg: synthesize.subsampling needs the density ratio of synthesize.gan_variant 'svdl_ili', but dre.gan_variant is 'binned'"),
         (lambda r: r["groups"].update(kd=["tiny"]), "<top level>: groups.kd must list the experiments with task classification or regression: [tiny, tiny_reg]"),

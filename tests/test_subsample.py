@@ -1,3 +1,4 @@
+import pytest
 """Density-ratio subsampling: the Softplus loss, psi on a known ratio, rejection sampling, the window."""
 
 import math
@@ -71,6 +72,29 @@ def test_trained_psi_ranks_a_known_ratio():
     x, _, _, _ = collect(lambda y: torch.randn(len(y), 1), lambda x, y: (ratio(net, x), torch.ones(len(x), dtype=torch.bool)),
                          torch.zeros(1, dtype=torch.long), 4000, burnin=1000, batch_size=1000)
     assert 0.75 < float(x.mean()) < 1.15
+
+
+def test_psi_without_groupnorm_learns_a_radial_ratio_of_points():
+    """2-D points, reals N(0, I), fakes N(0, 2^2 I): r(x) = 4 exp(-3 |x|^2 / 8) falls with the radius;
+    psi without GroupNorm (the circle's setting) learns it."""
+    torch.manual_seed(0)
+    real, fake = torch.randn(4000, 2), 2 * torch.randn(4000, 2)
+    net = RatioNet(2, width=32, depth=2, dropout=0.0, norm="none")
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in net.modules())
+    train_ratio(net, real, torch.zeros(len(real), dtype=torch.long), fake.view(len(fake), 1, 2),
+                penalty=0.01, steps=600, batch_size=256, lr=3e-3, weight_decay=0.0)
+    radius = torch.linspace(0.0, 3.0, 31)
+    angle = torch.rand(31) * 6.283
+    psi = ratio(net, torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], 1))
+    true = 4 * torch.exp(-3 * radius**2 / 8)
+    rank = lambda t: t.argsort().argsort().float()  # noqa: E731
+    assert float(torch.corrcoef(torch.stack([rank(psi), rank(true)]))[0, 1]) > 0.9
+    assert float(psi[:5].mean()) > 4 * float(psi[-5:].mean())
+
+
+def test_unknown_ratio_norm_is_refused():
+    with pytest.raises(ValueError, match="unknown norm 'batch'"):
+        RatioNet(2, norm="batch")
 
 
 def _uniform_fakes(y: torch.Tensor) -> torch.Tensor:

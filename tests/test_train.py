@@ -54,3 +54,35 @@ def test_random_shift_passes_gradients_to_the_images():
     torch.manual_seed(0)
     (random_shift(x, 2) * torch.randn(4, 1, 8, 8)).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_g_step_skips_d_weight_gradients_but_updates_g_as_before():
+    from pipeline.gan.losses import get_loss
+    from pipeline.gan.train import g_step
+    from pipeline.nets.mlp import MLPDiscriminator, MLPGenerator
+
+    torch.manual_seed(0)
+    G, D = MLPGenerator(2, hidden=16, depth=2), MLPDiscriminator(hidden=16, depth=2)
+    D.net[0].bias.requires_grad_(False)  # a frozen parameter must stay frozen
+    y = torch.rand(8)
+    loss = get_loss("bce")
+
+    # reference: the plain update, with D's weight gradients computed
+    G_ref = MLPGenerator(2, hidden=16, depth=2)
+    G_ref.load_state_dict(G.state_dict())
+    opt_ref = torch.optim.Adam(G_ref.parameters(), lr=0.1)
+    torch.manual_seed(1)
+    ref_loss = loss.g(D(G_ref(torch.randn(8, 2), y), y))
+    ref_loss.backward()
+    opt_ref.step()
+    assert D.net[0].weight.grad is not None
+    D.zero_grad(set_to_none=True)
+
+    opt = torch.optim.Adam(G.parameters(), lr=0.1)
+    torch.manual_seed(1)
+    out = g_step(G, D, opt, loss, y, z_dim=2)
+    assert torch.equal(out, ref_loss.detach())
+    for a, b in zip(G.parameters(), G_ref.parameters()):
+        assert torch.equal(a, b)
+    assert all(p.grad is None for p in D.parameters())
+    assert D.net[0].weight.requires_grad and not D.net[0].bias.requires_grad

@@ -73,7 +73,7 @@ def fit_ratio(
     continuous labels (cDRE embeds them with CcGAN's frozen y2h). `check(step, net)` runs at each
     logged step (a study evaluates the net there, and may stop the training by raising)."""
     label = "none" if method == "dre" else ("class" if num_classes else "y2h")
-    arch = {"in_dim": data.h_real.shape[1], "width": p.width, "depth": p.depth, "dropout": p.dropout, "label": label, "num_classes": num_classes, "embed_dim": p.embed_dim}
+    arch = {"in_dim": data.h_real.shape[1], "width": p.width, "depth": p.depth, "dropout": p.dropout, "label": label, "num_classes": num_classes, "embed_dim": p.embed_dim, "norm": p.norm}
     net = RatioNet(**arch)
     if label == "y2h":
         if y2h is None:

@@ -21,6 +21,7 @@ from pipeline.utils import Progress, batches, minimise
 Tensor = torch.Tensor
 
 LABEL_EMBEDDINGS = ("none", "class", "y2h")
+NORMS = ("group", "none")
 
 
 def softplus_dre_loss(psi_real: Tensor, psi_fake: Tensor, penalty: float) -> Tensor:
@@ -32,7 +33,9 @@ def softplus_dre_loss(psi_real: Tensor, psi_fake: Tensor, penalty: float) -> Ten
 class RatioNet(nn.Module):
     """psi(h) >= 0, or psi(h | y) with `label` "class" (nn.Embedding) or "y2h" (frozen y2h of CcGAN).
 
-    Hidden layers: Linear, GroupNorm, ReLU, Dropout (the reference's 5-layer MLP, narrower)."""
+    Hidden layers: Linear, GroupNorm, ReLU, Dropout (the reference's 5-layer MLP, narrower). `norm`
+    "none" drops the GroupNorm: for low-dimensional h (2-D points) it normalises away what sets
+    the ratio (a point's distance from the data), and psi comes out flat."""
 
     def __init__(
         self,
@@ -44,8 +47,11 @@ class RatioNet(nn.Module):
         label: str = "none",
         num_classes: int = 0,
         embed_dim: int = 16,
+        norm: str = "group",
     ) -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r} (known: {', '.join(NORMS)})")
         if label not in LABEL_EMBEDDINGS:
             raise ValueError(f"unknown label embedding {label!r} (known: {', '.join(LABEL_EMBEDDINGS)})")
         self.label = label
@@ -60,7 +66,8 @@ class RatioNet(nn.Module):
         d = in_dim + (embed_dim if self.embed is not None else 0)
         layers: list[nn.Module] = []
         for i in range(depth):
-            layers += [nn.Linear(d if i == 0 else width, width), nn.GroupNorm(8, width), nn.ReLU(), nn.Dropout(dropout)]
+            norm_layer = [nn.GroupNorm(8, width)] if norm == "group" else []
+            layers += [nn.Linear(d if i == 0 else width, width), *norm_layer, nn.ReLU(), nn.Dropout(dropout)]
         self.net = nn.Sequential(*layers, nn.Linear(width, 1), nn.ReLU())
 
     @property
