@@ -131,3 +131,20 @@ def test_binned_fid_accepts_a_plain_module_and_skips_sparse_bins():
     out = binned_fid(flat, x, y, x + 0.5, y, 0.0, 90.0, 3, batch_size=64)
     assert out["n_bins_used"] == 2
     assert out["fid"] == pytest.approx(1.0, rel=1e-6) and out["intra_fid"] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_short_and_empty_angles_with_counts():
+    """Rejection sampling can leave an angle short or empty: counts say how many fakes each angle got."""
+    torch.manual_seed(0)
+    t = _angles(4)
+    full = _centres(t)[:, None] + 0.02 * torch.randn(4, 50, 2)
+    equal = circle_metrics(full, t)
+    assert circle_metrics(full.reshape(-1, 2), t, counts=torch.full((4,), 50)) == equal
+    # angle 1 empty, angle 3 one far-off fake: 3 of 4 modes recovered, W2 over the 2 angles with >= 2 fakes
+    x = torch.cat([full[0], full[2], full[3, :1] + torch.tensor([1.0, 0.0])])
+    m = circle_metrics(x, t, counts=torch.tensor([50, 0, 50, 1]))
+    assert m["pct_recovered_modes"] == pytest.approx(50.0)
+    assert m["pct_high_quality"] == pytest.approx(100.0 * float(((full[[0, 2]] - _centres(t)[[0, 2], None]).norm(dim=2) <= 0.08).sum()) / 101)
+    assert m["w2"] == pytest.approx(circle_metrics(full[[0, 2]], t[[0, 2]])["w2"], rel=1e-12)
+    with pytest.raises(ValueError, match="counts"):
+        circle_metrics(x, t, counts=torch.tensor([50, 0, 50, 2]))

@@ -21,36 +21,50 @@ def circle_metrics(
     radius: float = 1.0,
     std: float = 0.02,
     quality_sigmas: float = 4.0,
+    counts: Tensor | None = None,
 ) -> dict[str, float]:
-    """CcGAN's circle metrics for fakes ``fake`` (A, n, 2) generated at ``angles`` (A,) in radians, n per angle.
+    """CcGAN's circle metrics for fakes generated at ``angles`` (A,) in radians: ``fake`` is (A, n, 2), n per
+    angle, or (N, 2) grouped by angle in the order of ``angles`` with ``counts`` (A,) fakes per angle (rejection
+    sampling may leave an angle short, even empty).
 
     The true distribution at angle t is N(mu_t, std^2 I), mu_t = (R sin t, R cos t).
 
     - ``pct_high_quality``: % of all fakes with ||x - mu_t|| <= quality_sigmas * std;
-    - ``pct_recovered_modes``: % of angles with at least one high-quality fake;
-    - ``w2`` / ``w2_std``: mean / std over angles of the squared 2-Wasserstein distance between N(mu_t, std^2 I)
-      and N(m, S), m and S the sample mean and unbiased sample covariance of that angle's fakes:
-      ||mu_t - m||^2 + tr(S1 + S - 2 (S1^1/2 S S1^1/2)^1/2) with S1 = std^2 I, which with l_i the eigenvalues of S is
-      ||mu_t - m||^2 + 2 std^2 + tr S - 2 std tr S^1/2 = ||mu_t - m||^2 + sum_i (sqrt(l_i) - std)^2.
+    - ``pct_recovered_modes``: % of the A angles with at least one high-quality fake;
+    - ``w2`` / ``w2_std``: mean / std over angles (those with at least 2 fakes) of the squared 2-Wasserstein
+      distance between N(mu_t, std^2 I) and N(m, S), m and S the sample mean and unbiased sample covariance of
+      that angle's fakes: ||mu_t - m||^2 + tr(S1 + S - 2 (S1^1/2 S S1^1/2)^1/2) with S1 = std^2 I, which with
+      l_i the eigenvalues of S is ||mu_t - m||^2 + 2 std^2 + tr S - 2 std tr S^1/2 = ||mu_t - m||^2 + sum_i (sqrt(l_i) - std)^2.
     """
-    if fake.dim() != 3 or fake.shape[2] != 2 or fake.shape[1] < 2 or angles.shape != fake.shape[:1]:
+    A = angles.shape[0] if angles.dim() == 1 else -1
+    if fake.dim() == 3 and counts is None and fake.shape[2] == 2 and fake.shape[1] >= 2 and fake.shape[0] == A:
+        counts = torch.full((A,), fake.shape[1], dtype=torch.long)
+        fake = fake.reshape(-1, 2)
+    elif not (fake.dim() == 2 and fake.shape[1] == 2 and counts is not None and counts.shape == (A,) and int(counts.sum()) == len(fake)):
         raise ValueError(
-            f"fake must be (A, n >= 2, 2) and angles (A,), got {tuple(fake.shape)} and {tuple(angles.shape)}"
+            f"fake must be (A, n >= 2, 2), or (N, 2) with counts (A,) summing to N, for angles (A,); got {tuple(fake.shape)}, "
+            f"angles {tuple(angles.shape)}, counts {None if counts is None else tuple(counts.shape)}"
         )
     x = fake.double()
     t = angles.to(x.device, torch.float64)
+    counts = counts.to(x.device)
+    group = torch.repeat_interleave(torch.arange(A, device=x.device), counts)  # (N,) angle index of each fake
     mu = radius * torch.stack((t.sin(), t.cos()), dim=1)  # (A, 2)
-    high = (x - mu[:, None]).norm(dim=2) <= quality_sigmas * std  # (A, n)
+    high = (x - mu[group]).norm(dim=1) <= quality_sigmas * std  # (N,)
+    recovered = torch.zeros(A, dtype=x.dtype, device=x.device).index_add_(0, group, high.to(x.dtype)) > 0
 
-    m = x.mean(dim=1)
-    centred = x - m[:, None]
-    cov = centred.transpose(1, 2) @ centred / (x.shape[1] - 1)  # (A, 2, 2)
-    eig = torch.linalg.eigvalsh(cov).clamp_min(0.0)  # (A, 2); clamp round-off negatives
-    w2 = (mu - m).square().sum(dim=1) + (eig.sqrt() - std).square().sum(dim=1)
+    n = counts.double().clamp_min(1)[:, None]
+    m = torch.zeros(A, 2, dtype=x.dtype, device=x.device).index_add_(0, group, x) / n
+    centred = x - m[group]
+    outer = centred[:, :, None] * centred[:, None, :]  # (N, 2, 2)
+    cov = torch.zeros(A, 2, 2, dtype=x.dtype, device=x.device).index_add_(0, group, outer) / (n[:, :, None] - 1).clamp_min(1)
+    enough = counts >= 2
+    eig = torch.linalg.eigvalsh(cov[enough]).clamp_min(0.0)  # clamp round-off negatives
+    w2 = (mu[enough] - m[enough]).square().sum(dim=1) + (eig.sqrt() - std).square().sum(dim=1)
     return {
-        "pct_high_quality": 100.0 * float(high.double().mean()),
-        "pct_recovered_modes": 100.0 * float(high.any(dim=1).double().mean()),
-        "w2": float(w2.mean()),
+        "pct_high_quality": 100.0 * float(high.double().mean()) if len(x) else 0.0,
+        "pct_recovered_modes": 100.0 * float(recovered.double().mean()),
+        "w2": float(w2.mean()) if len(w2) else float("nan"),
         "w2_std": _std(w2),
     }
 
