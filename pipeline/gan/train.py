@@ -161,7 +161,8 @@ def no_param_grads(model: nn.Module) -> Iterator[None]:
 
 def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, loss: GanLoss, y: Tensor, z_dim: int, augment: Augment = _identity) -> Tensor:
     """One generator update at labels y (D judges at the same labels). D's weight gradients are
-    not computed (the D step discards them anyway): a third less backward work through D."""
+    not computed (the D step discards them anyway): the backward pass through D only carries the
+    gradient to its input."""
     with no_param_grads(D):
         g_loss = loss.g(D(augment(G(torch.randn(len(y), z_dim), y)), y))
         opt_g.zero_grad(set_to_none=True)

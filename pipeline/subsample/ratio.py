@@ -34,8 +34,8 @@ class RatioNet(nn.Module):
     """psi(h) >= 0, or psi(h | y) with `label` "class" (nn.Embedding) or "y2h" (frozen y2h of CcGAN).
 
     Hidden layers: Linear, GroupNorm, ReLU, Dropout (the reference's 5-layer MLP, narrower). `norm`
-    "none" drops the GroupNorm: for low-dimensional h (2-D points) it normalises away what sets
-    the ratio (a point's distance from the data), and psi comes out flat."""
+    "none" drops the GroupNorm: on the circle's 16-d codes of 2-D points psi came out flat with it
+    (GroupNorm rescales each sample's hidden units, and what sets the ratio there is scale-like)."""
 
     def __init__(
         self,
