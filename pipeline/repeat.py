@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import statistics
 import uuid
 from pathlib import Path
 
+from pipeline import tracking
 from pipeline.params import Params
 from pipeline.stages.common import Paths, write_json, write_text
 
@@ -55,11 +55,11 @@ def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path) -> d
     summaries = []
     study = uuid.uuid4().hex[:8]
     for seed in seeds:
-        os.environ["CGANKD_PIPELINE_RUN_ID"] = f"seeds-{study}-seed{seed}"
         p = params.model_copy(update={"seed": seed})
         paths = Paths(experiment, out / f"seed{seed}")
-        for stage in p.stages(experiment):
-            importlib.import_module(f"pipeline.stages.{stage}").run(p, experiment, paths)
+        with tracking.pipeline_run(f"seeds-{study}-seed{seed}"):
+            for stage in p.stages(experiment):
+                importlib.import_module(f"pipeline.stages.{stage}").run(p, experiment, paths)
         summaries.append(json.loads(paths.summary_json.read_text()))
     agg = aggregate(summaries)
     write_json(out / f"{experiment}_seeds.json", {"seeds": seeds, **agg})

@@ -12,6 +12,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +60,25 @@ def _dvc_ancestor() -> str | None:
     return None
 
 
+_RUN_ID: ContextVar[str | None] = ContextVar("pipeline_run_id", default=None)
+
+
+@contextmanager
+def pipeline_run(run_id: str) -> Iterator[None]:
+    """Stage runs inside the block share `run_id` (in-process pipelines such as `cgankd seeds`);
+    the environment is left as it was."""
+    token = _RUN_ID.set(run_id)
+    try:
+        yield
+    finally:
+        _RUN_ID.reset(token)
+
+
 def pipeline_run_id() -> str:
-    """Shared by all stages of one `dvc repro`: $CGANKD_PIPELINE_RUN_ID, else derived from the
-    dvc process that runs the stages, else a fresh id for a stage run on its own."""
-    return os.environ.get("CGANKD_PIPELINE_RUN_ID") or _dvc_ancestor() or f"single-{uuid.uuid4().hex[:12]}"
+    """Shared by all stages of one pipeline run: the enclosing `pipeline_run` block's id, else
+    $CGANKD_PIPELINE_RUN_ID, else derived from the dvc process that runs the stages (one
+    `dvc repro`), else a fresh id for a stage run on its own."""
+    return _RUN_ID.get() or os.environ.get("CGANKD_PIPELINE_RUN_ID") or _dvc_ancestor() or f"single-{uuid.uuid4().hex[:12]}"
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -155,3 +155,24 @@ def test_bench_circle_prints_iterations_per_second(tmp_path):
     assert "svdl_ili: skipped" in result.output
     result = runner.invoke(app, ["bench-circle", "-e", "tiny", "-p", str(params_file)])
     assert result.exit_code == 2 and "needs a circle experiment" in result.output
+
+
+def test_seeds_runs_each_seed_as_one_pipeline_run(tmp_path, monkeypatch):
+    import os
+
+    import mlflow
+
+    monkeypatch.delenv("CGANKD_PIPELINE_RUN_ID", raising=False)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(tiny_raw_params("circle")))
+    out = tmp_path / "seeds"
+    result = runner.invoke(app, ["seeds", "-e", "tiny_circle", "-s", "3", "-s", "4", "--out", str(out), "-p", str(params_file)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "tiny_circle_seeds.json").read_text())
+    assert summary["seeds"] == [3, 4] and (out / "seed3").is_dir() and (out / "seed4").is_dir()
+    runs = mlflow.search_runs(experiment_names=["cgankd/tiny_circle"], filter_string="tags.pipeline_run_id LIKE 'seeds-%'")
+    ids = set(runs["tags.pipeline_run_id"])
+    assert len(ids) == 2 and {i.rsplit("-", 1)[1] for i in ids} == {"seed3", "seed4"}
+    # every stage of a seed shares its id (prepare logs no run)
+    assert (runs.groupby("tags.pipeline_run_id")["tags.stage"].nunique() >= 4).all()
+    assert "CGANKD_PIPELINE_RUN_ID" not in os.environ  # the command leaves the environment as it was

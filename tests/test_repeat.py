@@ -28,3 +28,18 @@ def test_aggregate_nested_variants():
     m = aggregate([s(1e-4), s(3e-4)])["metrics"]
     assert m["gan.hvdl.w2"]["mean"] == pytest.approx(2e-4) and m["gan.binned.w2"]["mean"] == pytest.approx(4e-4)
     assert "gan.hvdl.steps" not in m
+
+
+def test_pipeline_run_block_sets_the_id_without_touching_the_environment(monkeypatch):
+    import os
+
+    from pipeline import tracking
+
+    monkeypatch.setenv("CGANKD_PIPELINE_RUN_ID", "outer")
+    with tracking.pipeline_run("seeds-abc-seed1"):
+        assert tracking.pipeline_run_id() == "seeds-abc-seed1"
+        with tracking.pipeline_run("inner"):
+            assert tracking.pipeline_run_id() == "inner"
+        assert tracking.pipeline_run_id() == "seeds-abc-seed1"
+    assert tracking.pipeline_run_id() == "outer"
+    assert os.environ["CGANKD_PIPELINE_RUN_ID"] == "outer"
