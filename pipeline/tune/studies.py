@@ -171,9 +171,12 @@ class VicinityStudy(Study):
         if kind == "hard" and exp.gan.kappa is not None:
             raise ParamsError(f"experiments.{experiment}.gan.kappa is set and overrides m_kappa: remove it to tune the HVDL width")
 
-    def goal(self) -> tuple[str, str]:
+    def __init__(self, params: Params, experiment: str, paths: Paths, options: Options) -> None:
+        super().__init__(params, experiment, paths, options)
         self.variant = self._variant(self.exp, self.options)
         self.kind = self.exp.gan.variants[self.variant].vicinity
+
+    def goal(self) -> tuple[str, str]:
         return "minimize", "w2_val" if self.exp.task == "circle" else "label_score_val"
 
     @staticmethod
