@@ -1,6 +1,6 @@
 """Generative-quality and classification metrics."""
 
-from pipeline.metrics.continuous import binned_fid, circle_metrics, diversity, label_bins, label_score
+from pipeline.metrics.continuous import binned_fid, circle_metrics, counts_by_label, diversity, label_bins, label_score
 from pipeline.metrics.image import (
     FeatureModule,
     classifier_accuracy,
@@ -15,6 +15,7 @@ __all__ = [
     "FeatureModule",
     "binned_fid",
     "circle_metrics",
+    "counts_by_label",
     "classifier_accuracy",
     "diversity",
     "fid",

@@ -15,6 +15,12 @@ def _std(x: Tensor) -> float:
     return float(x.std()) if x.numel() > 1 else 0.0
 
 
+def counts_by_label(y: Tensor, labels: Tensor) -> Tensor:
+    """How many of the labels y (fakes grouped by label, e.g. from rejection sampling) equal each of
+    `labels`: the `counts` of circle_metrics."""
+    return (y[:, None] == labels[None, :]).sum(0)
+
+
 def circle_metrics(
     fake: Tensor,
     angles: Tensor,

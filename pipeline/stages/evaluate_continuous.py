@@ -17,7 +17,7 @@ import torch
 from pipeline import tracking
 from pipeline.data import load_dataset
 from pipeline.distill.train import train_classifier
-from pipeline.metrics import binned_fid, circle_metrics, diversity, label_score
+from pipeline.metrics import binned_fid, circle_metrics, counts_by_label, diversity, label_score
 from pipeline.nets import build_classifier
 from pipeline.params import Params
 from pipeline.stages.common import Paths, evaluation_labels, gan_table, variant_rows, write_json, write_text
@@ -50,8 +50,7 @@ def _circle(exp, ds, paths: Paths, experiment: str) -> dict[str, dict[str, float
 
     def metrics_of(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         # fakes come grouped by label in the order of `labels`; rejection sampling may leave a label short
-        counts = (y[:, None] == labels[None, :]).sum(0)
-        return circle_metrics(x, angles, radius=exp.data.radius, std=exp.data.std, counts=counts)
+        return circle_metrics(x, angles, radius=exp.data.radius, std=exp.data.std, counts=counts_by_label(y, labels))
 
     out: dict[str, dict[str, float]] = {}
     for variant in exp.gan.variants:

@@ -142,10 +142,10 @@ class Study:
 
     def _circle_metrics(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """circle: the metrics of fakes x at labels y, grouped in the order of self.labels (the validation angles)."""
-        from pipeline.metrics import circle_metrics
+        from pipeline.metrics import circle_metrics, counts_by_label
 
-        counts = (y[:, None] == self.labels[None, :]).sum(0)
-        return circle_metrics(x, self.ds.denormalise(self.labels), radius=self.exp.data.radius, std=self.exp.data.std, counts=counts)
+        return circle_metrics(x, self.ds.denormalise(self.labels), radius=self.exp.data.radius, std=self.exp.data.std,
+                              counts=counts_by_label(y, self.labels))
 
     def _label_score(self, teacher, ds, x: torch.Tensor, y: torch.Tensor) -> float:
         from pipeline.metrics import label_score
