@@ -8,7 +8,6 @@ from torch import Tensor, nn
 
 from pipeline.errors import DataError
 from pipeline.metrics import (
-    FeatureModule,
     classifier_accuracy,
     fid,
     frechet_distance,
@@ -59,18 +58,6 @@ def test_frechet_distance_diagonal_closed_form() -> None:
     assert frechet_distance(mu1, torch.diag(s1), mu1, torch.diag(s1)) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_feature_module_passes_float_images_unchanged() -> None:
-    model = TinyNet().train()
-    fm = FeatureModule(model)
-    assert fm.num_features == 4 and not fm.training and not model.training
-    fm.train()
-    assert not fm.training
-    x = images(5).requires_grad_()
-    out = fm(x)
-    assert out.dtype == torch.float64 and not out.requires_grad
-    assert torch.equal(out, model.features(x).detach().double())
-
-
 def test_fid_identical_is_zero_and_orders_distributions() -> None:
     model = TinyNet().train()
     a, b, far = images(300, seed=0), images(300, seed=1), images(300, shift=0.5, seed=2)
@@ -80,12 +67,30 @@ def test_fid_identical_is_zero_and_orders_distributions() -> None:
     assert model.training  # mode restored
 
 
-def test_fid_torchmetrics_path_matches_direct_features() -> None:
-    model = TinyNet()
+class _Features(nn.Module):
+    """A classifier's penultimate features as torchmetrics' FID feature extractor."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.num_features = model, int(model.feature_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.model.features(x).double()
+
+
+def test_fid_matches_direct_features_and_torchmetrics() -> None:
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    model = TinyNet().eval()
     a, b = images(250, seed=3), images(150, shift=0.2, seed=4)
     result = fid(model, a, b, batch_size=37)
     assert isinstance(result, float)
-    assert result == pytest.approx(direct_fid(model, a, b), rel=1e-6)
+    assert result == pytest.approx(direct_fid(model, a, b), rel=1e-9)
+    reference = FrechetInceptionDistance(feature=_Features(model), normalize=True)
+    reference.update(a, real=True)
+    reference.update(b, real=False)
+    assert result == pytest.approx(float(reference.compute()), rel=1e-6)
 
 
 def test_intra_fid_matches_per_class_fid() -> None:

@@ -2,7 +2,6 @@
 
 from pipeline.metrics.continuous import binned_fid, circle_metrics, counts_by_label, diversity, label_bins, label_score
 from pipeline.metrics.image import (
-    FeatureModule,
     classifier_accuracy,
     fid,
     frechet_distance,
@@ -12,7 +11,6 @@ from pipeline.metrics.image import (
 )
 
 __all__ = [
-    "FeatureModule",
     "binned_fid",
     "circle_metrics",
     "counts_by_label",

@@ -17,29 +17,6 @@ from torch import Tensor, nn
 
 from pipeline.errors import DataError
 
-class FeatureModule(nn.Module):
-    """Wraps a classifier so ``FrechetInceptionDistance(feature=FeatureModule(clf))`` uses its penultimate features.
-
-    ``num_features`` spares torchmetrics its dummy forward pass (a 3x299x299 image by default). With a custom module
-    torchmetrics feeds images to ``forward`` unchanged (``normalize`` only picks the dummy image's dtype), so [-1, 1]
-    float images reach the classifier as they are. Features are returned as float64: torchmetrics casts the final FID
-    to the dtype of the features. Always in eval mode, never builds a graph.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.num_features = int(model.feature_dim)
-        self.eval()
-
-    def train(self, mode: bool = True) -> FeatureModule:
-        return super().train(False)
-
-    @torch.no_grad()
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model.features(x).reshape(x.shape[0], -1).double()
-
-
 @contextmanager
 def _evaluating(model: nn.Module) -> Iterator[nn.Module]:
     """Put ``model`` in eval mode for the block and restore its previous mode after."""
@@ -88,17 +65,9 @@ def _features(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
 
 
 def fid(feature_model: nn.Module, real: Tensor, fake: Tensor, batch_size: int = 256) -> float:
-    """FID between ``real`` and ``fake`` in the penultimate feature space of ``feature_model`` (via torchmetrics)."""
-    from torchmetrics.image.fid import FrechetInceptionDistance  # slow import (~seconds): only when used
-
+    """FID between ``real`` and ``fake`` in the penultimate feature space of ``feature_model``."""
     _check_pair(real, fake)
-    device = _device(feature_model)
-    with _evaluating(feature_model):
-        metric = FrechetInceptionDistance(feature=FeatureModule(feature_model), normalize=True).to(device)
-        for imgs, is_real in ((real, True), (fake, False)):
-            for s in _slices(len(imgs), batch_size):
-                metric.update(imgs[s].to(device), real=is_real)
-        return float(metric.compute())
+    return frechet_distance(*_stats(_features(feature_model, real, batch_size)), *_stats(_features(feature_model, fake, batch_size)))
 
 
 def intra_fid(
