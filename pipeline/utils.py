@@ -89,13 +89,21 @@ def features_of(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512) 
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path) then rename tmp onto path, so readers never see half a file."""
+    """Call write(tmp_path) then rename tmp onto path, so readers never see half a file. The file
+    gets the permissions a plain open() would give it (mkstemp's are owner-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,7 +1,6 @@
-"""teacher: trains the teacher classifier on the real (limited) training data."""
+"""teacher: trains the teacher (classifier or regressor) on the real (limited) training data."""
 
 from __future__ import annotations
-
 
 from pipeline import tracking
 from pipeline.data import load_dataset
@@ -14,47 +13,29 @@ from pipeline.utils import seed_everything
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
+    """A classifier, or for a regression set a regressor of the normalised label (scalar head,
+    exp.teacher.loss; MAE in label units)."""
     exp = params.experiment(experiment)
-    if exp.task == "regression":
-        return _run_regression(exp.teacher, params.seed, experiment, paths)
     p = exp.teacher
+    classification = exp.task == "classification"
     ds = load_dataset(paths.prepared)
+    n_out = ds.num_classes if classification else 1
     seed_everything(params.seed)
-    model = build_classifier(p.net, ds.channels, ds.num_classes, p.width)
+    model = build_classifier(p.net, ds.channels, n_out, p.width)
+    name, score = ("accuracy", accuracy) if classification else ("mae", lambda m, x, y: mae(m, ds, x, y))
     with tracking.stage_run(experiment, "teacher", {"seed": params.seed, "teacher": p.model_dump(mode="json")}):
         with progress_bar(f"teacher[{experiment}]", p.steps) as bar:
             history = train_classifier(
-                model, ds.x_train, ds.y_train, steps=p.steps, batch_size=p.batch_size, lr=p.lr, momentum=p.momentum,
-                weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0, progress=bar,
+                model, ds.x_train, ds.y_train if classification else ds.normalise(ds.y_train), steps=p.steps,
+                batch_size=p.batch_size, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay,
+                max_shift=p.max_shift if p.augment else 0, loss="ce" if classification else p.loss, progress=bar,
             )
-        metrics = {"test_accuracy": accuracy(model, ds.x_test, ds.y_test), "train_accuracy": accuracy(model, ds.x_train, ds.y_train)}
+        metrics = {f"test_{name}": score(model, ds.x_test, ds.y_test), f"train_{name}": score(model, ds.x_train, ds.y_train)}
         if len(ds.y_val):
-            metrics["val_accuracy"] = accuracy(model, ds.x_val, ds.y_val)
+            metrics[f"val_{name}"] = score(model, ds.x_val, ds.y_val)
         tracking.log_history(history, "train_")
         tracking.log_metrics(metrics)
-    save_classifier(model, paths.teacher, net=p.net, in_channels=ds.channels, num_classes=ds.num_classes, width=p.width)
+    save_classifier(model, paths.teacher, net=p.net, in_channels=ds.channels, num_classes=n_out, width=p.width)
     write_json(paths.metrics / "teacher.json", metrics)
-    info(f"teacher[{experiment}]: test accuracy {metrics['test_accuracy']:.4f}")
-    return metrics
-
-
-def _run_regression(p, seed: int, experiment: str, paths: Paths) -> dict:
-    """A regressor of the normalised label (scalar head); MAE in label units."""
-    ds = load_dataset(paths.prepared)
-    seed_everything(seed)
-    model = build_classifier(p.net, ds.channels, 1, p.width)
-    with tracking.stage_run(experiment, "teacher", {"seed": seed, "teacher": p.model_dump(mode="json")}):
-        with progress_bar(f"teacher[{experiment}]", p.steps) as bar:
-            history = train_classifier(
-                model, ds.x_train, ds.normalise(ds.y_train), steps=p.steps, batch_size=p.batch_size, lr=p.lr, momentum=p.momentum,
-                weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0, loss=p.loss, progress=bar,
-            )
-        metrics = {"test_mae": mae(model, ds, ds.x_test, ds.y_test), "train_mae": mae(model, ds, ds.x_train, ds.y_train)}
-        if len(ds.y_val):
-            metrics["val_mae"] = mae(model, ds, ds.x_val, ds.y_val)
-        tracking.log_history(history, "train_")
-        tracking.log_metrics(metrics)
-    save_classifier(model, paths.teacher, net=p.net, in_channels=ds.channels, num_classes=1, width=p.width)
-    write_json(paths.metrics / "teacher.json", metrics)
-    info(f"teacher[{experiment}]: test MAE {metrics['test_mae']:.4g} ({ds.label_name})")
+    info(f"teacher[{experiment}]: test {name} {metrics[f'test_{name}']:.4g}" + ("" if classification else f" ({ds.label_name})"))
     return metrics
