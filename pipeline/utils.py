@@ -89,6 +89,12 @@ def features_of(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512) 
     return out
 
 
+def label_positions(labels: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Index in `labels` of each value of y (every y is one of the labels)."""
+    sorted_labels, perm = labels.sort()
+    return perm[torch.searchsorted(sorted_labels, y).clamp(max=len(labels) - 1)]
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -148,3 +148,11 @@ def test_short_and_empty_angles_with_counts():
     assert m["w2"] == pytest.approx(circle_metrics(full[[0, 2]], t[[0, 2]])["w2"], rel=1e-12)
     with pytest.raises(ValueError, match="counts"):
         circle_metrics(x, t, counts=torch.tensor([50, 0, 50, 2]))
+
+
+def test_counts_by_label_unsorted_labels_and_an_empty_one() -> None:
+    from pipeline.metrics import counts_by_label
+
+    labels = torch.tensor([0.7, 0.1, 0.4, 0.9])
+    y = torch.tensor([0.7, 0.7, 0.1, 0.9, 0.9, 0.9])  # grouped in the order of labels; 0.4 got none
+    assert counts_by_label(y, labels).tolist() == [2, 1, 0, 3]

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.metrics.image import _check_pair, _features, _stats, frechet_distance, intra_fid
+from pipeline.utils import label_positions
 
 
 def _std(x: Tensor) -> float:
@@ -18,7 +19,7 @@ def _std(x: Tensor) -> float:
 def counts_by_label(y: Tensor, labels: Tensor) -> Tensor:
     """How many of the labels y (fakes grouped by label, e.g. from rejection sampling) equal each of
     `labels`: the `counts` of circle_metrics."""
-    return (y[:, None] == labels[None, :]).sum(0)
+    return torch.bincount(label_positions(labels, y), minlength=len(labels))
 
 
 def circle_metrics(

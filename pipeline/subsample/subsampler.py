@@ -11,7 +11,7 @@ from torch import nn
 from pipeline.gan.train import sample
 from pipeline.subsample.ratio import RatioNet
 from pipeline.subsample.sampling import RSStats, collect, window_mask
-from pipeline.utils import Progress
+from pipeline.utils import Progress, label_positions
 
 Tensor = torch.Tensor
 
@@ -65,14 +65,8 @@ def draw(
 
     x, y, _, stats = collect(generate, subsampler.score, labels, n_per_label, burnin=burnin, batch_size=batch_size, progress=progress)
     # chunks come in acceptance order; group them by label like the plain branch
-    order = torch.sort(_label_rank(labels, y), stable=True).indices
+    order = torch.sort(label_positions(labels, y), stable=True).indices
     return x[order], y[order], stats
-
-
-def _label_rank(labels: Tensor, y: Tensor) -> Tensor:
-    """Position in `labels` of each value in y (every y is one of the labels)."""
-    sorted_labels, perm = labels.sort()
-    return perm[torch.searchsorted(sorted_labels, y).clamp(max=len(labels) - 1)]
 
 
 def subsampling_report(stats: RSStats | None, method: str) -> dict:
