@@ -208,6 +208,38 @@ def test_failing_and_nan_trials_do_not_stop_the_study(tiny_class, monkeypatch):
     assert result.exit_code == 0 and _states(_study(root, "flaky")).count("COMPLETE") == 4
 
 
+@pytest.mark.parametrize("where", ["run", "suggest"])
+def test_ctrl_c_that_a_library_turns_into_an_exception_still_stops_the_study(tiny_class, monkeypatch, where):
+    """Optuna's journal-file lock, interrupted while it waits, raises RuntimeError instead of the
+    KeyboardInterrupt; Optuna records that as an ordinary failed trial and goes on. The runner
+    remembers the Ctrl-C: inside the objective (`run`) and before it (`suggest`, outside the
+    objective's own error handling), the study stops with exit 130."""
+    from pipeline.tune.studies import NFakeStudy
+
+    params, root = tiny_class
+    calls = []
+
+    def interrupted(self, *args):
+        calls.append(where)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise RuntimeError("Error: did not possess lock") from None
+        raise AssertionError("SIGINT did not interrupt")
+
+    monkeypatch.setattr(NFakeStudy, where, interrupted)
+    name = f"ctrl-c-{where}"
+    result = _tune(params, root, "n-fake", "-e", "tiny", "--n-trials", "3", "--study-name", name)
+    assert result.exit_code == 130 and "interrupted" in result.output, result.output
+    assert calls == [where]  # no second trial
+    study = _study(root, name)
+    assert _states(study) == ["FAIL"]
+    if where == "run":  # inside the objective the trial is recorded as interrupted
+        assert study.trials[0].user_attrs["error"] == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
 def test_two_workers_share_one_storage(tiny_circle):
     params, root = tiny_circle
     result = _tune(params, root, "vicinity", "-e", "tiny_circle", "--n-trials", "4", "--workers", "2", "--study-name", "two")
@@ -230,7 +262,7 @@ def _start(params: Path, root: Path, name: str) -> subprocess.Popen:
 def _wait_for_a_fresh_running_trial(root: Path, name: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     """Return just after a new trial starts (a trial lasts about 2 s), once one has completed."""
     journal = root / "runs" / "tune" / name / "journal.log"
-    end, seen = time.monotonic() + timeout, None
+    end, seen, history = time.monotonic() + timeout, None, []
     while time.monotonic() < end:
         assert proc.poll() is None, proc.stdout.read().decode()
         try:
@@ -240,8 +272,10 @@ def _wait_for_a_fresh_running_trial(root: Path, name: str, proc: subprocess.Pope
         if seen is not None and len(states) > seen and states[-1] == "RUNNING" and "COMPLETE" in states:
             return
         seen = len(states)
+        history.append(",".join(states))
         time.sleep(0.1)
-    raise AssertionError("no trial started")
+    proc.kill()
+    raise AssertionError(f"no trial started; states seen: {sorted(set(history))}; output: {proc.communicate()[0].decode()[-3000:]}")
 
 
 def test_interrupted_and_killed_workers_leave_a_study_that_a_rerun_completes(tiny_circle):

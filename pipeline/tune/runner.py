@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import socket
+import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,6 +216,10 @@ def objective_fn(spec: StudySpec, study_def: Study, parent_run_id: str):
             trial.set_user_attr("error", "interrupted")
             raise
         except Exception as err:
+            if _SIGINT.is_set():  # a library turned the KeyboardInterrupt into this exception
+                status = "KILLED"
+                trial.set_user_attr("error", "interrupted")
+                raise KeyboardInterrupt from err
             message = f"{type(err).__name__}: {err}"[:4000]
             mlflow.set_tag("error", message)
             mlflow.log_text(traceback.format_exc(), "error.txt")
@@ -222,6 +230,37 @@ def objective_fn(spec: StudySpec, study_def: Study, parent_run_id: str):
             mlflow.end_run(status)
 
     return objective
+
+
+_SIGINT = threading.Event()
+
+
+@contextmanager
+def remember_sigint() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as usual and is also remembered, so that the study stops
+    even when a library turns the KeyboardInterrupt into another exception, which Optuna would
+    record as an ordinary failed trial before going on: Optuna's journal-file lock, interrupted
+    while it waits for the lock, raises RuntimeError("did not possess lock") instead."""
+    _SIGINT.clear()
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        _SIGINT.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_if_interrupted(study, trial) -> None:
+    """Optuna callback: end the study after a trial during which Ctrl-C came (see remember_sigint)."""
+    if _SIGINT.is_set():
+        raise KeyboardInterrupt
 
 
 def run_worker(spec: StudySpec, n_trials: int, target: int, timeout: float | None, seed: int, parent_run_id: str,
@@ -242,10 +281,11 @@ def run_worker(spec: StudySpec, n_trials: int, target: int, timeout: float | Non
     study = _load(spec, open_storage(spec), seed)
     tracking.use_experiment(spec.experiment)
     states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED)
-    study.optimize(
-        objective_fn(spec, study_def, parent_run_id), n_trials=n_trials, timeout=timeout, catch=(Exception,),
-        callbacks=[optuna.study.MaxTrialsCallback(target, states=states), _print_trial],
-    )
+    with remember_sigint():
+        study.optimize(
+            objective_fn(spec, study_def, parent_run_id), n_trials=n_trials, timeout=timeout, catch=(Exception,),
+            callbacks=[optuna.study.MaxTrialsCallback(target, states=states), _print_trial, _stop_if_interrupted],
+        )
 
 
 def _print_trial(study, trial) -> None:
