@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 
 from pipeline.checkpoint import load_checkpoint
 from pipeline.cli import app
+from pipeline.params import load_params
 from tests.conftest import tiny_raw_params
 
 runner = CliRunner()
@@ -124,7 +125,12 @@ def test_regression_pipeline_in_process(tmp_path):
     for variant in ("svdl_ili", "hvdl_nli", "binned"):
         assert (root / "models" / "tiny_reg" / "gan" / f"{variant}.pt").exists()
         assert (root / "metrics" / "tiny_reg" / f"gan_samples_{variant}.png").stat().st_size > 0
-    assert "| cGAN-KD (label adjustment) |" in (root / "metrics" / "tiny_reg.md").read_text()
+    report = (root / "metrics" / "tiny_reg.md").read_text()
+    assert "| cGAN-KD (label adjustment) |" in report
+    by_bin = report[report.index("Label Score within each label bin"):].split("\n\n")[1].splitlines()  # header, rule, one row per GAN
+    assert sorted(row.split(" | ")[0] for row in by_bin[2:]) == sorted(f"| {v}" for v in summary["gan"])
+    n_bins = load_params(params_file).experiment("tiny_reg").evaluate.n_bins
+    assert len(by_bin[0].split(" | ")) == 1 + n_bins and all(len(row.split(" | ")) == 1 + n_bins for row in by_bin[2:])
 
 
 def test_circle_pipeline_in_process(tmp_path):

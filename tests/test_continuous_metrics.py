@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.metrics import binned_fid, circle_metrics, diversity, frechet_distance, label_bins, label_score
+from pipeline.metrics import binned_fid, circle_metrics, diversity, frechet_distance, label_bins, label_score, label_score_by_bin
 
 
 def _angles(n=36):
@@ -94,6 +94,14 @@ def test_label_score_and_diversity_by_hand():
     labels = torch.tensor([0.5] * 6 + [0.25] * 5 + [0.75] * 4)
     perm = torch.randperm(len(attr), generator=torch.Generator().manual_seed(0))
     assert diversity(attr[perm], labels[perm]) == pytest.approx((math.log(3) + math.log(2)) / 3)
+
+
+def test_label_score_by_bin_by_hand():
+    # errors 1, 0, 3 in bin 0 (0-30 degrees), none in bin 1, 30 in bin 2 (90 itself goes to the last bin)
+    scores = label_score_by_bin(torch.tensor([1.0, 2.0, 6.0, 60.0]), torch.tensor([2.0, 2.0, 3.0, 90.0]), 0.0, 90.0, 3)
+    assert scores[0] == pytest.approx(4 / 3) and math.isnan(scores[1]) and scores[2] == pytest.approx(30.0)
+    with pytest.raises(ValueError, match="equally many"):
+        label_score_by_bin(torch.zeros(3), torch.zeros(2), 0.0, 90.0, 3)
 
 
 def test_label_bins_edges():

@@ -1,6 +1,6 @@
 """Generative-quality and classification metrics."""
 
-from pipeline.metrics.continuous import binned_fid, circle_metrics, counts_by_label, diversity, label_bins, label_score
+from pipeline.metrics.continuous import binned_fid, circle_metrics, counts_by_label, diversity, label_bins, label_score, label_score_by_bin
 from pipeline.metrics.image import (
     classifier_accuracy,
     fid,
@@ -23,4 +23,5 @@ __all__ = [
     "intra_fid",
     "label_bins",
     "label_score",
+    "label_score_by_bin",
 ]

@@ -85,6 +85,16 @@ def label_score(pred: Tensor, y: Tensor) -> tuple[float, float]:
     return float(err.mean()), _std(err)
 
 
+def label_score_by_bin(pred: Tensor, y: Tensor, lo: float, hi: float, n_bins: int) -> list[float]:
+    """Label Score within each of ``n_bins`` equal-width label bins of [lo, hi] (see :func:`label_bins`):
+    where along the label range the generator follows its condition. NaN for a bin without fakes."""
+    label_score(pred, y)  # the same checks
+    err = (pred.reshape(-1).double() - y.reshape(-1).to(pred.device, torch.float64)).abs()
+    b = label_bins(y.reshape(-1), lo, hi, n_bins).to(err.device)
+    sums = torch.zeros(n_bins, dtype=torch.float64, device=err.device).index_add_(0, b, err)
+    return (sums / torch.bincount(b, minlength=n_bins)).tolist()
+
+
 def diversity(pred_attr: Tensor, labels: Tensor) -> float:
     """CcGAN's Diversity: mean over distinct ``labels`` of H = -sum_k p_k ln p_k, p_k the fraction of that label's
     fakes whose predicted attribute class ``pred_attr`` is k. 0 when a label's fakes share one class, ln k for k

@@ -5,22 +5,28 @@ evaluation angles. Image regression (chairs, RC-49, ...): an evaluation regresso
 attribute classifier are trained on every real image of the prepared splits (as the CcGAN paper
 does); Label Score = mean |regressor(fake) - y| in label units; FID and intra-FID over label
 bins on the regressor's features (named *_eval_regressor_features); Diversity = entropy of the
-predicted attribute (e.g. chair model) at each label, averaged. Then the students' MAE.
+predicted attribute (e.g. chair model) at each label, averaged; Label Score within each label
+bin too (a table in the report and a plot in MLflow: where along the range G follows its
+label). Then the students' MAE.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from pipeline import tracking
 from pipeline.data import load_dataset
 from pipeline.distill.train import train_classifier
-from pipeline.metrics import binned_fid, circle_metrics, counts_by_label, diversity, label_score
+from pipeline.metrics import binned_fid, circle_metrics, counts_by_label, diversity, label_score, label_score_by_bin
 from pipeline.nets import build_classifier
 from pipeline.params import Params
-from pipeline.stages.common import Paths, evaluation_labels, gan_table, variant_rows, write_json, write_text
+from pipeline.stages.common import Paths, evaluation_labels, gan_table, save_curves, variant_rows, write_json, write_text
 from pipeline.ui import info, progress_bar
 from pipeline.utils import predict, seed_everything
 
@@ -32,13 +38,15 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     ds = load_dataset(paths.prepared)
     seed_everything(params.seed)
     with tracking.stage_run(experiment, "evaluate", {"seed": params.seed, **({"evaluate": exp.evaluate.model_dump(mode="json")} if exp.task == "regression" else {})}):
+        by_bin = None
         if exp.task == "circle":
             summary = {"gan": _circle(exp, ds, paths, experiment)}
         else:
-            summary = _regression(exp, ds, paths, experiment)
+            summary, by_bin = _regression(exp, ds, paths, experiment)
+            _log_by_bin_plot(by_bin, ds.label_name)
         tracking.log_metrics({f"{v}_{k}": x for v, m in summary["gan"].items() for k, x in m.items()})
         write_json(paths.summary_json, summary)
-        write_text(paths.summary_md, markdown(experiment, ds.label_name, summary))
+        write_text(paths.summary_md, markdown(experiment, ds.label_name, summary, by_bin))
         tracking.log_artifact(paths.summary_md)
     info(f"evaluate[{experiment}] -> {paths.summary_md}")
     return summary
@@ -74,7 +82,14 @@ def _eval_nets(p, ds, experiment: str) -> tuple[torch.nn.Module, torch.nn.Module
     return regressor, classifier, x, y
 
 
-def _regression(exp, ds, paths: Paths, experiment: str) -> dict:
+class ByBin(NamedTuple):
+    """Label Score per label bin: the bins' edges (label units) and, per GAN row, one value per bin."""
+
+    edges: list[float]
+    rows: dict[str, list[float]]
+
+
+def _regression(exp, ds, paths: Paths, experiment: str) -> tuple[dict, ByBin]:
     p = exp.evaluate
     regressor, classifier, x_real, y_real = _eval_nets(p, ds, experiment)
     lo, hi = float(ds.y_train.min()), float(ds.y_train.max())
@@ -83,13 +98,15 @@ def _regression(exp, ds, paths: Paths, experiment: str) -> dict:
 
     def metrics_of(fake: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         y = ds.denormalise(y)
-        score, score_std = label_score(ds.denormalise(predict(regressor, fake).view(-1)), y)
+        pred = ds.denormalise(predict(regressor, fake).view(-1))
+        score, score_std = label_score(pred, y)
         fids = binned_fid(regressor, x_real, y_real, fake, y, lo, hi, p.n_bins)
         row = {
             "label_score": score,
             "label_score_std": score_std,
             "fid_eval_regressor_features": fids["fid"],
             "intra_fid_eval_regressor_features": fids["intra_fid"],
+            "label_score_by_bin": label_score_by_bin(pred, y, lo, hi, p.n_bins),
         }
         if classifier is not None:
             row["diversity"] = diversity(predict(classifier, fake).argmax(1), y)
@@ -98,15 +115,35 @@ def _regression(exp, ds, paths: Paths, experiment: str) -> dict:
     gan: dict[str, dict[str, float]] = {}
     for variant in exp.gan.variants:
         gan |= variant_rows(exp, paths, experiment, variant, labels, p.n_fake_per_label, metrics_of)
+    by_bin = ByBin([lo + (hi - lo) * i / p.n_bins for i in range(p.n_bins + 1)], {v: row.pop("label_score_by_bin") for v, row in gan.items()})
     if classifier is not None:
         reference["diversity_real_test"] = diversity(predict(classifier, ds.x_test).argmax(1), ds.y_test)
     teacher = json.loads((paths.metrics / "teacher.json").read_text())
     students = json.loads((paths.metrics / "students.json").read_text())
-    return {"gan": gan, "reference": reference, "teacher": teacher, "students": students}
+    return {"gan": gan, "reference": reference, "teacher": teacher, "students": students}, by_bin
 
 
-def markdown(experiment: str, label_name: str, summary: dict) -> str:
+def _log_by_bin_plot(by_bin: ByBin, label_name: str) -> None:
+    """Label Score against the label, one line per GAN row, as an MLflow artifact."""
+    centres = [(a + b) / 2 for a, b in zip(by_bin.edges, by_bin.edges[1:])]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "label_score_by_label.png"
+        save_curves({v: (centres, scores) for v, scores in by_bin.rows.items()}, path, f"Label Score by label ({label_name})", xlabel=label_name)
+        tracking.log_artifact(path)
+
+
+def by_bin_table(by_bin: ByBin) -> list[str]:
+    """Markdown rows: Label Score of each GAN row within each label bin (- for an empty bin)."""
+    heads = [f"{a:.4g}-{b:.4g}" for a, b in zip(by_bin.edges, by_bin.edges[1:])]
+    return ["| GAN | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)] + [
+        f"| {v} | " + " | ".join("-" if math.isnan(x) else f"{x:.3g}" for x in scores) + " |" for v, scores in by_bin.rows.items()
+    ]
+
+
+def markdown(experiment: str, label_name: str, summary: dict, by_bin: ByBin | None = None) -> str:
     lines = [f"## {experiment}", "", *gan_table(summary["gan"]), "", "+dre / +cdre: the fakes drawn by DRE-F-SP+RS / cDRE-F-cSP+RS.", ""]
+    if by_bin is not None:
+        lines += [f"Label Score within each label bin ({label_name}; where G follows its label):", "", *by_bin_table(by_bin), ""]
     if "reference" in summary:
         ref = summary["reference"]
         lines += [
