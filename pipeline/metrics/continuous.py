@@ -76,20 +76,24 @@ def circle_metrics(
     }
 
 
+def _label_errors(pred: Tensor, y: Tensor) -> Tensor:
+    """|pred - y| in float64, flattened."""
+    if pred.numel() != y.numel() or pred.numel() == 0:
+        raise ValueError(f"need equally many (> 0) predictions and labels, got {pred.numel()} and {y.numel()}")
+    return (pred.reshape(-1).double() - y.reshape(-1).to(pred.device, torch.float64)).abs()
+
+
 def label_score(pred: Tensor, y: Tensor) -> tuple[float, float]:
     """CcGAN's Label Score: mean and std of |pred - y|, pred an evaluation regressor's output on fakes generated
     at labels y (both in original label units)."""
-    if pred.numel() != y.numel() or pred.numel() == 0:
-        raise ValueError(f"need equally many (> 0) predictions and labels, got {pred.numel()} and {y.numel()}")
-    err = (pred.reshape(-1).double() - y.reshape(-1).to(pred.device, torch.float64)).abs()
+    err = _label_errors(pred, y)
     return float(err.mean()), _std(err)
 
 
 def label_score_by_bin(pred: Tensor, y: Tensor, lo: float, hi: float, n_bins: int) -> list[float]:
     """Label Score within each of ``n_bins`` equal-width label bins of [lo, hi] (see :func:`label_bins`):
     where along the label range the generator follows its condition. NaN for a bin without fakes."""
-    label_score(pred, y)  # the same checks
-    err = (pred.reshape(-1).double() - y.reshape(-1).to(pred.device, torch.float64)).abs()
+    err = _label_errors(pred, y)
     b = label_bins(y.reshape(-1), lo, hi, n_bins).to(err.device)
     sums = torch.zeros(n_bins, dtype=torch.float64, device=err.device).index_add_(0, b, err)
     return (sums / torch.bincount(b, minlength=n_bins)).tolist()
