@@ -23,6 +23,7 @@ import torch
 from pipeline.data import load_dataset, render_chairs
 from pipeline.params import load_params
 from pipeline.stages.common import Paths, load_classifier
+from pipeline.stages.synthesize import FAKES
 from pipeline.utils import predict, save_torch
 
 
@@ -45,9 +46,9 @@ def main() -> None:
     x = render_chairs(angles, rng.integers(0, data.n_models, args.n_fake), data.image_size, seed=params.seed)
     y_cond = ds.normalise(torch.tensor(angles, dtype=torch.float32))
     y_teacher = predict(load_classifier(paths.teacher), x).view(-1)
-    save_torch({"x": x.half(), "y_cond": y_cond, "y_teacher": y_teacher, "threshold": 0.0}, paths.synthetic / "fakes.pt")
+    save_torch({"x": x.half(), "y_cond": y_cond, "y_teacher": y_teacher, "threshold": 0.0}, paths.synthetic / FAKES)
     err = float((ds.denormalise(y_teacher) - ds.denormalise(y_cond)).abs().mean())
-    print(f"{args.n_fake} rendered fakes -> {paths.synthetic / 'fakes.pt'}; the teacher's mean error on them: {err:.3f} ({ds.label_name})")
+    print(f"{args.n_fake} rendered fakes -> {paths.synthetic / FAKES}; the teacher's mean error on them: {err:.3f} ({ds.label_name})")
 
 
 if __name__ == "__main__":
