@@ -23,11 +23,18 @@ from pipeline.params import CircleExperiment
 from pipeline.utils import seed_everything
 
 
-def bench_circle(exp: CircleExperiment, seed: int = 0, steps: int | None = None, report: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
-    """{variant: {"it_per_s", "seconds", "ms_per_it", circle metrics}}; ILI variants are skipped
-    (they need the embed stage's output)."""
+WARMUP = 10  # iterations timed apart: they include the compile of compiled steps
+
+
+def bench_circle(exp: CircleExperiment, seed: int = 0, steps: int | None = None, compiled: bool | None = None, report: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
+    """{variant: {"it_per_s", "seconds", "ms_per_it", "warmup_seconds", "steady_ms_per_it", circle metrics}}:
+    the whole run, then its first WARMUP iterations (with any compile) and the rest apart. ILI
+    variants are skipped (they need the embed stage's output). `compiled` overrides gan.compile."""
     d, p = exp.data, exp.gan
     steps = steps or p.steps
+    compiled = p.compile if compiled is None else compiled
+    if steps <= WARMUP:
+        raise ValueError(f"bench-circle: steps must exceed the {WARMUP} warm-up iterations, not {steps}")
     ds = make_circle(d.n_train_angles, d.per_angle, d.n_eval_angles, d.eval_per_angle, d.radius, d.std, seed=seed)
     u = ds.normalise(ds.y_train)
     angles = torch.unique(ds.y_test)
@@ -43,18 +50,24 @@ def bench_circle(exp: CircleExperiment, seed: int = 0, steps: int | None = None,
         G, D = build_gan(**setup.build_args)
         cond = setup.cond
         state = GanState.create(G, D, p.lr_g, p.lr_d, (p.beta1, p.beta2))
+        marks: dict[int, float] = {}
         start = time.perf_counter()
         train_gan(state, cond, loss=get_loss(p.loss), z_dim=p.z_dim, steps=steps, n_dis=p.n_dis, batch_size=p.batch_size,
-                  ema_decay=p.ema_decay, ema_start=p.ema_start, log_every=steps)
+                  ema_decay=p.ema_decay, ema_start=p.ema_start, compiled=compiled, log_every=WARMUP,
+                  progress=lambda step, _, marks=marks: marks.setdefault(step, time.perf_counter()))
         seconds = time.perf_counter() - start
+        warmup = marks[WARMUP] - start
+        steady = 1000 * (marks[steps] - marks[WARMUP]) / (steps - WARMUP)
         bins = setup.arch.get("bins")
         G_eval = BinnedGenerator(state.G_ema, Bins(bins[0], bins[1], p.n_bins)) if bins else state.G_ema
         fake = sample(G_eval, ds.normalise(angles).repeat_interleave(d.eval_per_angle), p.z_dim).view(len(angles), d.eval_per_angle, -1)
         metrics = circle_metrics(fake, angles, radius=d.radius, std=d.std)
-        results[variant] = {"it_per_s": steps / seconds, "seconds": seconds, "ms_per_it": 1000 * seconds / steps, **metrics}
+        results[variant] = {"it_per_s": steps / seconds, "seconds": seconds, "ms_per_it": 1000 * seconds / steps,
+                            "warmup_seconds": warmup, "steady_ms_per_it": steady, **metrics}
         report(
-            f"{variant}: {steps} iterations (batch {p.batch_size}) in {seconds:.1f} s = {steps / seconds:.0f} it/s "
-            f"({1000 * seconds / steps:.2f} ms/it); high quality {metrics['pct_high_quality']:.1f}%, "
+            f"{variant} ({'compiled' if compiled else 'eager'}): {steps} iterations (batch {p.batch_size}) in {seconds:.1f} s = "
+            f"{steps / seconds:.0f} it/s ({1000 * seconds / steps:.2f} ms/it); first {WARMUP} iterations {warmup:.1f} s, "
+            f"then {1000 / steady:.0f} it/s ({steady:.2f} ms/it); high quality {metrics['pct_high_quality']:.1f}%, "
             f"recovered modes {metrics['pct_recovered_modes']:.1f}%, 2-Wasserstein {metrics['w2']:.2e}"
         )
     return results

@@ -157,8 +157,14 @@ def test_bench_circle_prints_iterations_per_second(tmp_path):
     params_file.write_text(yaml.safe_dump(tiny_raw_params("circle", "classification")))
     result = runner.invoke(app, ["bench-circle", "-e", "tiny_circle", "--steps", "20", "-p", str(params_file)])
     assert result.exit_code == 0, result.output
-    assert "hvdl: 20 iterations (batch 16)" in result.output and "it/s" in result.output and "2-Wasserstein" in result.output
+    assert "hvdl (eager): 20 iterations (batch 16)" in result.output and "it/s" in result.output and "2-Wasserstein" in result.output
+    assert "first 10 iterations" in result.output
     assert "svdl_ili: skipped" in result.output
+    result = runner.invoke(app, ["bench-circle", "-e", "tiny_circle", "--steps", "12", "--compile", "-p", str(params_file)])
+    assert result.exit_code == 0, result.output
+    assert "hvdl (compiled): 12 iterations" in result.output
+    result = runner.invoke(app, ["bench-circle", "-e", "tiny_circle", "--steps", "10", "-p", str(params_file)])
+    assert result.exit_code == 2 and "--steps" in result.output  # the warm-up alone is 10 iterations
     result = runner.invoke(app, ["bench-circle", "-e", "tiny", "-p", str(params_file)])
     assert result.exit_code == 2 and "needs a circle experiment" in result.output
 

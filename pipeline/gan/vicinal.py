@@ -105,13 +105,14 @@ class VicinalSampler:
         base = self.bases(n)
         targets = self.noisy(base)
         lo, hi = self.window(targets)
-        empty = hi <= lo
+        empty = (hi <= lo).nonzero().squeeze(1)  # in ascending order, as a boolean mask would pick them
         for _ in range(self.max_redraws):
-            if not empty.any():
+            if not len(empty):
                 break
-            targets[empty] = self.noisy(base[empty])
-            lo[empty], hi[empty] = self.window(targets[empty])
-            empty = hi <= lo
+            t = self.noisy(base[empty])
+            l, h = self.window(t)
+            targets[empty], lo[empty], hi[empty] = t, l, h
+            empty = empty[h <= l]
         else:
             raise RuntimeError(f"no real label within {self.vicinity.radius:.4g} of some target after {self.max_redraws} redraws")
         pos = lo + (torch.rand(n) * (hi - lo)).long().clamp_max(hi - lo - 1)

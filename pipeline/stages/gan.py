@@ -56,7 +56,7 @@ def _fit(name: str, p: GanParams, G: torch.nn.Module, D: torch.nn.Module, cond: 
         bar(state.step, {})
         train_gan(
             state, cond, loss=get_loss(p.loss), z_dim=p.z_dim, steps=p.steps, n_dis=p.n_dis, batch_size=p.batch_size,
-            ema_decay=p.ema_decay, ema_start=p.ema_start, augment=augment, log_every=p.log_every,
+            ema_decay=p.ema_decay, ema_start=p.ema_start, augment=augment, compiled=p.compile, log_every=p.log_every,
             checkpoint_every=p.checkpoint_every, on_checkpoint=checkpoint, progress=bar,
         )
     return state

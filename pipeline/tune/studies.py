@@ -257,7 +257,7 @@ class VicinityStudy(Study):
                 report(step, self.measure(state.G_ema if p.ema_decay > 0 else state.G)[0])
 
         train_gan(state, setup.cond, loss=get_loss(p.loss), z_dim=p.z_dim, steps=p.steps, n_dis=p.n_dis, batch_size=p.batch_size,
-                  ema_decay=p.ema_decay, ema_start=p.ema_start, log_every=p.log_every, progress=logged)
+                  ema_decay=p.ema_decay, ema_start=p.ema_start, compiled=p.compile, log_every=p.log_every, progress=logged)
         value, extra = self.measure(state.G_ema)
         v = setup.vicinity
         return value, {**extra, "kappa": v.kappa, "nu": v.nu, "window": v.radius}
