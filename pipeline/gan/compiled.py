@@ -1,13 +1,13 @@
-"""The D and G steps of `train.py`, each compiled (torch.compile) into one graph: forward,
-backward and the Adam update together.
+"""One GAN training iteration of `train.py` (n_dis D steps, then the G step), compiled by
+torch.compile into one graph: forwards, backwards and Adam updates together.
 
-For small nets, such as the circle simulation's MLPs, eager PyTorch spends most of a step on
-per-operation overhead (autograd bookkeeping, module calls, the optimiser's Python). Compiled, the
-step runs at close to the cost of its matrix products, after a one-off compile per variant. Both
-steps compute what `d_step` and `g_step` compute, with the same losses, the same draws from the
-random stream (the latent codes are drawn outside the graph, in the same order) and the same
-optimiser state, so a run can be checkpointed in one mode and resumed in the other. They differ
-from the eager steps only by floating-point rounding.
+For small nets, such as the circle simulation's MLPs, eager PyTorch spends most of an iteration
+on per-operation overhead (autograd bookkeeping, module calls, the optimiser's Python). Compiled,
+it runs at close to the cost of its matrix products, after a one-off compile per variant. It
+computes what `d_step` and `g_step` compute, with the same losses, the same draws from the random
+stream (labels and latent codes are drawn outside the graph, in the eager order) and the same
+optimiser state, so a run can be checkpointed in one mode and resumed in the other. The two
+differ only by floating-point rounding.
 """
 
 from __future__ import annotations
