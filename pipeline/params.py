@@ -65,7 +65,7 @@ class GanParams(Section):
     augment_shift: int = Field(0, ge=0, le=8, description="DiffAugment translation (pixels) of D's inputs; 0 = off")
     ema_decay: float = Field(0.995, ge=0, lt=1)
     ema_start: int = Field(500, ge=0, description="EMA copies G until this step")
-    compile: bool = Field(False, description="run each D and G step as one compiled graph (torch.compile): faster for small nets, after a compile of about 10-30 s")
+    compile: bool = Field(False, description="run each iteration (D steps, G step, Adam updates) as one torch.compile graph: faster for small nets, after a one-off compile (needs a C++ compiler)")
     checkpoint_every: int = Field(250, ge=1)
     log_every: int = Field(50, ge=1)
 
