@@ -1,19 +1,21 @@
 """Training-speed benchmark of the circle simulation's GANs (no files written, nothing logged).
 
 Trains every variant of a circle experiment at its params (the paper's: 6000 iterations, batch
-128) and prints iterations per second, wall time and the circle metrics of the result.
+128) and prints iterations per second and wall time, over the whole run and after the first
+WARMUP iterations (which hold the compile of compiled iterations), and the circle metrics of the
+result.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 from pipeline.data.circle import make_circle
-from pipeline.gan.binned import Bins, BinnedGenerator
+from pipeline.gan.binned import BinnedGenerator, Bins
 from pipeline.gan.losses import get_loss
 from pipeline.gan.train import GanState, sample, train_gan
 from pipeline.gan.variants import continuous_setup
@@ -21,7 +23,6 @@ from pipeline.metrics import circle_metrics
 from pipeline.nets import build_gan
 from pipeline.params import CircleExperiment
 from pipeline.utils import seed_everything
-
 
 WARMUP = 10  # iterations timed apart: they include the compile of compiled steps
 
@@ -80,7 +81,12 @@ def _subsample_run(params_path: str, root: str, experiment: str, method: str, n_
 
     from pipeline.data import load_dataset
     from pipeline.params import load_params
-    from pipeline.stages.common import Paths, evaluation_labels, load_generator, load_subsampler
+    from pipeline.stages.common import (
+        Paths,
+        evaluation_labels,
+        load_generator,
+        load_subsampler,
+    )
     from pipeline.subsample.sampling import rejection_sample
 
     exp = load_params(params_path).experiment(experiment)
