@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.errors import DataError
+from pipeline.utils import features_of
 
 @contextmanager
 def _evaluating(model: nn.Module) -> Iterator[nn.Module]:
@@ -58,10 +59,10 @@ def _stats(features: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _features(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
-    device = _device(model)
-    with _evaluating(model), torch.no_grad():
-        feats = [model.features(x[s].to(device)).double() for s in _slices(len(x), batch_size)]
-    return torch.cat(feats).reshape(len(x), -1)
+    """(N, D) float64 features, computed on the model's device."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return features_of(model, x.to(_device(model)), batch_size).double().reshape(len(x), -1)
 
 
 def fid(feature_model: nn.Module, real: Tensor, fake: Tensor, batch_size: int = 256) -> float:
