@@ -24,7 +24,7 @@ from pipeline.nets import build_gan
 from pipeline.params import CircleExperiment
 from pipeline.utils import seed_everything
 
-WARMUP = 10  # iterations timed apart: they include the compile of compiled steps
+WARMUP = 10  # iterations timed apart: they hold the compile of compiled iterations
 
 
 def bench_circle(exp: CircleExperiment, seed: int = 0, steps: int | None = None, compiled: bool | None = None, report: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
