@@ -95,3 +95,33 @@ def test_bins_centre_the_training_labels_and_pick_the_nearest():
     assert bins.classes(torch.tensor([0.0, 0.12, 0.13, 0.99, 1.2, -0.3])).tolist() == [0, 0, 1, 4, 4, 0]
     G = BinnedGenerator(lambda z, c: c.float()[:, None], bins)  # type: ignore[arg-type]
     assert G(torch.zeros(2, 1), torch.tensor([0.3, 0.7])).view(-1).tolist() == [1.0, 3.0]
+
+
+def test_redraws_consume_the_random_stream_as_a_mask_based_loop_does():
+    """The redraw loop works on index tensors for speed; it must draw exactly what the plain
+    loop over a boolean mask draws, or runs would no longer reproduce their figures."""
+    y = torch.arange(12).float() / 12
+    s = VicinalSampler(y, Vicinity("hard", sigma=0.3, kappa=0.03, nu=1.0))  # wide noise: many empty vicinities
+
+    def reference(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        base = s.bases(n)
+        targets = s.noisy(base)
+        lo, hi = s.window(targets)
+        empty = hi <= lo
+        while empty.any():
+            redraws.append(int(empty.sum()))
+            targets[empty] = s.noisy(base[empty])
+            lo[empty], hi[empty] = s.window(targets[empty])
+            empty = hi <= lo
+        real_index = s.order[lo + (torch.rand(n) * (hi - lo)).long().clamp_max(hi - lo - 1)]
+        torch.rand(n)  # the fake labels' offsets, drawn next by draw()
+        return targets, real_index
+
+    redraws: list[int] = []
+    torch.manual_seed(3)
+    expected = [reference(64) for _ in range(20)]
+    assert len(redraws) > 20 and sum(redraws) > 100  # the loop was exercised
+    torch.manual_seed(3)
+    drawn = [(b.targets, b.real_index) for b in (s.draw(64) for _ in range(20))]
+    for (t_ref, i_ref), (t, i) in zip(expected, drawn):
+        assert torch.equal(t, t_ref) and torch.equal(i, i_ref)
