@@ -212,7 +212,7 @@ def bench_subsample(
 def bench_circle(
     experiment: Annotated[str, typer.Option("--experiment", "-e", help="a circle experiment")] = "circle",
     steps: Annotated[int | None, typer.Option(min=11, help="iterations (default: the experiment's gan.steps)")] = None,
-    compile: Annotated[bool | None, typer.Option("--compile/--eager", help="compiled or eager steps (default: the experiment's gan.compile)")] = None,
+    compiled: Annotated[bool | None, typer.Option("--compile/--eager", help="compiled or eager steps (default: the experiment's gan.compile)")] = None,
     threads: Annotated[int, typer.Option(help="torch CPU threads")] = 1,
     seed: Annotated[int, typer.Option(help="seed")] = 0,
     params: ParamsOpt = Path("params.yaml"),
@@ -232,7 +232,7 @@ def bench_circle(
         fail(str(err), err.exit_code)
     torch.set_num_threads(threads)
     typer.echo(f"bench-circle[{experiment}]: torch {torch.__version__}, {threads} thread(s)")
-    run_bench(exp, seed=seed, steps=steps, compiled=compile, report=typer.echo)
+    run_bench(exp, seed=seed, steps=steps, compiled=compiled, report=typer.echo)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -47,15 +47,15 @@ class _Adam:
         (group,) = opt.param_groups
         if [p.data_ptr() for p in group["params"]] != [p.data_ptr() for p in params]:
             raise ValueError("compiled GAN steps: the optimiser must hold the net's trainable parameters, in module order")
+        if group["amsgrad"]:
+            raise ValueError("compiled GAN steps: amsgrad is not supported")
         for p in group["params"]:
             if not opt.state[p]:
                 opt.state[p] = {"step": torch.zeros(()), "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
         states = [opt.state[p] for p in group["params"]]
         self.tensors = ([s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [s["step"] for s in states])
-        self.hyper = {"amsgrad": group["amsgrad"], "beta1": group["betas"][0], "beta2": group["betas"][1], "lr": group["lr"],
+        self.hyper = {"amsgrad": False, "beta1": group["betas"][0], "beta2": group["betas"][1], "lr": group["lr"],
                       "weight_decay": group["weight_decay"], "eps": group["eps"], "maximize": group["maximize"]}
-        if self.hyper["amsgrad"]:
-            raise ValueError("compiled GAN steps: amsgrad is not supported")
 
 
 def _adam_update(params: list[Tensor], grads: list[Tensor], state: _Adam) -> None:
@@ -111,5 +111,7 @@ class CompiledIteration:
             batch = cond.d_batch(batch_size)
             d_batches.append((batch, torch.randn(len(batch.y_gen), self.z_dim)))
         y_g = cond.g_labels(batch_size)
+        # the nets' tensors go in as arguments: read as attributes of self inside the graph, the
+        # same iteration measured 3.5 against 2.7 ms on the circle
         nets = (self.g_params, self.g_fixed, self.d_params, self.d_fixed)
         return self._compiled(nets, self.adam_g, self.adam_d, d_batches, y_g, torch.randn(batch_size, self.z_dim))
