@@ -64,6 +64,7 @@ _stage_command("features", "Train DRE's feature extractor on the real data (clas
 _stage_command("dre", "Train the density-ratio nets DRE-F-SP and cDRE-F-cSP on the GAN's fakes and the real data.")
 _stage_command("synthesize", "Generate fakes (optionally subsampled by density ratio), filter them with the teacher and relabel them.")
 _stage_command("student", "Train the students (real only, BLKD, cGAN-KD, ...).")
+_stage_command("evalnets", "Train the evaluation nets of an image-regression experiment (label regressor, attribute classifier) on every real image.")
 _stage_command("evaluate", "Measure GAN quality and collect the student table.")
 
 

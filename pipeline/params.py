@@ -336,7 +336,7 @@ TASKS = ("classification", "regression", "circle")
 # the stages of each task's pipeline, in order
 TASK_STAGES = {
     "classification": ("prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"),
-    "regression": ("prepare", "embed", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"),
+    "regression": ("prepare", "embed", "teacher", "gan", "features", "dre", "synthesize", "student", "evalnets", "evaluate"),
     "circle": ("prepare", "embed", "gan", "features", "dre", "evaluate"),
 }
 # which experiments each group of DVC stages loops over, by task
@@ -344,6 +344,7 @@ GROUP_TASKS = {
     "kd": ("classification", "regression"),
     "classification": ("classification",),
     "continuous": ("regression", "circle"),
+    "regression": ("regression",),
     "simulation": ("circle",),
 }
 
@@ -354,6 +355,7 @@ class Groups(Section):
     kd: tuple[str, ...] = ()
     classification: tuple[str, ...] = ()
     continuous: tuple[str, ...] = ()
+    regression: tuple[str, ...] = ()
     simulation: tuple[str, ...] = ()
 
 

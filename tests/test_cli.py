@@ -1,22 +1,26 @@
 import json
 
+import pytest
 import torch
 import yaml
 from typer.testing import CliRunner
 
 from pipeline.checkpoint import load_checkpoint
 from pipeline.cli import app
+from pipeline.data import load_dataset
 from pipeline.params import load_params
+from pipeline.stages.common import load_classifier, save_classifier
 from tests.conftest import tiny_raw_params
 
 runner = CliRunner()
 STAGES = ["prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"]
+REGRESSION_STAGES = ["prepare", "embed", "teacher", "gan", "features", "dre", "synthesize", "student", "evalnets", "evaluate"]
 
 
 def test_help_lists_every_stage():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in [*STAGES, "report"]:
+    for name in [*REGRESSION_STAGES, "report"]:
         assert name in result.output
 
 
@@ -114,7 +118,7 @@ def test_regression_pipeline_in_process(tmp_path):
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(tiny_raw_params("regression")))
     root = tmp_path / "repo"
-    _run_all(["prepare", "embed", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"], "tiny_reg", params_file, root)
+    _run_all(REGRESSION_STAGES, "tiny_reg", params_file, root)
     summary = json.loads((root / "metrics" / "tiny_reg.json").read_text())
     assert set(summary["gan"]) == {"svdl_ili", "svdl_ili+dre", "svdl_ili+cdre", "hvdl_nli", "binned"}
     for m in summary["gan"].values():
@@ -131,6 +135,21 @@ def test_regression_pipeline_in_process(tmp_path):
     assert sorted(row.split(" | ")[0] for row in by_bin[2:]) == sorted(f"| {v}" for v in summary["gan"])
     n_bins = load_params(params_file).experiment("tiny_reg").evaluate.n_bins
     assert len(by_bin[0].split(" | ")) == 1 + n_bins and all(len(row.split(" | ")) == 1 + n_bins for row in by_bin[2:])
+
+    # evaluate judges with the evalnets stage's saved nets, it does not train its own: a regressor
+    # that predicts the label range's midpoint for every image gives the hand-computed Label Score
+    nets = root / "models" / "tiny_reg" / "eval_nets"
+    assert (nets / "classifier.pt").exists() and json.loads((root / "metrics" / "tiny_reg" / "evalnets.json").read_text())["regressor_train_mae"] >= 0
+    regressor = load_classifier(nets / "regressor.pt")
+    with torch.no_grad():
+        regressor.head.weight.zero_()
+        regressor.head.bias.fill_(0.5)  # normalised labels: the midpoint of the range
+    save_classifier(regressor, nets / "regressor.pt", net="cnn", in_channels=1, num_classes=1, width=4)
+    _run_all(["evaluate"], "tiny_reg", params_file, root)
+    ds = load_dataset(root / "data" / "tiny_reg" / "prepared")
+    midpoint = float(ds.denormalise(torch.tensor([0.5])))
+    expected = float((ds.y_test - midpoint).abs().mean())
+    assert json.loads((root / "metrics" / "tiny_reg.json").read_text())["reference"]["label_score"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_circle_pipeline_in_process(tmp_path):

@@ -39,7 +39,7 @@ def test_dvc_repro_tiny_config(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
 
     everything = {f"{s}@tiny" for s in ["prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"]}
-    everything |= {f"{s}@tiny_reg" for s in ["prepare", "embed", "teacher", "ccgan", "features_continuous", "dre_continuous", "synthesize", "student", "evaluate"]}
+    everything |= {f"{s}@tiny_reg" for s in ["prepare", "embed", "teacher", "ccgan", "features_continuous", "dre_continuous", "synthesize", "student", "evalnets", "evaluate_regression"]}
     everything |= {f"{s}@tiny_circle" for s in ["prepare", "embed", "ccgan", "features_continuous", "dre_continuous", "evaluate_simulation"]}
     assert _stages_run(_dvc(repo, "repro")) == everything  # each task runs its own chain, chosen by params.yaml's groups
     assert (repo / "dvc.lock").exists()

@@ -54,6 +54,11 @@ class Paths:
         return self.root / "models" / self.experiment / "dre.pt"
 
     @property
+    def eval_nets(self) -> Path:
+        """The evaluation regressor (and attribute classifier) of an image-regression experiment."""
+        return self.root / "models" / self.experiment / "eval_nets"
+
+    @property
     def gan(self) -> Path:
         return self.root / "models" / self.experiment / "gan"
 

@@ -1,9 +1,9 @@
 """evaluate for continuous labels: every GAN variant against the others, and the students.
 
 circle: % high-quality samples, % recovered modes and the 2-Wasserstein distance at the unseen
-evaluation angles. Image regression (chairs, RC-49, ...): an evaluation regressor and an
-attribute classifier are trained on every real image of the prepared splits (as the CcGAN paper
-does); Label Score = mean |regressor(fake) - y| in label units; FID and intra-FID over label
+evaluation angles. Image regression (chairs, RC-49, ...): with the evalnets stage's evaluation
+regressor and attribute classifier (trained once on every real image, as the CcGAN paper does),
+Label Score = mean |regressor(fake) - y| in label units; FID and intra-FID over label
 bins on the regressor's features (named *_eval_regressor_features); Diversity = entropy of the
 predicted attribute (e.g. chair model) at each label, averaged; Label Score within each label
 bin too (a table in the report and a plot in MLflow: where along the range G follows its
@@ -22,12 +22,10 @@ import torch
 
 from pipeline import tracking
 from pipeline.data import load_dataset
-from pipeline.distill.train import train_classifier
 from pipeline.metrics import binned_fid, circle_metrics, counts_by_label, diversity, label_score, label_score_by_bin
-from pipeline.nets import build_classifier
 from pipeline.params import Params
-from pipeline.stages.common import Paths, evaluation_labels, gan_table, save_curves, variant_rows, write_json, write_text
-from pipeline.ui import info, progress_bar
+from pipeline.stages.common import Paths, evaluation_labels, gan_table, load_classifier, save_curves, variant_rows, write_json, write_text
+from pipeline.ui import info
 from pipeline.utils import predict, seed_everything
 
 STUDENT_NAMES = {"real_only": "real only", "cgan_kd": "cGAN-KD", "cgan_kd_adjusted": "cGAN-KD (label adjustment)"}
@@ -66,20 +64,10 @@ def _circle(exp, ds, paths: Paths, experiment: str) -> dict[str, dict[str, float
     return out
 
 
-def _eval_nets(p, ds, experiment: str) -> tuple[torch.nn.Module, torch.nn.Module | None, torch.Tensor, torch.Tensor]:
-    """The evaluation regressor (and attribute classifier) on every real image; returns them and those images."""
-    x = torch.cat([ds.x_train, ds.x_val, ds.x_test])
-    y = torch.cat([ds.y_train, ds.y_val, ds.y_test])
-    attr = torch.cat([ds.attr_train, ds.attr_val, ds.attr_test])
-    regressor = build_classifier(p.net, ds.channels, 1, p.width)
-    with progress_bar(f"evaluate[{experiment}] evaluation regressor", p.steps) as bar:
-        train_classifier(regressor, x, ds.normalise(y), steps=p.steps, batch_size=p.batch_size, lr=p.lr, loss="mse", progress=bar)
-    classifier = None
-    if ds.num_attr > 1 and bool((attr >= 0).all()):
-        classifier = build_classifier(p.net, ds.channels, ds.num_attr, p.width)
-        with progress_bar(f"evaluate[{experiment}] attribute classifier", p.steps) as bar:
-            train_classifier(classifier, x, attr, steps=p.steps, batch_size=p.batch_size, lr=p.lr, loss="ce", progress=bar)
-    return regressor, classifier, x, y
+def _eval_nets(paths: Paths) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """The evalnets stage's evaluation regressor and attribute classifier (None without an attribute)."""
+    classifier = paths.eval_nets / "classifier.pt"
+    return load_classifier(paths.eval_nets / "regressor.pt"), load_classifier(classifier) if classifier.exists() else None
 
 
 class ByBin(NamedTuple):
@@ -91,7 +79,8 @@ class ByBin(NamedTuple):
 
 def _regression(exp, ds, paths: Paths, experiment: str) -> tuple[dict, ByBin]:
     p = exp.evaluate
-    regressor, classifier, x_real, y_real = _eval_nets(p, ds, experiment)
+    regressor, classifier = _eval_nets(paths)
+    x_real, y_real = torch.cat([ds.x_train, ds.x_val, ds.x_test]), torch.cat([ds.y_train, ds.y_val, ds.y_test])
     lo, hi = float(ds.y_train.min()), float(ds.y_train.max())
     labels = evaluation_labels(exp, ds)
     reference = {"label_score": label_score(ds.denormalise(predict(regressor, ds.x_test).view(-1)), ds.y_test)[0]}
