@@ -59,6 +59,16 @@ def build_gan(
 
 
 __all__ = [
-    "CLASSIFIERS", "GENERATORS", "DISCRIMINATORS", "build_classifier", "build_gan", "lookup",
-    "Generator", "Discriminator", "MLPGenerator", "MLPDiscriminator", "LabelEmbedNet", "Y2H",
+    "CLASSIFIERS",
+    "DISCRIMINATORS",
+    "GENERATORS",
+    "Y2H",
+    "Discriminator",
+    "Generator",
+    "LabelEmbedNet",
+    "MLPDiscriminator",
+    "MLPGenerator",
+    "build_classifier",
+    "build_gan",
+    "lookup",
 ]

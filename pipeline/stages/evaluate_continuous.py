@@ -22,9 +22,25 @@ import torch
 
 from pipeline import tracking
 from pipeline.data import load_dataset
-from pipeline.metrics import binned_fid, circle_metrics, counts_by_label, diversity, label_score, label_score_by_bin
+from pipeline.metrics import (
+    binned_fid,
+    circle_metrics,
+    counts_by_label,
+    diversity,
+    label_score,
+    label_score_by_bin,
+)
 from pipeline.params import Params
-from pipeline.stages.common import Paths, evaluation_labels, gan_table, load_classifier, save_curves, variant_rows, write_json, write_text
+from pipeline.stages.common import (
+    Paths,
+    evaluation_labels,
+    gan_table,
+    load_classifier,
+    save_curves,
+    variant_rows,
+    write_json,
+    write_text,
+)
 from pipeline.ui import info
 from pipeline.utils import predict, seed_everything
 
