@@ -136,6 +136,12 @@ def test_regression_pipeline_in_process(tmp_path):
     n_bins = load_params(params_file).experiment("tiny_reg").evaluate.n_bins
     assert len(by_bin[0].split(" | ")) == 1 + n_bins and all(len(row.split(" | ")) == 1 + n_bins for row in by_bin[2:])
 
+    # without the evalnets stage's nets, evaluate stops with a one-line error that names the stage
+    (root / "models" / "tiny_reg" / "eval_nets" / "regressor.pt").rename(root / "regressor.pt")
+    result = runner.invoke(app, ["evaluate", "-e", "tiny_reg", "-p", str(params_file), "--root", str(root)])
+    assert result.exit_code == 1 and result.output.startswith("error: ") and "run the evalnets stage first" in result.output
+    (root / "regressor.pt").rename(root / "models" / "tiny_reg" / "eval_nets" / "regressor.pt")
+
     # evaluate judges with the evalnets stage's saved nets, it does not train its own: a regressor
     # that predicts the label range's midpoint for every image gives the hand-computed Label Score
     nets = root / "models" / "tiny_reg" / "eval_nets"

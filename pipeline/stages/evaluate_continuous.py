@@ -22,6 +22,7 @@ import torch
 
 from pipeline import tracking
 from pipeline.data import load_dataset
+from pipeline.errors import CheckpointError
 from pipeline.metrics import (
     binned_fid,
     circle_metrics,
@@ -83,6 +84,8 @@ def _circle(exp, ds, paths: Paths, experiment: str) -> dict[str, dict[str, float
 def _eval_nets(paths: Paths) -> tuple[torch.nn.Module, torch.nn.Module | None]:
     """The evalnets stage's evaluation regressor and attribute classifier (None without an attribute)."""
     classifier = paths.eval_nets / "classifier.pt"
+    if not (paths.eval_nets / "regressor.pt").exists():
+        raise CheckpointError(f"{paths.eval_nets / 'regressor.pt'}: evaluation regressor not found (run the evalnets stage first)")
     return load_classifier(paths.eval_nets / "regressor.pt"), load_classifier(classifier) if classifier.exists() else None
 
 
