@@ -135,7 +135,11 @@ def test_classifier_accuracy() -> None:
     x = torch.eye(4).repeat(3, 1).reshape(12, 1, 2, 2)
     y = torch.arange(4).repeat(3)
     y[[0, 5, 10]] = (y[[0, 5, 10]] + 1) % 4
-    assert classifier_accuracy(FirstPixels(), x, y, batch_size=5) == pytest.approx(9 / 12)
+    model = FirstPixels().train()
+    assert classifier_accuracy(model, x, y, batch_size=5) == pytest.approx(9 / 12)
+    assert model.training  # mode restored
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        classifier_accuracy(model, x, y, batch_size=0)
 
 
 def test_inception_fid_missing_file(tmp_path: Path) -> None:

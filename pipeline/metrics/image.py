@@ -8,25 +8,13 @@ mode is restored afterwards.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from pipeline.errors import DataError
-from pipeline.utils import features_of
-
-@contextmanager
-def _evaluating(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for the block and restore its previous mode after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
+from pipeline.utils import batches, features_of, predict
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -34,11 +22,9 @@ def _device(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def _slices(n: int, batch_size: int) -> Iterator[slice]:
+def _check_batch_size(batch_size: int) -> None:
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    for start in range(0, n, batch_size):
-        yield slice(start, start + batch_size)
 
 
 def _check_pair(real: Tensor, fake: Tensor) -> None:
@@ -60,8 +46,7 @@ def _stats(features: Tensor) -> tuple[Tensor, Tensor]:
 
 def _features(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
     """(N, D) float64 features, computed on the model's device."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _check_batch_size(batch_size)
     return features_of(model, x.to(_device(model)), batch_size).double().reshape(len(x), -1)
 
 
@@ -118,12 +103,9 @@ def classifier_accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int 
     """Fraction of ``x`` that ``model`` classifies as ``y``."""
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need equally many (>0) images and labels, got {len(x)} and {len(y)}")
+    _check_batch_size(batch_size)
     device = _device(model)
-    correct = 0
-    with _evaluating(model), torch.no_grad():
-        for s in _slices(len(x), batch_size):
-            correct += int((model(x[s].to(device)).argmax(dim=1) == y[s].to(device)).sum())
-    return correct / len(x)
+    return int((predict(model, x.to(device), batch_size).argmax(dim=1) == y.to(device)).sum()) / len(x)
 
 
 def inception_fid(
@@ -159,8 +141,9 @@ def inception_fid(
         raise DataError(f"Inception weights file {weights_path} is not a plain InceptionV3 state dict: {msg}") from e
     device = torch.device(device) if device is not None else real.device
     metric = metric.to(device)
+    _check_batch_size(batch_size)
     for imgs, is_real in ((real, True), (fake, False)):
-        for s in _slices(len(imgs), batch_size):
+        for s in batches(len(imgs), batch_size):
             batch = imgs[s].to(device)
             if batch.shape[1] == 1:
                 batch = batch.repeat(1, 3, 1, 1)
