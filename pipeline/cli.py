@@ -231,9 +231,13 @@ def bench_circle(
             raise ParamsError(f"experiments.{experiment}: bench-circle needs a circle experiment, not {exp.task}")
     except CgankdError as err:
         fail(str(err), err.exit_code)
+    before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    typer.echo(f"bench-circle[{experiment}]: torch {torch.__version__}, {threads} thread(s)")
-    run_bench(exp, seed=seed, steps=steps, compiled=compiled, report=typer.echo)
+    try:  # put the thread count back: in process (the tests), later work must not run on the benchmark's
+        typer.echo(f"bench-circle[{experiment}]: torch {torch.__version__}, {threads} thread(s)")
+        run_bench(exp, seed=seed, steps=steps, compiled=compiled, report=typer.echo)
+    finally:
+        torch.set_num_threads(before)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -180,8 +180,10 @@ def test_circle_pipeline_in_process(tmp_path):
 def test_bench_circle_prints_iterations_per_second(tmp_path):
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(tiny_raw_params("circle", "classification")))
-    result = runner.invoke(app, ["bench-circle", "-e", "tiny_circle", "--steps", "20", "-p", str(params_file)])
+    threads = torch.get_num_threads()
+    result = runner.invoke(app, ["bench-circle", "-e", "tiny_circle", "--steps", "20", "--threads", str(threads + 1), "-p", str(params_file)])
     assert result.exit_code == 0, result.output
+    assert f"{threads + 1} thread(s)" in result.output and torch.get_num_threads() == threads  # put back afterwards
     assert "hvdl (eager): 20 iterations (batch 16)" in result.output and "it/s" in result.output and "2-Wasserstein" in result.output
     assert "first 10 iterations" in result.output
     assert "svdl_ili: skipped" in result.output
