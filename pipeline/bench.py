@@ -63,13 +63,13 @@ def bench_circle(exp: CircleExperiment, seed: int = 0, steps: int | None = None,
         G_eval = BinnedGenerator(state.G_ema, Bins(bins[0], bins[1], p.n_bins)) if bins else state.G_ema
         fake = sample(G_eval, ds.normalise(angles).repeat_interleave(d.eval_per_angle), p.z_dim).view(len(angles), d.eval_per_angle, -1)
         metrics = circle_metrics(fake, angles, radius=d.radius, std=d.std)
-        results[variant] = {"it_per_s": steps / seconds, "seconds": seconds, "ms_per_it": 1000 * seconds / steps,
-                            "warmup_seconds": warmup, "steady_ms_per_it": steady, **metrics}
+        r = results[variant] = {"it_per_s": steps / seconds, "seconds": seconds, "ms_per_it": 1000 * seconds / steps,
+                                "warmup_seconds": warmup, "steady_ms_per_it": steady, **metrics}
         report(
             f"{variant} ({'compiled' if compiled else 'eager'}): {steps} iterations (batch {p.batch_size}) in {seconds:.1f} s = "
-            f"{steps / seconds:.0f} it/s ({1000 * seconds / steps:.2f} ms/it); first {WARMUP} iterations {warmup:.1f} s, "
-            f"then {1000 / steady:.0f} it/s ({steady:.2f} ms/it); high quality {metrics['pct_high_quality']:.1f}%, "
-            f"recovered modes {metrics['pct_recovered_modes']:.1f}%, 2-Wasserstein {metrics['w2']:.2e}"
+            f"{r['it_per_s']:.0f} it/s ({r['ms_per_it']:.2f} ms/it); first {WARMUP} iterations {warmup:.1f} s, "
+            f"then {1000 / steady:.0f} it/s ({steady:.2f} ms/it); high quality {r['pct_high_quality']:.1f}%, "
+            f"recovered modes {r['pct_recovered_modes']:.1f}%, 2-Wasserstein {r['w2']:.2e}"
         )
     return results
 

@@ -135,6 +135,11 @@ class RegressionDataset:
         self._require_images("image_size")
         return int(self.x_train.shape[2])
 
+    def all_splits(self, kind: str) -> Tensor:
+        """``x``, ``y`` or ``attr`` of every sample: train, validation, then test (e.g. for the evaluation nets,
+        which are trained on every real image)."""
+        return torch.cat([getattr(self, f"{kind}_{split}") for split in ("train", "val", "test")])
+
     def _require_images(self, what: str) -> None:
         if not self.is_image:
             raise ValueError(f"{what} is only defined for image data, this dataset holds points {self.sample_shape}")

@@ -10,8 +10,6 @@ comparable across GAN changes, also on hardware whose training is not bit-reprod
 
 from __future__ import annotations
 
-import torch
-
 from pipeline import tracking
 from pipeline.data import load_dataset
 from pipeline.distill.train import train_classifier
@@ -26,9 +24,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp = params.experiment(experiment)
     p = exp.evaluate
     ds = load_dataset(paths.prepared)
-    x = torch.cat([ds.x_train, ds.x_val, ds.x_test])
-    y = torch.cat([ds.y_train, ds.y_val, ds.y_test])
-    attr = torch.cat([ds.attr_train, ds.attr_val, ds.attr_test])
+    x, y, attr = ds.all_splits("x"), ds.all_splits("y"), ds.all_splits("attr")
     with_classifier = ds.num_attr > 1 and bool((attr >= 0).all())
     seed_everything(params.seed)
     nets = {k: getattr(p, k) for k in ("net", "width", "steps", "batch_size", "lr")}

@@ -99,7 +99,7 @@ class ByBin(NamedTuple):
 def _regression(exp, ds, paths: Paths, experiment: str) -> tuple[dict, ByBin]:
     p = exp.evaluate
     regressor, classifier = _eval_nets(paths)
-    x_real, y_real = torch.cat([ds.x_train, ds.x_val, ds.x_test]), torch.cat([ds.y_train, ds.y_val, ds.y_test])
+    x_real, y_real = ds.all_splits("x"), ds.all_splits("y")
     lo, hi = float(ds.y_train.min()), float(ds.y_train.max())
     labels = evaluation_labels(exp, ds)
     reference = {"label_score": label_score(ds.denormalise(predict(regressor, ds.x_test).view(-1)), ds.y_test)[0]}
