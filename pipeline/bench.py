@@ -18,10 +18,10 @@ from pipeline.data.circle import make_circle
 from pipeline.gan.binned import BinnedGenerator, Bins
 from pipeline.gan.losses import get_loss
 from pipeline.gan.train import GanState, sample, train_gan
-from pipeline.gan.variants import continuous_setup
 from pipeline.metrics import circle_metrics
 from pipeline.nets import build_gan
 from pipeline.params import CircleExperiment
+from pipeline.stages.gan import variant_setup
 from pipeline.utils import seed_everything
 
 WARMUP = 10  # iterations timed apart: they hold the compile of compiled iterations
@@ -37,7 +37,6 @@ def bench_circle(exp: CircleExperiment, seed: int = 0, steps: int | None = None,
     if steps <= WARMUP:
         raise ValueError(f"bench-circle: steps must exceed the {WARMUP} warm-up iterations, not {steps}")
     ds = make_circle(d.n_train_angles, d.per_angle, d.n_eval_angles, d.eval_per_angle, d.radius, d.std, seed=seed)
-    u = ds.normalise(ds.y_train)
     angles = torch.unique(ds.y_test)
     results = {}
     for variant, spec in p.variants.items():
@@ -45,9 +44,7 @@ def bench_circle(exp: CircleExperiment, seed: int = 0, steps: int | None = None,
             report(f"{variant}: skipped (ILI needs the embed stage)")
             continue
         seed_everything(seed)
-        net = {"arch": p.arch, "data_shape": (2,), "z_dim": p.z_dim, "g_width": p.g_width, "d_width": p.d_width, "depth": p.depth, "periodic_label": p.periodic_label}
-        widths = {"m_kappa": p.m_kappa, "gap": p.label_gap, "sigma": p.sigma, "kappa": p.kappa, "nu": p.nu}
-        setup = continuous_setup(net, ds.x_train, u, vicinity=spec.vicinity, label_input=spec.label_input, n_bins=p.n_bins, widths=widths)
+        setup = variant_setup(exp, ds, spec)  # as the gan stage builds it
         G, D = build_gan(**setup.build_args)
         cond = setup.cond
         state = GanState.create(G, D, p.lr_g, p.lr_d, (p.beta1, p.beta2))

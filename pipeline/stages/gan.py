@@ -29,7 +29,16 @@ from pipeline.gan.train import Conditioning, GanState, sample, train_gan
 from pipeline.gan.variants import VariantSetup, class_setup, continuous_setup
 from pipeline.nets import Y2H, build_gan
 from pipeline.params import GanParams, Params
-from pipeline.stages.common import CLASS_VARIANT, Paths, load_generator, load_y2h, save_curves, save_grid, write_csv, write_json
+from pipeline.stages.common import (
+    CLASS_VARIANT,
+    Paths,
+    load_generator,
+    load_y2h,
+    save_curves,
+    save_grid,
+    write_csv,
+    write_json,
+)
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 
@@ -107,7 +116,7 @@ def build_variant(exp, ds, spec, paths: Paths) -> tuple[VariantSetup, torch.nn.M
     """A fresh (G, D) for one variant (spec None: the class-conditional GAN), its label sampling
     and what besides params identifies its checkpoint (ILI: the y2h weights, loaded into G and D).
     The stage and the vicinity study share it."""
-    setup = _setup(exp, ds, spec)
+    setup = variant_setup(exp, ds, spec)
     G, D = build_gan(**setup.build_args)
     extra = dict(setup.fingerprint)
     if setup.arch["label_input"] == "ili":
@@ -119,8 +128,9 @@ def build_variant(exp, ds, spec, paths: Paths) -> tuple[VariantSetup, torch.nn.M
     return setup, G, D, extra
 
 
-def _setup(exp, ds, spec) -> VariantSetup:
-    """The nets and label sampling of one variant (spec None: the class-conditional GAN)."""
+def variant_setup(exp, ds, spec) -> VariantSetup:
+    """The nets and label sampling of one variant (spec None: the class-conditional GAN); ILI's
+    label embedding is not loaded here (build_variant does that)."""
     p = exp.gan
     net = {"arch": p.arch, "data_shape": tuple(ds.x_train.shape[1:]), "z_dim": p.z_dim, "g_width": p.g_width, "d_width": p.d_width}
     if spec is None:
