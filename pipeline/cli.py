@@ -185,6 +185,36 @@ def subsample(
         fail(str(err), err.exit_code)
 
 
+@app.command()
+def generate(
+    experiment: ExperimentOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output stem: writes <out>.pt (x, y in label units) and <out>.png")],
+    label: Annotated[
+        list[float] | None,
+        typer.Option("--label", "-l", help="a label in the data set's units (a class id; degrees for chairs, radians for the circle); repeat for several (default: every class, or 10 evenly spaced over the training range)"),
+    ] = None,
+    n_per_label: Annotated[int, typer.Option("--n-per-label", "-n", min=1, help="fakes per label (one row of the picture)")] = 8,
+    variant: Annotated[str | None, typer.Option("--variant", "-v", help="the gan stage's generator of this variant (default: the class-conditional GAN, or dre.gan_variant)")] = None,
+    generator: Annotated[Path | None, typer.Option("--generator", "-g", help="a generator checkpoint of your own instead (the gan stage's format)")] = None,
+    subsampling: Annotated[str, typer.Option("--subsample", "-m", help="none, or dre / cdre: rejection sampling through the dre stage's ratio nets (trained on dre.gan_variant's fakes)")] = "none",
+    seed: Annotated[int | None, typer.Option(help="random seed (default: params.yaml's seed)")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
+    """Generate fakes at the labels you name with a trained GAN (a class, or a continuous label such
+    as an angle); writes the fakes and a picture."""
+    from pipeline.params import load_params
+    from pipeline.stages import generate as command
+    from pipeline.stages.common import Paths
+
+    try:
+        p = load_params(params)
+        p.experiment(experiment)
+        command.run(p, experiment, Paths(experiment, root), out=out, labels=label, n_per_label=n_per_label, variant=variant, generator=generator, subsampling=subsampling, seed=seed)
+    except CgankdError as err:
+        fail(str(err), err.exit_code)
+
+
 @app.command("bench-subsample")
 def bench_subsample(
     experiment: Annotated[list[str] | None, typer.Option("--experiment", "-e", help="an experiment (repeat; default: all with a dre stage output)")] = None,

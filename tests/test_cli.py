@@ -3,13 +3,14 @@ import json
 import pytest
 import torch
 import yaml
+from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.checkpoint import load_checkpoint
 from pipeline.cli import app
 from pipeline.data import load_dataset
 from pipeline.params import load_params
-from pipeline.stages.common import load_classifier, save_classifier
+from pipeline.stages.common import load_classifier, load_generator, save_classifier
 from tests.conftest import tiny_raw_params
 
 runner = CliRunner()
@@ -90,6 +91,18 @@ def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
     result = runner.invoke(app, [*args[:-4], "-m", "rs", "-g", str(out.with_suffix(".pt"))])
     assert result.exit_code == 2 and "--method 'rs'" in result.output
 
+    # fakes at the classes a user names, one row of the picture per class; a bad class is one line, nothing written
+    out = tmp_path / "gen" / "digits"
+    gen = ["generate", "-e", "tiny", "-p", str(tiny_params_file), "--root", str(root), "-o", str(out)]
+    result = runner.invoke(app, [*gen, "-l", "7", "-l", "3", "-n", "2"])
+    assert result.exit_code == 0, result.output
+    blob = torch.load(out.with_suffix(".pt"), weights_only=True)
+    assert blob["y"].tolist() == [7, 7, 3, 3] and blob["x"].shape[0] == 4 and blob["variant"] == "cgan"
+    for bad, message in ((["-l", "12"], "--label 12: not a class of tiny (0..9)"), (["-l", "2.5"], "--label 2.5: not a class"), (["-v", "svdl"], "--variant 'svdl': not a GAN variant of tiny (cgan)")):
+        result = runner.invoke(app, [*gen[:-1], str(tmp_path / "bad" / "x"), *bad])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, (bad, result.output)
+    assert not (tmp_path / "bad").exists()
+
     # the benchmark prints accepted fakes per second, the acceptance rate and peak memory at N and 10 N
     result = runner.invoke(app, ["bench-subsample", "-p", str(tiny_params_file), "--root", str(root), "--n-fake", "20"])
     assert result.exit_code == 0, result.output
@@ -136,6 +149,43 @@ def test_regression_pipeline_in_process(tmp_path):
     n_bins = load_params(params_file).experiment("tiny_reg").evaluate.n_bins
     assert len(by_bin[0].split(" | ")) == 1 + n_bins and all(len(row.split(" | ")) == 1 + n_bins for row in by_bin[2:])
 
+    # fakes at labels in the label's units (degrees): G gets them normalised to [0, 1], with its own
+    # latent draws, and they come back grouped by label in the order given, one picture row per label
+    exp = load_params(params_file).experiment("tiny_reg")
+    ds = load_dataset(root / "data" / "tiny_reg" / "prepared")
+    out = tmp_path / "gen" / "chairs"
+    gen = ["generate", "-e", "tiny_reg", "-p", str(params_file), "--root", str(root), "-o", str(out)]
+    result = runner.invoke(app, [*gen, "-l", "45.5", "-l", "10", "-n", "3", "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    blob = torch.load(out.with_suffix(".pt"), weights_only=True)
+    assert blob["y"].tolist() == [45.5] * 3 + [10.0] * 3 and blob["variant"] == exp.dre_variant and blob["n_per_label"] == [3, 3]
+    G = load_generator(root / "models" / "tiny_reg" / "gan" / f"{exp.dre_variant}.pt")
+    torch.manual_seed(7)
+    with torch.no_grad():
+        expected = G(torch.randn(6, exp.gan.z_dim), ds.normalise(blob["y"]))
+    assert torch.allclose(blob["x"], expected, atol=1e-6)
+    h, w = blob["x"].shape[2:]
+    assert Image.open(out.with_suffix(".png")).size == (4 * (3 * (w + 1) + 1), 4 * (2 * (h + 1) + 1))  # 3 columns, 2 rows, x4
+    # through the dre stage's cDRE-F-cSP+RS; the binned baseline's generator takes degrees too
+    result = runner.invoke(app, [*gen, "-l", "30", "-n", "2", "-m", "cdre"])
+    assert result.exit_code == 0, result.output
+    blob = torch.load(out.with_suffix(".pt"), weights_only=True)
+    assert set(blob["y"].tolist()) <= {30.0} and blob["subsampling"] == "cdre" and 0 < blob["acceptance_rate"] <= 1
+    result = runner.invoke(app, [*gen, "-v", "binned"])
+    assert result.exit_code == 0 and torch.load(out.with_suffix(".pt"), weights_only=True)["x"].shape[0] == 10 * 8
+    bad_cases = (
+        (["-l", "120"], "--label 120: outside tiny_reg's label range [0, 90]"),
+        (["-l", "10", "-l", "10"], "--label 10 given twice"),
+        (["-v", "nope"], f"--variant 'nope': not a GAN variant of tiny_reg ({', '.join(exp.gan.variants)})"),
+        (["-v", "binned", "-m", "cdre"], f"trained on the fakes of '{exp.dre_variant}', not of 'binned'"),
+        (["-m", "rs"], "--subsample 'rs': use none, dre, cdre"),
+        (["-g", str(tmp_path / "nope.pt")], "nope.pt: generator checkpoint not found"),
+    )
+    for bad, message in bad_cases:
+        result = runner.invoke(app, [*gen[:-1], str(tmp_path / "bad" / "x"), *bad])
+        assert result.exit_code in (1, 2) and message in result.output and "Traceback" not in result.output, (bad, result.output)
+    assert not (tmp_path / "bad").exists()
+
     # without the evalnets stage's nets, evaluate stops with a one-line error that names the stage
     (root / "models" / "tiny_reg" / "eval_nets" / "regressor.pt").rename(root / "regressor.pt")
     result = runner.invoke(app, ["evaluate", "-e", "tiny_reg", "-p", str(params_file), "--root", str(root)])
@@ -175,6 +225,16 @@ def test_circle_pipeline_in_process(tmp_path):
             assert torch.equal(state[net][prefix + k], v), (net, k)
     result = runner.invoke(app, ["teacher", "-e", "tiny_circle", "-p", str(params_file), "--root", str(root)])
     assert result.exit_code == 2 and "no teacher" in result.output
+    # points at angles in radians, pictured over the circle
+    out = tmp_path / "gen" / "circle"
+    gen = ["generate", "-e", "tiny_circle", "-p", str(params_file), "--root", str(root), "-o", str(out)]
+    result = runner.invoke(app, [*gen, "-l", "1", "-l", "4", "-n", "5", "-v", "hvdl"])
+    assert result.exit_code == 0, result.output
+    blob = torch.load(out.with_suffix(".pt"), weights_only=True)
+    assert blob["x"].shape == (10, 2) and blob["y"].tolist() == [1.0] * 5 + [4.0] * 5
+    assert Image.open(out.with_suffix(".png")).size == (500, 500)
+    result = runner.invoke(app, [*gen, "-l", "7"])
+    assert result.exit_code == 2 and "--label 7: outside tiny_circle's label range [0, 6.28319]" in result.output
 
 
 def test_bench_circle_prints_iterations_per_second(tmp_path):
