@@ -41,8 +41,6 @@ def check_labels(exp, ds, labels: list[float] | None, experiment: str) -> torch.
     """The labels as G takes them (class ids; normalised continuous labels), after checking them:
     a class must be one of the data set's, a continuous label inside its label range. None: every
     class, or DEFAULT_LABELS evenly spaced over the training labels' range."""
-    if labels is not None and len(set(labels)) < len(labels):
-        raise ParamsError(f"--label {_label_text(next(v for v in labels if labels.count(v) > 1))} given twice")
     if exp.task == "classification":
         if labels is None:
             return torch.arange(ds.num_classes)
@@ -57,6 +55,14 @@ def check_labels(exp, ds, labels: list[float] | None, experiment: str) -> torch.
         if not (math.isfinite(v) and ds.label_min - slack <= v <= ds.label_max + slack):
             raise ParamsError(f"--label {_label_text(v)}: outside {experiment}'s label range [{ds.label_min:g}, {ds.label_max:g}] ({ds.label_name})")
     return ds.normalise(torch.tensor(labels, dtype=torch.float32)).clamp(0, 1)
+
+
+def _unique(wanted: torch.Tensor, labels: list[float]) -> None:
+    """Each label once (as G takes it: two values equal in float32 are one label)."""
+    values, counts = torch.unique(wanted, return_counts=True)
+    if (counts > 1).any():
+        twice = labels[int((wanted == values[counts > 1][0]).nonzero()[1, 0])]
+        raise ParamsError(f"--label {_label_text(twice)} given twice")
 
 
 def _generator_path(exp, paths: Paths, experiment: str, variant: str | None, generator: Path | None, subsampling: str) -> tuple[Path, str | None]:
@@ -133,6 +139,8 @@ def run(
     ds = load_dataset(paths.prepared)
     path, variant = _generator_path(exp, paths, experiment, variant, generator, subsampling)
     wanted = check_labels(exp, ds, labels, experiment)
+    if labels is not None:
+        _unique(wanted, labels)
     G = load_generator(path)
     sub = load_subsampler(paths, subsampling)
     seed_everything(params.seed if seed is None else seed)
@@ -152,7 +160,7 @@ def run(
     if stats is not None:
         report["acceptance_rate"] = stats.summary()["acceptance_rate"]
     save_torch({"x": x, "y": y_out, **{k: v for k, v in report.items() if k != "generator"}}, out.with_suffix(".pt"))
-    if x.dim() == 4:
+    if exp.task != "circle":
         save_grid(_rows(x, y, wanted, n_per_label), out.with_suffix(".png"), nrow=n_per_label)
     else:
         save_circle_picture(x, y_out, out.with_suffix(".png"), f"{experiment}: {variant or path.name} ({subsampling})")
