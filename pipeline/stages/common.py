@@ -173,7 +173,12 @@ def evaluation_labels(exp, ds) -> torch.Tensor:
         return torch.arange(ds.num_classes)
     if exp.task == "circle":
         return ds.normalise(torch.unique(ds.y_test))
-    return ds.normalise(torch.linspace(float(ds.y_train.min()), float(ds.y_train.max()), exp.evaluate.n_labels))
+    return training_label_grid(ds, exp.evaluate.n_labels)
+
+
+def training_label_grid(ds, n: int) -> torch.Tensor:
+    """n labels evenly spaced over the training labels' range, normalised as G takes them."""
+    return ds.normalise(torch.linspace(float(ds.y_train.min()), float(ds.y_train.max()), n))
 
 
 def load_y2h(paths: Paths) -> dict[str, torch.Tensor]:
@@ -232,7 +237,14 @@ def save_curves(curves: dict[str, tuple[list[float], list[float]]], path: Path, 
     ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path, **savefig) -> None:
+    """Write a matplotlib figure as a PNG (100 dpi) atomically, then close it."""
+    import matplotlib.pyplot as plt
+
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, **savefig))
     plt.close(fig)
 
 

@@ -35,7 +35,9 @@ from pipeline.stages.common import (
     load_generator,
     load_y2h,
     save_curves,
+    save_figure,
     save_grid,
+    training_label_grid,
     write_csv,
     write_json,
 )
@@ -152,7 +154,7 @@ def _pictures(exp, ds, paths: Paths, variants: list[str], seed: int) -> None:
             save_grid(sample(G, torch.arange(ds.num_classes).repeat_interleave(n), z_dim), paths.metrics / "gan_samples.png", nrow=n)
         elif ds.is_image:
             n = 10  # rows: 10 labels evenly spaced over the training range; columns: 10 samples
-            u = ds.normalise(torch.linspace(float(ds.y_train.min()), float(ds.y_train.max()), 10))
+            u = training_label_grid(ds, 10)
             save_grid(sample(G, u.repeat_interleave(n), z_dim), paths.metrics / f"gan_samples_{variant}.png", nrow=n)
         else:
             _scatter(ds, sample(G, ds.normalise(ds.y_test), z_dim), paths.metrics / f"gan_samples_{variant}.png", variant)
@@ -164,8 +166,6 @@ def _scatter(ds, fake: torch.Tensor, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipeline.utils import atomic_write
-
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.scatter(*fake.T.numpy(), s=1, alpha=0.3, label="fake (unseen angles)")
     ax.scatter(*ds.x_train.T.numpy(), s=2, c="red", label="real (training)")
@@ -173,5 +173,4 @@ def _scatter(ds, fake: torch.Tensor, path: Path, title: str) -> None:
     ax.set_title(f"{ds.label_name}: {title}")
     ax.legend(loc="center", fontsize=7)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
+    save_figure(fig, path)

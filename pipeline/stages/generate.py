@@ -25,10 +25,10 @@ from pipeline.data import load_dataset
 from pipeline.data.circle import circle_centres
 from pipeline.errors import CheckpointError, ParamsError
 from pipeline.params import Params
-from pipeline.stages.common import CLASS_VARIANT, Paths, load_generator, load_subsampler, save_grid
+from pipeline.stages.common import CLASS_VARIANT, Paths, load_generator, load_subsampler, save_figure, save_grid, training_label_grid
 from pipeline.subsample.subsampler import METHODS, draw
 from pipeline.ui import info, progress_bar
-from pipeline.utils import atomic_write, label_positions, save_torch, seed_everything
+from pipeline.utils import label_positions, save_torch, seed_everything
 
 DEFAULT_LABELS = 10  # continuous labels when none are given: evenly spaced over the training range
 
@@ -49,7 +49,7 @@ def check_labels(exp, ds, labels: list[float] | None, experiment: str) -> torch.
                 raise ParamsError(f"--label {_label_text(v)}: not a class of {experiment} (0..{ds.num_classes - 1})")
         return torch.tensor([int(v) for v in labels])
     if labels is None:
-        return ds.normalise(torch.linspace(float(ds.y_train.min()), float(ds.y_train.max()), DEFAULT_LABELS))
+        return training_label_grid(ds, DEFAULT_LABELS)
     slack = 1e-6 * (ds.label_max - ds.label_min)
     for v in labels:
         if not (math.isfinite(v) and ds.label_min - slack <= v <= ds.label_max + slack):
@@ -72,9 +72,10 @@ def _generator_path(exp, paths: Paths, experiment: str, variant: str | None, gen
         raise ParamsError(f"--subsample {subsampling!r}: use {', '.join(METHODS)}")
     if variant is not None and generator is not None:
         raise ParamsError("give --variant or --generator, not both")
+    subsampled = CLASS_VARIANT if exp.task == "classification" else exp.dre_variant  # the variant whose fakes the ratio nets saw
     if generator is None:
         known = (CLASS_VARIANT,) if exp.task == "classification" else tuple(exp.gan.variants)
-        variant = variant or (CLASS_VARIANT if exp.task == "classification" else exp.dre_variant)
+        variant = variant or subsampled
         if variant not in known:
             raise ParamsError(f"--variant {variant!r}: not a GAN variant of {experiment} ({', '.join(known)})")
         generator = paths.gan / f"{variant}.pt"
@@ -82,7 +83,6 @@ def _generator_path(exp, paths: Paths, experiment: str, variant: str | None, gen
             raise CheckpointError(f"{generator}: generator checkpoint not found (run the gan stage first)")
     elif not generator.is_file():
         raise CheckpointError(f"{generator}: generator checkpoint not found")
-    subsampled = CLASS_VARIANT if exp.task == "classification" else exp.dre_variant
     if subsampling != "none" and variant != subsampled:
         raise ParamsError(
             f"--subsample {subsampling}: the dre stage's ratio nets were trained on the fakes of {subsampled!r}, not of "
@@ -118,8 +118,7 @@ def save_circle_picture(x: torch.Tensor, y: torch.Tensor, path: Path, title: str
     ax.set_aspect("equal")
     ax.set_title(title)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(
@@ -147,7 +146,10 @@ def run(
     with progress_bar(f"generate[{experiment}] {variant or path.name} ({subsampling})", len(wanted) * n_per_label) as bar:
         x, y, stats = draw(G, exp.gan.z_dim, wanted, n_per_label, sub, burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs, progress=bar)
     # labels back in the data set's units: the user's own values (not a float round trip of them)
-    shown = wanted if exp.task == "classification" else torch.tensor(labels) if labels is not None else ds.denormalise(wanted)
+    if exp.task == "classification":
+        shown = wanted
+    else:
+        shown = ds.denormalise(wanted) if labels is None else torch.tensor(labels)
     y_out = shown[label_positions(wanted, y)]
     counts = [int((y == lab).sum()) for lab in wanted]
     report = {

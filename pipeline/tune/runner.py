@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import CgankdError, ParamsError
-from pipeline.stages.common import Paths, write_json
+from pipeline.stages.common import Paths, save_figure, write_json
 from pipeline.tune.studies import STUDIES, Options, Study
 
 FINISHED = ("COMPLETE", "PRUNED")
@@ -449,10 +449,7 @@ def save_plots(study, folder: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ov
-
-    from pipeline.utils import atomic_write
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
@@ -466,8 +463,7 @@ def save_plots(study, folder: Path) -> list[Path]:
             continue
         fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
         path = folder / f"{name}.png"
-        atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
-        plt.close(fig)
+        save_figure(fig, path, bbox_inches="tight")
         out.append(path)
     return out
 
