@@ -109,6 +109,32 @@ def seeds(
 
 
 @app.command()
+def claims(
+    params: Annotated[Path, typer.Option("--params", "-p", help="params file: the claims profile")] = Path("profiles/claims.yaml"),
+    seed: Annotated[list[int], typer.Option("--seed", "-s", help="a seed; repeat the option for several")] = [0, 1, 2],  # noqa: B006
+    out: Annotated[Path, typer.Option("--out", help="folder for the per-seed outputs and the claims table")] = Path("runs/claims"),
+    fresh: Annotated[bool, typer.Option("--fresh", help="rerun every seed (default: a seed finished with the same params is read back)")] = False,
+) -> None:
+    """Run every experiment of a params file once per seed (outside DVC) and print the claims table:
+    each claim of the papers with its mean ± std, per-seed margins and PASS/MISS (also out/claims.md)."""
+    import shutil
+
+    from pipeline.params import load_params
+    from pipeline.repeat import run_claims
+    from pipeline.tracking import git_commit
+    from pipeline.ui import info
+
+    try:
+        p = load_params(params)
+        if fresh and out.exists():
+            shutil.rmtree(out)
+        text = run_claims(p, seed, out, progress=info, source=f"{params} at commit {git_commit()[:10]}")
+    except CgankdError as err:
+        fail(str(err), err.exit_code)
+    typer.echo(text)
+
+
+@app.command()
 def tune(
     study: Annotated[str, typer.Argument(help="vicinity (CcGAN's sigma and kappa/nu), dre-penalty (DRE's lambda) or n-fake (synthetic set size for students)")],
     experiment: ExperimentOpt,

@@ -19,11 +19,17 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+BUILTIN_CLASSIFICATION = ("digits", "chair_models")  # generated or shipped by a package: no root
+
+
 class DataParams(Section):
-    name: Literal["digits", "cifar10", "cifar100", "mnist", "fashion_mnist"] = "digits"
-    root: Path | None = Field(None, description="directory holding a local data set (not digits)")
+    name: Literal["digits", "chair_models", "cifar10", "cifar100", "mnist", "fashion_mnist"] = "digits"
+    root: Path | None = Field(None, description="directory holding a local data set (not the built-in ones)")
     image_size: int = Field(16, ge=8, le=256)
     test_fraction: float = Field(0.3, gt=0, lt=1, description="digits only: held-out share")
+    n_models: int = Field(20, ge=2, description="chair_models: chair models, one class each")
+    per_class: int = Field(80, ge=2, description="chair_models: training images per class (before validation is carved)")
+    test_per_class: int = Field(50, ge=1, description="chair_models: test images per class")
     train_per_class: int | None = Field(None, ge=1, description="keep this many training images per class")
     train_fraction: float | None = Field(None, gt=0, le=1, description="or this share per class")
     val_per_class: int = Field(0, ge=0, description="validation images per class, carved from the training split first")
@@ -32,7 +38,9 @@ class DataParams(Section):
     def _check(self) -> DataParams:
         if self.train_per_class is not None and self.train_fraction is not None:
             raise ValueError("give train_per_class or train_fraction, not both")
-        if self.name != "digits" and self.root is None:
+        if self.name == "chair_models" and self.image_size < 16:
+            raise ValueError(f"image_size {self.image_size}: the chair renderer draws at 16 pixels or more")
+        if self.name not in BUILTIN_CLASSIFICATION and self.root is None:
             raise ValueError(f"data set {self.name!r} is read from local files: set root")
         return self
 
@@ -47,6 +55,8 @@ class ClassifierParams(Section):
     weight_decay: float = Field(5e-4, ge=0)
     augment: bool = True
     max_shift: int = Field(2, ge=0, le=8, description="random translation in pixels when augment")
+    keep_best: bool = Field(False, description="end with the weights of the best validation score (checked every eval_every steps)")
+    eval_every: int = Field(50, ge=1, description="steps between logged losses (and validation checks with keep_best)")
 
 
 class GanParams(Section):
@@ -268,7 +278,7 @@ class RegStudentParams(RegressorParams):
     net: str = "cnn"
     width: int = 16
     fake_fraction: float | None = Field(0.5, ge=0, le=1, description="share of fakes in each cGAN-KD batch")
-    variants: tuple[Literal["real_only", "cgan_kd", "cgan_kd_adjusted"], ...] = ("real_only", "cgan_kd", "cgan_kd_adjusted")
+    variants: tuple[Literal["real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"], ...] = ("real_only", "cgan_kd", "cgan_kd_adjusted")
 
 
 class RegEvaluateParams(Section):
@@ -303,6 +313,8 @@ class RegressionExperiment(Section):
         if self.synthesize.gan_variant not in self.gan.variants:
             raise ValueError(f"synthesize.gan_variant {self.synthesize.gan_variant!r} is not a gan variant ({', '.join(self.gan.variants)})")
         _check_dre_variant(self.dre, self.gan)
+        if "oracle" in self.student.variants and self.data.name != "chairs":
+            raise ValueError(f"student.variants: oracle renders perfect fakes, which only the built-in chairs can, not {self.data.name!r}")
         if self.synthesize.subsampling != "none" and self.dre_variant != self.synthesize.gan_variant:
             raise ValueError(f"synthesize.subsampling needs the density ratio of synthesize.gan_variant {self.synthesize.gan_variant!r}, but dre.gan_variant is {self.dre_variant!r}")
         return self

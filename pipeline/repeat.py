@@ -12,7 +12,7 @@ from pipeline import tracking
 from pipeline.params import Params
 from pipeline.stages.common import Paths, write_json, write_text
 
-SKIP = {"n_train", "steps"}  # counts, not results
+SKIP = {"n_train", "steps", "best_step", "n_labels", "n_kept"}  # counts, not results
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -50,18 +50,51 @@ def markdown(experiment: str, seeds: list[int], agg: dict) -> str:
     )
 
 
-def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path) -> dict:
-    """Each seed's stages share one MLflow pipeline_run_id, as the stages of one `dvc repro` do."""
+def _stamp(params: Params, experiment: str, seed: int) -> dict:
+    """What a finished seed's summary was made from: the experiment's params and the seed."""
+    return {"seed": seed, "experiment": params.experiment(experiment).model_dump(mode="json")}
+
+
+def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, resume: bool = False) -> tuple[dict, list[dict]]:
+    """(mean and std over seeds, each seed's summary). Each seed's stages share one MLflow
+    pipeline_run_id, as the stages of one `dvc repro` do. With `resume`, a seed whose summary was
+    made from the same params (its stamp) is read back instead of rerun."""
     summaries = []
     study = uuid.uuid4().hex[:8]
     for seed in seeds:
         p = params.model_copy(update={"seed": seed})
         paths = Paths(experiment, out / f"seed{seed}")
-        with tracking.pipeline_run(f"seeds-{study}-seed{seed}"):
-            for stage in p.stages(experiment):
-                importlib.import_module(f"pipeline.stages.{stage}").run(p, experiment, paths)
+        stamp_path = paths.metrics / "params_stamp.json"
+        stamp = _stamp(params, experiment, seed)
+        done = resume and paths.summary_json.exists() and stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp
+        if not done:
+            stamp_path.unlink(missing_ok=True)
+            with tracking.pipeline_run(f"seeds-{study}-seed{seed}"):
+                for stage in p.stages(experiment):
+                    importlib.import_module(f"pipeline.stages.{stage}").run(p, experiment, paths)
+            write_json(stamp_path, stamp)
         summaries.append(json.loads(paths.summary_json.read_text()))
     agg = aggregate(summaries)
     write_json(out / f"{experiment}_seeds.json", {"seeds": seeds, **agg})
     write_text(out / f"{experiment}_seeds.md", markdown(experiment, seeds, agg))
-    return agg
+    return agg, summaries
+
+
+def run_claims(params: Params, seeds: list[int], out: Path, progress=None, source: str = "") -> str:
+    """Every experiment of `params` once per seed (resuming finished seeds), then the claims
+    table (out/claims.md, out/claims.json). `progress(text)` hears when each experiment starts."""
+    from pipeline.claims import claims_for, judge, table
+
+    verdicts = []
+    for name, exp in params.experiments.items():
+        if progress:
+            progress(f"claims: {name}, seeds {', '.join(map(str, seeds))}")
+        _, summaries = run_seeds(params, name, seeds, out, resume=True)
+        verdicts += judge(name, claims_for(exp.task, summaries[0], exp.dre_variant), summaries)
+    text = (f"Claims over seeds {', '.join(map(str, seeds))} ({source}):\n\n" if source else "") + table(verdicts, seeds)
+    write_json(out / "claims.json", [
+        {"experiment": v.experiment, "claim": v.claim.text, "left": v.left, "right": v.right, "margins": v.margins, "result": v.result}
+        for v in verdicts
+    ])
+    write_text(out / "claims.md", text + "\n")
+    return text

@@ -129,16 +129,35 @@ def _run_all(stages: list[str], name: str, params_file, root) -> None:
 
 def test_regression_pipeline_in_process(tmp_path):
     params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump(tiny_raw_params("regression")))
+    raw = tiny_raw_params("regression")
+    raw["experiments"]["tiny_reg"]["student"].update(variants=["real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"], keep_best=True, eval_every=5)
+    params_file.write_text(yaml.safe_dump(raw))
     root = tmp_path / "repo"
     _run_all(REGRESSION_STAGES, "tiny_reg", params_file, root)
     summary = json.loads((root / "metrics" / "tiny_reg.json").read_text())
     assert set(summary["gan"]) == {"svdl_ili", "svdl_ili+dre", "svdl_ili+cdre", "hvdl_nli", "binned"}
     for m in summary["gan"].values():
         assert 0 <= m["label_score"] <= 90 and m["intra_fid_eval_regressor_features"] >= 0 and m["diversity"] >= 0
-    assert set(summary["students"]) == {"real_only", "cgan_kd", "cgan_kd_adjusted"}
+    assert set(summary["students"]) == {"real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"}
     n_kept = json.loads((root / "metrics" / "tiny_reg" / "synthesize.json").read_text())["n_kept"]
     assert summary["students"]["cgan_kd"]["n_train"] == summary["students"]["real_only"]["n_train"] + n_kept
+    assert summary["students"]["oracle"]["n_train"] == summary["students"]["cgan_kd"]["n_train"]  # as many perfect fakes as kept ones
+    assert all(r["best_step"] in (5.0, 10.0) for r in summary["students"].values())  # keep_best: judged at its best validation step
+    # the subsampled variant's rows again on the labels all of them filled
+    equal = summary["gan_equal_labels"]
+    assert set(equal) == {"svdl_ili", "svdl_ili+dre", "svdl_ili+cdre"} and len({r["n_labels"] for r in equal.values()}) == 1
+    if not any(summary["gan"][v]["labels_short"] for v in ("svdl_ili+dre", "svdl_ili+cdre")):
+        assert equal["svdl_ili"]["label_score"] == summary["gan"]["svdl_ili"]["label_score"]
+    # label noise of the synthetic set, by the evaluation regressor, by hand
+    ds = load_dataset(root / "data" / "tiny_reg" / "prepared")
+    fakes = torch.load(root / "data" / "tiny_reg" / "synthetic" / "fakes.pt", weights_only=True)
+    regressor = load_classifier(root / "models" / "tiny_reg" / "eval_nets" / "regressor.pt")
+    with torch.no_grad():
+        pred = ds.denormalise(regressor(fakes["x"].float()).view(-1))
+    noise = summary["synthetic"]
+    assert noise["n_kept"] == n_kept
+    assert noise["label_noise_cond"] == pytest.approx(float((pred - ds.denormalise(fakes["y_cond"])).abs().mean()), rel=1e-5)
+    assert noise["label_noise_adjusted"] == pytest.approx(float((pred - ds.denormalise(fakes["y_teacher"])).abs().mean()), rel=1e-5)
     for variant in ("svdl_ili", "hvdl_nli", "binned"):
         assert (root / "models" / "tiny_reg" / "gan" / f"{variant}.pt").exists()
         assert (root / "metrics" / "tiny_reg" / f"gan_samples_{variant}.png").stat().st_size > 0
@@ -275,3 +294,31 @@ def test_seeds_runs_each_seed_as_one_pipeline_run(tmp_path, monkeypatch):
     # every stage of a seed shares its id (prepare logs no run)
     assert (runs.groupby("tags.pipeline_run_id")["tags.stage"].nunique() >= 4).all()
     assert "CGANKD_PIPELINE_RUN_ID" not in os.environ  # the command leaves the environment as it was
+
+
+def test_claims_runs_each_seed_once_and_prints_the_table(tmp_path, monkeypatch):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(tiny_raw_params("circle")))
+    out = tmp_path / "claims"
+    args = ["claims", "-p", str(params_file), "-s", "0", "-s", "1", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = (out / "claims.md").read_text()
+    lines = [line for line in table.splitlines() if line.startswith("| tiny_circle |")]
+    # per CcGAN variant: modes and 2-Wasserstein against binned; then cDRE against no subsampling
+    assert len(lines) == 5 and all(line.endswith(("| PASS |", "| MISS |", "| PASS (inside the seed spread) |")) for line in lines)
+    assert "Claims over seeds 0, 1" in table and f"{params_file}" in table and table.strip() in result.output
+    verdicts = json.loads((out / "claims.json").read_text())
+    assert all(len(v["margins"]) == 2 for v in verdicts)
+    # a rerun reads the finished seeds back instead of training again; --fresh starts over
+    import pipeline.stages.gan as gan_stage
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the gan stage ran again")
+
+    monkeypatch.setattr(gan_stage, "run", refuse)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "claims.md").read_text() == table
+    result = runner.invoke(app, [*args, "--fresh"])
+    assert result.exit_code != 0 and isinstance(result.exception, AssertionError)

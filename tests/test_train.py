@@ -86,3 +86,42 @@ def test_g_step_skips_d_weight_gradients_but_updates_g_as_before():
         assert torch.equal(a, b)
     assert all(p.grad is None for p in D.parameters())
     assert D.net[0].weight.requires_grad and not D.net[0].bias.requires_grad
+
+
+def test_keep_best_ends_with_the_weights_of_the_best_validation_step():
+    """validate peaks at the second logged step (step 10): the model ends with exactly the weights it
+    had there, not those of the last step, and the records say so."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    x, y = torch.randn(32, 1, 2, 2), torch.randint(0, 2, (32,))
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+    scores = iter([0.5, 0.9, 0.7, 0.9])  # steps 5, 10, 15, 20: a tie later must not replace the earlier best
+
+    def progress(step, record):
+        snapshots[step] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    history = train_classifier(model, x, y, steps=20, batch_size=8, lr=0.5, log_every=5, progress=progress,
+                               validate=lambda m: (next(scores), m.training)[0])
+    assert [r["val"] for r in history] == [0.5, 0.9, 0.7, 0.9]
+    assert [r["best_step"] for r in history] == [5, 10, 10, 10]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snapshots[10][k])
+    assert not torch.equal(snapshots[10]["1.weight"], snapshots[20]["1.weight"])  # training did move on
+    assert not model.training
+
+
+def test_validate_sees_the_model_in_eval_mode_and_training_resumes():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    modes, after = [], []
+
+    def validate(m):
+        modes.append(m.training)
+        return 0.0
+
+    def progress(step, record):
+        after.append(model.training)
+
+    train_classifier(model, torch.randn(16, 1, 2, 2), torch.randint(0, 2, (16,)), steps=10, batch_size=4, lr=0.1, log_every=5,
+                     validate=validate, progress=progress)
+    assert modes == [False, False] and after == [True, True]

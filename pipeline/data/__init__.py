@@ -5,7 +5,7 @@ files.
 """
 
 from pipeline.data.builtin import load_digits
-from pipeline.data.chairs import load_chairs, load_chairs_all, render_chairs
+from pipeline.data.chairs import load_chair_models, load_chairs, load_chairs_all, render_chairs
 from pipeline.data.circle import circle_centres, make_circle
 from pipeline.data.core import ImageDataset, limit_per_class, load_dataset, per_class_indices, save_dataset
 from pipeline.data.files import load_torchvision
@@ -17,6 +17,7 @@ __all__ = [
     "RegressionDataset",
     "circle_centres",
     "limit_per_class",
+    "load_chair_models",
     "load_chairs",
     "load_chairs_all",
     "load_dataset",

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pipeline.data.core import ImageDataset
 from pipeline.data.regression import RegressionDataset
 
 _ELEVATION_DEG = 25.0  # camera above the horizon, looking down at the chair
@@ -346,3 +347,42 @@ def load_chairs_all(image_size: int = 32, n_models: int = 10, angle_step: float 
     angles, models = _grid(n_models, angle_step)
     empty = np.zeros(0, dtype=np.int64)
     return _dataset(angles, models, {"train": np.arange(len(angles)), "test": empty, "val": empty}, n_models, image_size, seed)
+
+
+def render_uniform(n: int, lo: float, hi: float, n_models: int, image_size: int, seed: int, draw_seed: int) -> tuple[Tensor, Tensor]:
+    """n fresh chairs of the family ``seed`` (random models, yaw uniform in [lo, hi] degrees): images and their true
+    angles (float32). Perfect fakes for a regression student: cGAN-KD's ceiling (the `oracle` student)."""
+    rng = np.random.default_rng([draw_seed, 0x0AC1E])
+    angles = rng.uniform(lo, hi, n)
+    x = render_chairs(angles, rng.integers(0, n_models, n), image_size, seed)
+    return x, torch.from_numpy(angles.astype(np.float32))
+
+
+def load_chair_models(
+    image_size: int = 16, n_models: int = 20, per_class: int = 80, test_per_class: int = 50, seed: int = 0
+) -> ImageDataset:
+    """A classification set with headroom: the class is the chair model, seen at a yaw drawn uniformly over 360
+    degrees (so front, side and back views of one model share a class and different models look alike).
+
+    ``per_class`` training and ``test_per_class`` test images per model, each at its own random yaw; ``seed``
+    draws the chair models and the angles. Deterministic for a given ``seed``.
+    """
+    if n_models < 2:
+        raise ValueError(f"n_models must be >= 2, got {n_models}")
+    if per_class < 1 or test_per_class < 1:
+        raise ValueError(f"per_class and test_per_class must be >= 1, got {per_class} and {test_per_class}")
+    rng = np.random.default_rng([seed, 0x5EA7])
+    per = per_class + test_per_class
+    models = np.repeat(np.arange(n_models), per)
+    angles = rng.uniform(0.0, 360.0, len(models))
+    x = render_chairs(angles, models, image_size, seed)
+    y = torch.from_numpy(models)
+    is_test = torch.from_numpy(np.tile(np.arange(per) >= per_class, n_models))
+    return ImageDataset(
+        x_train=x[~is_test].contiguous(),
+        y_train=y[~is_test],
+        x_test=x[is_test].contiguous(),
+        y_test=y[is_test],
+        num_classes=n_models,
+        class_names=tuple(f"chair{k}" for k in range(n_models)),
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -33,11 +35,17 @@ def train_classifier(
     fake_fraction: float | None = None,
     log_every: int = 50,
     progress: Progress | None = None,
+    validate: Callable[[nn.Module], float] | None = None,
 ) -> list[dict[str, float]]:
     """SGD with a cosine schedule for `steps` mini-batches drawn uniformly from (x, y), plus, when
     fakes are given, a `fake_fraction` share of each batch drawn from (x_fake, y_fake) (default:
     in proportion to their number, i.e. uniform over the union). With a teacher, its logits on
-    the same (augmented) batch feed the loss."""
+    the same (augmented) batch feed the loss.
+
+    With `validate` (a validation score of the model in eval mode, higher is better), the model is
+    scored at every logged step (record key "val") and ends with the weights of the best score,
+    the earliest on ties (the convergence rule: the student is judged at its best validation
+    step, not at an arbitrary last one); the records then carry "best_step"."""
     loss_fn, kwargs = LOSSES[loss], loss_kwargs or {}
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
@@ -52,6 +60,7 @@ def train_classifier(
     else:
         n_fake_batch = 0
     history, acc, n_acc = [], 0.0, 0
+    best: tuple[float, int, dict[str, Tensor]] | None = None  # (score, step, weights)
     for step in range(1, steps + 1):
         idx = torch.randint(0, len(x), (batch_size - n_fake_batch,))
         xb, yb = x[idx], y[idx]
@@ -71,9 +80,25 @@ def train_classifier(
         acc, n_acc = acc + value.item(), n_acc + 1
         if step % log_every == 0 or step == steps:
             record = {"step": float(step), "loss": acc / n_acc, "lr": sched.get_last_lr()[0]}
+            if validate is not None:
+                record["val"] = _score(model, validate)
+                if best is None or record["val"] > best[0]:
+                    best = (record["val"], step, copy.deepcopy(model.state_dict()))
+                record["best_step"] = float(best[1])
             history.append(record)
             acc, n_acc = 0.0, 0
             if progress:
                 progress(step, record)
+    if best is not None:
+        model.load_state_dict(best[2])
     model.eval()
     return history
+
+
+def _score(model: nn.Module, validate: Callable[[nn.Module], float]) -> float:
+    """validate(model) in eval mode, then back to training mode."""
+    model.eval()
+    try:
+        return float(validate(model))
+    finally:
+        model.train()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from torch import nn
 
 from pipeline.errors import ParamsError
@@ -11,7 +13,8 @@ from pipeline.nets.labels import Y2H, LabelEmbedNet
 from pipeline.nets.mlp import MLPBackbone, MLPDiscriminator, MLPGenerator
 
 # classifiers double as regressors (num_classes = 1) and as backbones (features(), feature_dim)
-CLASSIFIERS = {"resnet": ResNet, "cnn": SmallCNN, "mlp": MLPBackbone}
+# resnet: one basic block per stage (8 layers); resnet14: two (the larger teacher of the claims profile)
+CLASSIFIERS = {"resnet": ResNet, "resnet14": partial(ResNet, blocks=2), "cnn": SmallCNN, "mlp": MLPBackbone}
 GENERATORS = {"sngan": Generator, "mlp": MLPGenerator}
 DISCRIMINATORS = {"sngan": Discriminator, "mlp": MLPDiscriminator}
 

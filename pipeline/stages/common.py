@@ -89,6 +89,21 @@ def mae(model: nn.Module, ds, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((ds.denormalise(predict(model, x).view(-1)) - y).abs().mean())
 
 
+def validation_score(task: str, ds):
+    """The score a trainer keeps the best weights by (higher is better): validation accuracy, or
+    minus the validation MAE in label units; None without a validation split."""
+    if not len(ds.y_val):
+        return None
+    if task == "classification":
+        return lambda model: accuracy(model, ds.x_val, ds.y_val)
+    return lambda model: -mae(model, ds, ds.x_val, ds.y_val)
+
+
+def best_step(history: list[dict[str, float]]) -> dict[str, float]:
+    """{"best_step": ...} when the training kept its best validation weights, else {}."""
+    return {"best_step": history[-1]["best_step"]} if history and "best_step" in history[-1] else {}
+
+
 def write_json(path: Path, data: Any) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
 
@@ -255,25 +270,65 @@ def gan_table(gan: dict[str, dict[str, float]]) -> list[str]:
     return lines + [f"| {v} | " + " | ".join(f"{m[k]:.4g}" if k in m else "-" for k in keys) + " |" for v, m in gan.items()]
 
 
-def variant_rows(exp, paths: Paths, experiment: str, variant: str, labels: torch.Tensor, n: int, metrics_of) -> dict[str, dict[str, float]]:
-    """metrics_of(x, y) of n fakes per label of one GAN variant (row "<variant>"); for the variant
-    the dre stage subsampled, also of its DRE-F-SP+RS and cDRE-F-cSP+RS fakes (rows
-    "<variant>+dre", "<variant>+cdre", with the acceptance rate and the labels left short)."""
+def equal_labels_text(gan: dict[str, dict[str, float]], equal: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown: the subsampled variant's rows on the labels every row filled, when some row left
+    labels short (otherwise the main table already compares them on equal terms)."""
+    if not any(gan.get(v, {}).get("labels_short") for v in equal):
+        return []
+    n = next(iter(equal.values()))["n_labels"]
+    if not n:
+        return ["No label was filled by every subsampled row: no equal-label comparison.", ""]
+    return [f"The same rows on the {n} labels that every one of them filled (rejection sampling left the others short):", "",
+            *gan_table({v: {k: x for k, x in r.items() if k != "n_labels"} for v, r in equal.items()}), ""]
+
+
+def variant_rows(exp, paths: Paths, experiment: str, variant: str, labels: torch.Tensor, n: int, metrics_of) -> tuple[dict, dict]:
+    """metrics_of(x, y, keep) of n fakes per label of one GAN variant (row "<variant>"; `keep` is a
+    boolean mask over `labels`: the labels the fakes x, y were drawn at); for the variant the dre
+    stage subsampled, also of its DRE-F-SP+RS and cDRE-F-cSP+RS fakes (rows "<variant>+dre",
+    "<variant>+cdre", with the acceptance rate and the labels left short).
+
+    Returns (rows, equal_rows). equal_rows holds the subsampled variant's rows again, measured only
+    on the labels that every one of its rows filled (all n fakes), with their number `n_labels`:
+    rejection sampling leaves the hard labels short, and a row scored on the easier labels alone
+    is not comparable to one scored on all of them. It is {} for any other variant."""
     from pipeline.subsample.subsampler import METHODS, draw
     from pipeline.ui import progress_bar
 
     G = load_generator(paths.gan / f"{variant}.pt")
-    rows = {}
+    rows, drawn = {}, {}
+    everything = torch.ones(len(labels), dtype=torch.bool)
     for method in METHODS if variant == exp.dre_variant else ("none",):
         with progress_bar(f"evaluate[{experiment}] {variant} fakes ({method})", len(labels) * n) as bar:
             x, y, stats = draw(G, exp.gan.z_dim, labels, n, load_subsampler(paths, method), burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs, progress=bar)
-        row = metrics_of(x, y)
+        row = metrics_of(x, y, everything)
         if stats is not None:
             summary = stats.summary()
             row["acceptance_rate"] = summary["acceptance_rate"]
             row["labels_short"] = summary["n_labels_short"]
-        rows[variant if method == "none" else f"{variant}+{method}"] = row
-    return rows
+        name = variant if method == "none" else f"{variant}+{method}"
+        rows[name], drawn[name] = row, (x, y)
+    return rows, equal_label_rows(drawn, rows, labels, n, metrics_of) if variant == exp.dre_variant else {}
+
+
+def equal_label_rows(drawn: dict[str, tuple[torch.Tensor, torch.Tensor]], rows: dict[str, dict], labels: torch.Tensor, n: int, metrics_of) -> dict[str, dict]:
+    """Each row's metrics on the labels that every row of `drawn` (name -> fakes x, y grouped by
+    label) filled with n fakes, with their number `n_labels`: reused from `rows` when no label was
+    left short, measured again on the common labels when some were, empty (but n_labels 0) when none is common."""
+    from pipeline.metrics import counts_by_label
+
+    filled = torch.stack([counts_by_label(y, labels) >= n for _, y in drawn.values()]).all(0)
+    equal = {}
+    for name, (x, y) in drawn.items():
+        if not bool(filled.any()):
+            row = {}
+        elif bool(filled.all()):
+            row = {k: v for k, v in rows[name].items() if k not in ("acceptance_rate", "labels_short")}
+        else:
+            keep = torch.isin(y, labels[filled])
+            row = metrics_of(x[keep], y[keep], filled)
+        equal[name] = {**row, "n_labels": int(filled.sum())}
+    return equal
 
 
 def write_csv(path: Path, history: list[dict[str, float]]) -> None:

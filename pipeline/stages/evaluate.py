@@ -12,14 +12,14 @@ from pipeline import tracking
 from pipeline.data import load_dataset
 from pipeline.metrics import classifier_accuracy, fid, inception_fid, inception_score, intra_fid
 from pipeline.params import Params
-from pipeline.stages.common import CLASS_VARIANT, Paths, evaluation_labels, gan_table, load_classifier, variant_rows, write_json, write_text
+from pipeline.stages.common import CLASS_VARIANT, Paths, equal_labels_text, evaluation_labels, gan_table, load_classifier, variant_rows, write_json, write_text
 from pipeline.ui import info
 from pipeline.utils import predict, seed_everything
 
 STUDENT_NAMES = {"real_only": "real only", "blkd": "BLKD", "cgan_kd": "cGAN-KD", "cgan_kd_blkd": "cGAN-KD + BLKD"}
 
 
-def summary_markdown(experiment: str, gan: dict[str, dict[str, float]], reference: dict[str, float], teacher_acc: float, students: dict[str, dict]) -> str:
+def summary_markdown(experiment: str, gan: dict[str, dict[str, float]], gan_equal: dict[str, dict[str, float]], reference: dict[str, float], teacher_acc: float, students: dict[str, dict]) -> str:
     lines = [
         f"## {experiment}",
         "",
@@ -30,6 +30,7 @@ def summary_markdown(experiment: str, gan: dict[str, dict[str, float]], referenc
         "+dre / +cdre: the fakes drawn by DRE-F-SP+RS / cDRE-F-cSP+RS. FID/IS here use the teacher's features and classifier "
         f"(not Inception): compare them within this experiment only (real training vs test images: {reference['fid_teacher_features_real_train_vs_test']:.4g}).",
         "",
+        *equal_labels_text(gan, gan_equal),
         "| student | training images | validation accuracy | test accuracy |",
         "|---|---|---|---|",
         *[
@@ -51,7 +52,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     ds = load_dataset(paths.prepared)
     teacher = load_classifier(paths.teacher)
     seed_everything(params.seed)
-    def metrics_of(x_fake: torch.Tensor, y_fake: torch.Tensor) -> dict[str, float]:
+    def metrics_of(x_fake: torch.Tensor, y_fake: torch.Tensor, _keep: torch.Tensor) -> dict[str, float]:
         intra, _ = intra_fid(teacher, ds.x_test, ds.y_test, x_fake, y_fake)
         row = {
             "fid_teacher_features": fid(teacher, ds.x_test, x_fake),
@@ -63,18 +64,18 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             row["fid_inception"] = inception_fid(p.inception_weights, ds.x_test, x_fake)
         return row
 
-    gan = variant_rows(exp, paths, experiment, CLASS_VARIANT, evaluation_labels(exp, ds), p.n_fake_per_class, metrics_of)
+    gan, gan_equal = variant_rows(exp, paths, experiment, CLASS_VARIANT, evaluation_labels(exp, ds), p.n_fake_per_class, metrics_of)
     reference = {"fid_teacher_features_real_train_vs_test": fid(teacher, ds.x_test, ds.x_train)}
     teacher_acc = json.loads((paths.metrics / "teacher.json").read_text())["test_accuracy"]
     students = json.loads((paths.metrics / "students.json").read_text())
-    summary = {"gan": gan, "reference": reference, "teacher": {"test_accuracy": teacher_acc}, "students": students}
+    summary = {"gan": gan, "gan_equal_labels": gan_equal, "reference": reference, "teacher": {"test_accuracy": teacher_acc}, "students": students}
     with tracking.stage_run(experiment, "evaluate", {"seed": params.seed, "evaluate": p.model_dump(mode="json")}):
         tracking.log_metrics({
             **{f"{v}_{k}": x for v, m in gan.items() for k, x in m.items()}, **reference, "teacher_test_accuracy": teacher_acc,
             **{f"student_{v}_test_accuracy": r["test_accuracy"] for v, r in students.items()},
         })
         write_json(paths.summary_json, summary)
-        write_text(paths.summary_md, summary_markdown(experiment, gan, reference, teacher_acc, students))
+        write_text(paths.summary_md, summary_markdown(experiment, gan, gan_equal, reference, teacher_acc, students))
         tracking.log_artifact(paths.summary_md)
     info(f"evaluate[{experiment}]: fid_teacher_features " + ", ".join(f"{v} {m['fid_teacher_features']:.3f}" for v, m in gan.items()) + f" -> {paths.summary_md}")
     return summary

@@ -34,6 +34,7 @@ from pipeline.metrics import (
 from pipeline.params import Params
 from pipeline.stages.common import (
     Paths,
+    equal_labels_text,
     evaluation_labels,
     gan_table,
     load_classifier,
@@ -45,7 +46,7 @@ from pipeline.stages.common import (
 from pipeline.ui import info
 from pipeline.utils import predict, seed_everything
 
-STUDENT_NAMES = {"real_only": "real only", "cgan_kd": "cGAN-KD", "cgan_kd_adjusted": "cGAN-KD (label adjustment)"}
+STUDENT_NAMES = {"real_only": "real only", "cgan_kd": "cGAN-KD", "cgan_kd_adjusted": "cGAN-KD (label adjustment)", "oracle": "oracle: perfect fakes, true labels"}
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
@@ -55,7 +56,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     with tracking.stage_run(experiment, "evaluate", {"seed": params.seed, **({"evaluate": exp.evaluate.model_dump(mode="json")} if exp.task == "regression" else {})}):
         by_bin = None
         if exp.task == "circle":
-            summary = {"gan": _circle(exp, ds, paths, experiment)}
+            summary = _circle(exp, ds, paths, experiment)
         else:
             summary, by_bin = _regression(exp, ds, paths, experiment)
             _log_by_bin_plot(by_bin, ds.label_name)
@@ -67,18 +68,20 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     return summary
 
 
-def _circle(exp, ds, paths: Paths, experiment: str) -> dict[str, dict[str, float]]:
+def _circle(exp, ds, paths: Paths, experiment: str) -> dict[str, dict[str, dict[str, float]]]:
     angles, labels = torch.unique(ds.y_test), evaluation_labels(exp, ds)
     n = exp.data.eval_per_angle
 
-    def metrics_of(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    def metrics_of(x: torch.Tensor, y: torch.Tensor, keep: torch.Tensor) -> dict[str, float]:
         # fakes come grouped by label in the order of `labels`; rejection sampling may leave a label short
-        return circle_metrics(x, angles, radius=exp.data.radius, std=exp.data.std, counts=counts_by_label(y, labels))
+        return circle_metrics(x, angles[keep], radius=exp.data.radius, std=exp.data.std, counts=counts_by_label(y, labels[keep]))
 
     out: dict[str, dict[str, float]] = {}
+    equal: dict[str, dict[str, float]] = {}
     for variant in exp.gan.variants:
-        out |= variant_rows(exp, paths, experiment, variant, labels, n, metrics_of)
-    return out
+        rows, rows_equal = variant_rows(exp, paths, experiment, variant, labels, n, metrics_of)
+        out, equal = out | rows, equal | rows_equal
+    return {"gan": out, "gan_equal_labels": equal}
 
 
 def _eval_nets(paths: Paths) -> tuple[torch.nn.Module, torch.nn.Module | None]:
@@ -104,7 +107,7 @@ def _regression(exp, ds, paths: Paths, experiment: str) -> tuple[dict, ByBin]:
     labels = evaluation_labels(exp, ds)
     reference = {"label_score": label_score(ds.denormalise(predict(regressor, ds.x_test).view(-1)), ds.y_test)[0]}
 
-    def metrics_of(fake: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    def metrics_of(fake: torch.Tensor, y: torch.Tensor, _keep: torch.Tensor) -> dict[str, float]:
         y = ds.denormalise(y)
         pred = ds.denormalise(predict(regressor, fake).view(-1))
         score, score_std = label_score(pred, y)
@@ -121,14 +124,37 @@ def _regression(exp, ds, paths: Paths, experiment: str) -> tuple[dict, ByBin]:
         return row
 
     gan: dict[str, dict[str, float]] = {}
+    equal: dict[str, dict[str, float]] = {}
     for variant in exp.gan.variants:
-        gan |= variant_rows(exp, paths, experiment, variant, labels, p.n_fake_per_label, metrics_of)
+        rows, rows_equal = variant_rows(exp, paths, experiment, variant, labels, p.n_fake_per_label, metrics_of)
+        gan, equal = gan | rows, equal | rows_equal
     by_bin = ByBin([lo + (hi - lo) * i / p.n_bins for i in range(p.n_bins + 1)], {v: row.pop("label_score_by_bin") for v, row in gan.items()})
+    for row in equal.values():
+        row.pop("label_score_by_bin", None)
     if classifier is not None:
         reference["diversity_real_test"] = diversity(predict(classifier, ds.x_test).argmax(1), ds.y_test)
     teacher = json.loads((paths.metrics / "teacher.json").read_text())
     students = json.loads((paths.metrics / "students.json").read_text())
-    return {"gan": gan, "reference": reference, "teacher": teacher, "students": students}, by_bin
+    return {"gan": gan, "gan_equal_labels": equal, "reference": reference, "teacher": teacher, "students": students, "synthetic": _label_noise(ds, paths, regressor)}, by_bin
+
+
+def _label_noise(ds, paths: Paths, regressor: torch.nn.Module) -> dict[str, float]:
+    """How wrong the synthetic set's labels are, judged by the evaluation regressor (mean
+    |regressor(x) - label| in label units over the kept fakes): the condition labels (cGAN-KD) and
+    the teacher's adjusted ones (cGAN-KD with label adjustment). A student trained on fakes cannot
+    beat the noise of their labels; compare it with the regressor's own error on real images."""
+    from pipeline.stages.synthesize import load_synthetic
+
+    x, y_cond = load_synthetic(paths, "y_cond")
+    if not len(y_cond):
+        return {"n_kept": 0}
+    _, y_teacher = load_synthetic(paths, "y_teacher")
+    pred = ds.denormalise(predict(regressor, x).view(-1))
+    return {
+        "n_kept": len(y_cond),
+        "label_noise_cond": label_score(pred, ds.denormalise(y_cond))[0],
+        "label_noise_adjusted": label_score(pred, ds.denormalise(y_teacher))[0],
+    }
 
 
 def _log_by_bin_plot(by_bin: ByBin, label_name: str) -> None:
@@ -148,8 +174,20 @@ def by_bin_table(by_bin: ByBin) -> list[str]:
     ]
 
 
+def synthetic_text(noise: dict[str, float], label_name: str) -> list[str]:
+    """The synthetic set's label noise as a sentence (empty without kept fakes)."""
+    if not noise.get("n_kept"):
+        return []
+    return [
+        f"Label noise of the {noise['n_kept']} kept fakes, judged by the evaluation regressor (mean |regressor(x) - label|, "
+        f"{label_name}): condition labels {noise['label_noise_cond']:.4g}, teacher-adjusted labels {noise['label_noise_adjusted']:.4g}.",
+        "",
+    ]
+
+
 def markdown(experiment: str, label_name: str, summary: dict, by_bin: ByBin | None = None) -> str:
     lines = [f"## {experiment}", "", *gan_table(summary["gan"]), "", "+dre / +cdre: the fakes drawn by DRE-F-SP+RS / cDRE-F-cSP+RS.", ""]
+    lines += equal_labels_text(summary["gan"], summary.get("gan_equal_labels", {}))
     if by_bin is not None:
         lines += [f"Label Score within each label bin ({label_name}; where G follows its label):", "", *by_bin_table(by_bin), ""]
     if "reference" in summary:
@@ -161,6 +199,7 @@ def markdown(experiment: str, label_name: str, summary: dict, by_bin: ByBin | No
             "",
             f"Teacher test MAE: {summary['teacher']['test_mae']:.4g}",
             "",
+            *synthetic_text(summary.get("synthetic", {}), label_name),
             "| student | training images | validation MAE | test MAE |",
             "|---|---|---|---|",
             *[

@@ -6,7 +6,7 @@ import dataclasses
 
 import torch
 
-from pipeline.data import limit_per_class, load_digits, load_torchvision, per_class_indices, save_dataset
+from pipeline.data import limit_per_class, load_chair_models, load_digits, load_torchvision, per_class_indices, save_dataset
 from pipeline.params import Params
 from pipeline.stages.common import Paths, write_json
 from pipeline.ui import info
@@ -19,6 +19,8 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     p = exp.data
     if p.name == "digits":
         ds = load_digits(image_size=p.image_size, test_fraction=p.test_fraction, seed=params.seed)
+    elif p.name == "chair_models":
+        ds = load_chair_models(p.image_size, p.n_models, p.per_class, p.test_per_class, seed=params.seed)
     else:
         ds = load_torchvision(p.name, p.root, image_size=p.image_size)
     n_full = len(ds.y_train)

@@ -15,15 +15,16 @@ from pipeline.data import load_dataset
 from pipeline.distill.train import train_classifier
 from pipeline.nets import build_classifier
 from pipeline.params import Params
-from pipeline.stages.common import Paths, accuracy, load_classifier, mae, save_classifier, write_json
+from pipeline.stages.common import Paths, accuracy, best_step, load_classifier, mae, save_classifier, validation_score, write_json
 from pipeline.stages.synthesize import load_synthetic
 from pipeline.ui import info, progress_bar
 from pipeline.utils import Progress, seed_everything, watched
 
 # variant -> (uses the processed fakes, distils the teacher's logits)
 VARIANTS = {"real_only": (False, False), "blkd": (False, True), "cgan_kd": (True, False), "cgan_kd_blkd": (True, True)}
-# regression variant -> labels of the fakes (None: no fakes)
-REGRESSION_VARIANTS = {"real_only": None, "cgan_kd": "y_cond", "cgan_kd_adjusted": "y_teacher"}
+# regression variant -> labels of the fakes (None: no fakes; "oracle": as many fresh renders with
+# their true labels as the synthetic set holds, the most any GAN could give: built-in chairs only)
+REGRESSION_VARIANTS = {"real_only": None, "cgan_kd": "y_cond", "cgan_kd_adjusted": "y_teacher", "oracle": "oracle"}
 
 
 def uses_fakes(task: str, variant: str) -> bool:
@@ -48,7 +49,8 @@ def fit_student(exp, ds, variant: str, *, teacher: torch.nn.Module | None, fakes
         lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0,
         loss=("blkd" if distil else "ce") if classification else p.loss, teacher=teacher if distil else None,
         loss_kwargs=p.blkd.model_dump() if distil else None, x_fake=x_fake, y_fake=y_fake, fake_fraction=p.fake_fraction,
-        progress=watched(progress, check, model),
+        progress=watched(progress, check, model), log_every=p.eval_every,
+        validate=validation_score(exp.task, ds) if p.keep_best else None,
     )
     return model, history
 
@@ -57,6 +59,16 @@ def scores(exp, ds, model: torch.nn.Module, split: str) -> float:
     """Accuracy (classification) or MAE in label units (regression) on a split ("val" or "test")."""
     x, y = (ds.x_val, ds.y_val) if split == "val" else (ds.x_test, ds.y_test)
     return accuracy(model, x, y) if exp.task == "classification" else mae(model, ds, x, y)
+
+
+def _oracle(exp, ds, paths: Paths, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Perfect fakes: fresh renders of the experiment's chairs, as many as the synthetic set keeps,
+    at yaw uniform over the training label range, with their true (normalised) labels."""
+    from pipeline.data.chairs import render_uniform
+
+    n = len(load_synthetic(paths, "y_cond")[1])
+    x, y = render_uniform(n, float(ds.y_train.min()), float(ds.y_train.max()), exp.data.n_models, exp.data.image_size, seed, seed + 1)
+    return x, ds.normalise(y)
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
@@ -74,7 +86,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             if uses_fakes(exp.task, variant):
                 label = "y" if classification else REGRESSION_VARIANTS[variant]
                 if label not in loaded:
-                    loaded[label] = load_synthetic(paths, label)
+                    loaded[label] = _oracle(exp, ds, paths, params.seed) if label == "oracle" else load_synthetic(paths, label)
                 fakes = loaded[label]
             n_train = len(ds.y_train) + (0 if fakes is None else len(fakes[1]))
             with tracking.stage_run(experiment, "student", {"variant": variant, "n_train": n_train}, run_name=f"student/{variant}", nested=True):
@@ -83,6 +95,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
                 results[variant] = {f"test_{metric}": scores(exp, ds, model, "test"), "n_train": n_train}
                 if len(ds.y_val):
                     results[variant][f"val_{metric}"] = scores(exp, ds, model, "val")
+                results[variant] |= best_step(history)
                 tracking.log_history(history, "train_")
                 tracking.log_metrics({k: v for k, v in results[variant].items() if k != "n_train"})
             save_classifier(model, paths.students / f"{variant}.pt", net=p.net, in_channels=ds.channels,

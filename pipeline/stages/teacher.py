@@ -7,7 +7,7 @@ from pipeline.data import load_dataset
 from pipeline.distill.train import train_classifier
 from pipeline.nets import build_classifier
 from pipeline.params import Params
-from pipeline.stages.common import Paths, accuracy, mae, save_classifier, write_json
+from pipeline.stages.common import Paths, accuracy, best_step, mae, save_classifier, validation_score, write_json
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 
@@ -29,10 +29,12 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
                 model, ds.x_train, ds.y_train if classification else ds.normalise(ds.y_train), steps=p.steps,
                 batch_size=p.batch_size, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay,
                 max_shift=p.max_shift if p.augment else 0, loss="ce" if classification else p.loss, progress=bar,
+                log_every=p.eval_every, validate=validation_score(exp.task, ds) if p.keep_best else None,
             )
         metrics = {f"test_{name}": score(model, ds.x_test, ds.y_test), f"train_{name}": score(model, ds.x_train, ds.y_train)}
         if len(ds.y_val):
             metrics[f"val_{name}"] = score(model, ds.x_val, ds.y_val)
+        metrics |= best_step(history)
         tracking.log_history(history, "train_")
         tracking.log_metrics(metrics)
     save_classifier(model, paths.teacher, net=p.net, in_channels=ds.channels, num_classes=n_out, width=p.width)

@@ -377,7 +377,7 @@ class NFakeStudy(Study):
         self.teacher = load_classifier(self.paths.teacher)
         self.G = load_generator(self.paths.gan / f"{CLASS_VARIANT if self.classification else exp.synthesize.gan_variant}.pt")
         self.sub = load_subsampler(self.paths, exp.synthesize.subsampling)
-        variants = [v for v in exp.student.variants if uses_fakes(exp.task, v)]
+        variants = [v for v in exp.student.variants if uses_fakes(exp.task, v) and v != "oracle"]
         if not variants:
             raise ParamsError(f"experiments.{self.experiment}.student.variants: the n-fake study needs a cGAN-KD variant")
         self.variant = variants[0]

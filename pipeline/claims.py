@@ -1,0 +1,150 @@
+"""The claims of the source papers as checks on per-seed summaries (metrics/<exp>.json), and the
+table that says for each whether it held: PASS or MISS, with every seed's numbers.
+
+A claim compares two numbers of an experiment's summary, read by dotted path, e.g. cGAN-KD's test
+accuracy against the real-only student's. Per seed its margin is how far the claim holds (> 0:
+it holds; for `at_least` claims >= 0 suffices). A claim passes when the mean margin over the seeds
+does, or, for `every_seed` claims, when every seed's does. A pass whose mean margin is smaller
+than the margins' standard deviation is flagged: the gain is inside the seed spread.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Claim:
+    """`left` OP `right` x factor + offset, OP one of "<", ">", ">=" (paths into a summary)."""
+
+    text: str
+    left: str
+    op: str
+    right: str
+    factor: float = 1.0
+    offset: float = 0.0
+    every_seed: bool = False
+
+    def margin(self, summary: dict) -> float:
+        """How far the claim holds on one seed's summary (> 0 holds; NaN if a value is missing)."""
+        left, right = value(summary, self.left), value(summary, self.right) * self.factor + self.offset
+        return left - right if self.op in (">", ">=") else right - left
+
+    def holds(self, margin: float) -> bool:
+        return margin >= 0 if self.op == ">=" else margin > 0
+
+
+def value(summary: dict, path: str) -> float:
+    """The number at a dotted path of a summary (NaN when it is not there)."""
+    node = summary
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return math.nan
+        node = node[key]
+    return float(node) if isinstance(node, (int, float)) else math.nan
+
+
+def claims_for(task: str, summary: dict, dre_variant: str) -> list[Claim]:
+    """The claims an experiment of `task` is judged by (its GAN variants read from a summary)."""
+    if task == "classification":
+        acc = "students.{}.test_accuracy"
+        return [
+            Claim("teacher at least 3 points above the real-only student (test accuracy)", "teacher.test_accuracy", ">=", acc.format("real_only"), offset=0.03),
+            Claim("BLKD below the teacher (room left for the fakes)", "teacher.test_accuracy", ">", acc.format("blkd")),
+            Claim("cGAN-KD > real only (test accuracy)", acc.format("cgan_kd"), ">", acc.format("real_only")),
+            Claim("cGAN-KD + BLKD > BLKD (test accuracy)", acc.format("cgan_kd_blkd"), ">", acc.format("blkd")),
+            _subsampling_claim(dre_variant, "intra_fid_teacher_features"),
+        ]
+    gan = summary.get("gan", {})
+    ccgan = [v for v in gan if "+" not in v and v != "binned"]
+    if task == "regression":
+        mae = "students.{}.test_mae"
+        return [
+            Claim("cGAN-KD (label adjustment) test MAE < real only", mae.format("cgan_kd_adjusted"), "<", mae.format("real_only")),
+            Claim("cGAN-KD test MAE < real only", mae.format("cgan_kd"), "<", mae.format("real_only")),
+            *[Claim(f"CcGAN {v}: Label Score below the binned cGAN's, every seed", f"gan.{v}.label_score", "<", "gan.binned.label_score", every_seed=True) for v in ccgan],
+            _subsampling_claim(dre_variant, "label_score"),
+        ]
+    return [
+        *[c for v in ccgan for c in (
+            Claim(f"CcGAN {v}: recovers at least the binned cGAN's modes, every seed", f"gan.{v}.pct_recovered_modes", ">=", "gan.binned.pct_recovered_modes", every_seed=True),
+            Claim(f"CcGAN {v}: 2-Wasserstein at most half the binned cGAN's, every seed", f"gan.{v}.w2", "<", "gan.binned.w2", factor=0.5, every_seed=True),
+        )],
+        _subsampling_claim(dre_variant, "w2"),
+    ]
+
+
+def _subsampling_claim(variant: str, metric: str) -> Claim:
+    """cDRE-F-cSP+RS against no subsampling on the experiment's main quality metric (lower is
+    better), both measured on the labels every row filled."""
+    return Claim(f"cDRE-F-cSP+RS better than no subsampling ({metric}, equal labels)",
+                 f"gan_equal_labels.{variant}+cdre.{metric}", "<", f"gan_equal_labels.{variant}.{metric}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    experiment: str
+    claim: Claim
+    left: list[float]
+    right: list[float]
+    margins: list[float]
+
+    @property
+    def passed(self) -> bool:
+        if any(math.isnan(m) for m in self.margins):
+            return False
+        if self.claim.every_seed:
+            return all(self.claim.holds(m) for m in self.margins)
+        return self.claim.holds(statistics.fmean(self.margins))
+
+    @property
+    def inside_spread(self) -> bool:
+        """A pass by a mean margin smaller than the margins' std over seeds."""
+        return len(self.margins) > 1 and abs(statistics.fmean(self.margins)) < statistics.stdev(self.margins)
+
+    @property
+    def result(self) -> str:
+        if not self.passed:
+            return "MISS"
+        return "PASS (inside the seed spread)" if self.inside_spread and not self.claim.every_seed else "PASS"
+
+
+def judge(experiment: str, claims: list[Claim], summaries: list[dict]) -> list[Verdict]:
+    """Each claim over the seeds' summaries of one experiment."""
+    out = []
+    for c in claims:
+        right = [value(s, c.right) * c.factor + c.offset for s in summaries]
+        out.append(Verdict(experiment, c, [value(s, c.left) for s in summaries], right, [c.margin(s) for s in summaries]))
+    return out
+
+
+def _mean_std(xs: list[float]) -> str:
+    if len(xs) == 1:
+        return f"{xs[0]:.4g}"
+    return f"{statistics.fmean(xs):.4g} ± {statistics.stdev(xs):.2g}"
+
+
+def _bound(c: Claim) -> str:
+    """The right-hand side as the claim states it."""
+    side = c.right.replace("students.", "").replace("gan_equal_labels.", "").replace("gan.", "")
+    scaled = f"{c.factor:g} x {side}" if c.factor != 1 else side
+    return f"{scaled} + {c.offset:g}" if c.offset else scaled
+
+
+def table(verdicts: list[Verdict], seeds: list[int]) -> str:
+    """Markdown: one line per claim with both sides (mean ± std), the margin per seed and PASS/MISS."""
+    lines = [
+        f"| experiment | claim | left: mean ± std | right: mean ± std | margin per seed ({', '.join(map(str, seeds))}) | result |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        c = v.claim
+        left = c.left.replace("students.", "").replace("gan_equal_labels.", "").replace("gan.", "")
+        lines.append(
+            f"| {v.experiment} | {c.text} | {left}: {_mean_std(v.left)} | {c.op} {_bound(c)}: {_mean_std(v.right)} "
+            f"| {', '.join(f'{m:+.3g}' for m in v.margins)} | {v.result} |"
+        )
+    n_pass = sum(v.passed for v in verdicts)
+    return "\n".join([*lines, "", f"{n_pass} of {len(verdicts)} claims hold. Margin: how far the claim holds on that seed (> 0: it holds)."])
