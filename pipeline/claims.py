@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Claim:
-    """`left` OP `right` x factor + offset, OP one of "<", ">", ">=" (paths into a summary)."""
+    """`left` OP `right` x factor + offset, OP one of "<", "<=", ">", ">=" (paths into a summary)."""
 
     text: str
     left: str
@@ -33,7 +33,7 @@ class Claim:
         return left - right if self.op in (">", ">=") else right - left
 
     def holds(self, margin: float) -> bool:
-        return margin >= 0 if self.op == ">=" else margin > 0
+        return margin >= 0 if self.op in (">=", "<=") else margin > 0
 
 
 def value(summary: dict, path: str) -> float:
@@ -70,7 +70,7 @@ def claims_for(task: str, summary: dict, dre_variant: str) -> list[Claim]:
     return [
         *[c for v in ccgan for c in (
             Claim(f"CcGAN {v}: recovers at least the binned cGAN's modes, every seed", f"gan.{v}.pct_recovered_modes", ">=", "gan.binned.pct_recovered_modes", every_seed=True),
-            Claim(f"CcGAN {v}: 2-Wasserstein at most half the binned cGAN's, every seed", f"gan.{v}.w2", "<", "gan.binned.w2", factor=0.5, every_seed=True),
+            Claim(f"CcGAN {v}: 2-Wasserstein at most half the binned cGAN's, every seed", f"gan.{v}.w2", "<=", "gan.binned.w2", factor=0.5, every_seed=True),
         )],
         _subsampling_claim(dre_variant, "w2"),
     ]
@@ -106,6 +106,8 @@ class Verdict:
 
     @property
     def result(self) -> str:
+        if any(math.isnan(m) for m in self.margins):
+            return "MISS (not measured)"
         if not self.passed:
             return "MISS"
         return "PASS (inside the seed spread)" if self.inside_spread and not self.claim.every_seed else "PASS"
@@ -126,9 +128,17 @@ def _mean_std(xs: list[float]) -> str:
     return f"{statistics.fmean(xs):.4g} ± {statistics.stdev(xs):.2g}"
 
 
+def _short(path: str) -> str:
+    """A summary path without its section (students., gan., gan_equal_labels.)."""
+    for prefix in ("students.", "gan_equal_labels.", "gan."):
+        if path.startswith(prefix):
+            return path[len(prefix):]
+    return path
+
+
 def _bound(c: Claim) -> str:
     """The right-hand side as the claim states it."""
-    side = c.right.replace("students.", "").replace("gan_equal_labels.", "").replace("gan.", "")
+    side = _short(c.right)
     scaled = f"{c.factor:g} x {side}" if c.factor != 1 else side
     return f"{scaled} + {c.offset:g}" if c.offset else scaled
 
@@ -141,10 +151,18 @@ def table(verdicts: list[Verdict], seeds: list[int]) -> str:
     ]
     for v in verdicts:
         c = v.claim
-        left = c.left.replace("students.", "").replace("gan_equal_labels.", "").replace("gan.", "")
         lines.append(
-            f"| {v.experiment} | {c.text} | {left}: {_mean_std(v.left)} | {c.op} {_bound(c)}: {_mean_std(v.right)} "
+            f"| {v.experiment} | {c.text} | {_short(c.left)}: {_mean_std(v.left)} | {c.op} {_bound(c)}: {_mean_std(v.right)} "
             f"| {', '.join(f'{m:+.3g}' for m in v.margins)} | {v.result} |"
         )
     n_pass = sum(v.passed for v in verdicts)
     return "\n".join([*lines, "", f"{n_pass} of {len(verdicts)} claims hold. Margin: how far the claim holds on that seed (> 0: it holds)."])
+
+
+def verdicts_for(params, summaries: dict[str, list[dict]]) -> list[Verdict]:
+    """Every claim of every experiment that has summaries (experiment name -> one per seed)."""
+    out = []
+    for name, runs in summaries.items():
+        exp = params.experiment(name)
+        out += judge(name, claims_for(exp.task, runs[0], exp.dre_variant), runs)
+    return out

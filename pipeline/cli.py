@@ -70,22 +70,28 @@ _stage_command("evaluate", "Measure GAN quality and collect the student table.")
 
 @app.command()
 def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
-    """Print the results table of every experiment that has been evaluated."""
+    """Print the results table of every experiment that has been evaluated, then the claims table on them."""
     from pipeline.params import load_params
     from pipeline.stages.common import Paths
 
+    import json
+
+    from pipeline.claims import table, verdicts_for
+
     try:
-        experiments = load_params(params).experiments
+        p = load_params(params)
     except CgankdError as err:
         fail(str(err), err.exit_code)
-    found = False
-    for name in experiments:
-        md = Paths(name, root).summary_md
-        if md.exists():
-            typer.echo(md.read_text())
-            found = True
-    if not found:
+    summaries = {}
+    for name in p.experiments:
+        paths = Paths(name, root)
+        if paths.summary_md.exists():
+            typer.echo(paths.summary_md.read_text())
+            summaries[name] = [json.loads(paths.summary_json.read_text())]
+    if not summaries:
         fail("no evaluated experiment yet: run `dvc repro` (or `make demo`) first", 1)
+    typer.echo(f"## Claims on this run (seed {p.seed} only: `make claims` judges them over seeds 0, 1, 2)\n")
+    typer.echo(table(verdicts_for(p, summaries), [p.seed]))
 
 
 @app.command()

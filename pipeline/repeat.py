@@ -83,14 +83,14 @@ def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, resu
 def run_claims(params: Params, seeds: list[int], out: Path, progress=None, source: str = "") -> str:
     """Every experiment of `params` once per seed (resuming finished seeds), then the claims
     table (out/claims.md, out/claims.json). `progress(text)` hears when each experiment starts."""
-    from pipeline.claims import claims_for, judge, table
+    from pipeline.claims import table, verdicts_for
 
-    verdicts = []
-    for name, exp in params.experiments.items():
+    summaries = {}
+    for name in params.experiments:
         if progress:
             progress(f"claims: {name}, seeds {', '.join(map(str, seeds))}")
-        _, summaries = run_seeds(params, name, seeds, out, resume=True)
-        verdicts += judge(name, claims_for(exp.task, summaries[0], exp.dre_variant), summaries)
+        summaries[name] = run_seeds(params, name, seeds, out, resume=True)[1]
+    verdicts = verdicts_for(params, summaries)
     text = (f"Claims over seeds {', '.join(map(str, seeds))} ({source}):\n\n" if source else "") + table(verdicts, seeds)
     write_json(out / "claims.json", [
         {"experiment": v.experiment, "claim": v.claim.text, "left": v.left, "right": v.right, "margins": v.margins, "result": v.result}

@@ -45,7 +45,7 @@ def test_inside_spread_every_seed_and_missing_values():
     every = Claim("a < half of b, every seed", "a", "<", "b", factor=0.5, every_seed=True)
     assert judge("x", [every], [{"a": 1.0, "b": 4.0}, {"a": 1.0, "b": 2.5}])[0].result == "PASS"
     assert judge("x", [every], [{"a": 1.0, "b": 4.0}, {"a": 1.0, "b": 2.0}])[0].result == "MISS"  # 1 < 1 fails on seed 1
-    assert judge("x", [c], [{"a": 1.0}])[0].result == "MISS"  # a missing number never passes
+    assert judge("x", [c], [{"a": 1.0}])[0].result == "MISS (not measured)"  # a missing number never passes
     text = table(judge("x", [c, every], [{"a": 1.0, "b": 4.0}, {"a": 1.0, "b": 2.0}]), [0, 1])
     assert "| x | a > b | a: 1 ± 0 | > b: 3 ± 1.4 | -3, -1 | MISS |" in text
     assert "0.5 x b" in text and "0 of 2 claims hold" in text

@@ -65,7 +65,7 @@ def test_classifier_interface(name):
 
 
 def test_unknown_net_is_a_params_error():
-    with pytest.raises(ParamsError, match="unknown classifier net 'vgg' \\(known: cnn, mlp, resnet\\)"):
+    with pytest.raises(ParamsError, match="unknown classifier net 'vgg' \\(known: cnn, mlp, resnet, resnet14\\)"):
         build_classifier("vgg", 1, 2, 4)
 
 
@@ -93,3 +93,9 @@ def test_standing_stats_average_over_batches():
     assert g.bn.running_mean.item() == pytest.approx(5.0, abs=0.05)  # cumulative mean, not momentum-weighted
     assert g.bn.running_var.item() == pytest.approx(1.0, abs=0.1)
     assert g.bn.momentum == 0.1 and not g.training  # settings restored
+
+
+def test_resnet14_has_two_blocks_per_stage():
+    small, large = build_classifier("resnet", 1, 5, 8), build_classifier("resnet14", 1, 5, 8)
+    assert len(small.body) == 3 and len(large.body) == 6
+    assert large(torch.zeros(2, 1, 16, 16)).shape == (2, 5)
