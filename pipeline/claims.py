@@ -166,3 +166,37 @@ def verdicts_for(params, summaries: dict[str, list[dict]]) -> list[Verdict]:
         exp = params.experiment(name)
         out += judge(name, claims_for(exp.task, runs[0], exp.dre_variant), runs)
     return out
+
+
+# what a reader needs next to the claims to see why a KD claim holds or not: (label, summary path)
+DIAGNOSTICS = {
+    "classification": [
+        ("teacher test accuracy", "teacher.test_accuracy"),
+        *[(f"{v} test accuracy", f"students.{v}.test_accuracy") for v in ("real_only", "blkd", "cgan_kd", "cgan_kd_blkd")],
+        *[(f"{v} best validation step", f"students.{v}.best_step") for v in ("real_only", "cgan_kd")],
+    ],
+    "regression": [
+        ("teacher test MAE (real images)", "teacher.test_mae"),
+        ("evaluation regressor's error on real test images", "reference.label_score"),
+        ("label noise of the kept fakes: condition labels", "synthetic.label_noise_cond"),
+        ("label noise of the kept fakes: teacher-adjusted labels", "synthetic.label_noise_adjusted"),
+        ("kept fakes", "synthetic.n_kept"),
+        *[(f"{v} test MAE", f"students.{v}.test_mae") for v in ("real_only", "cgan_kd", "cgan_kd_adjusted", "oracle")],
+        *[(f"{v} validation MAE", f"students.{v}.val_mae") for v in ("real_only", "cgan_kd", "cgan_kd_adjusted", "oracle")],
+    ],
+}
+
+
+def diagnostics(params, summaries: dict[str, list[dict]]) -> str:
+    """Markdown: the DIAGNOSTICS of each experiment over its seeds (mean ± std, and each seed)."""
+    lines = []
+    for name, runs in summaries.items():
+        rows = DIAGNOSTICS.get(params.experiment(name).task, [])
+        present = [(label, path) for label, path in rows if not math.isnan(value(runs[0], path))]
+        if not present:
+            continue
+        lines += [f"Diagnostics, {name}:", "", "| measure | mean ± std | per seed |", "|---|---|---|"]
+        lines += [f"| {label} | {_mean_std([value(r, path) for r in runs])} | {', '.join(f'{value(r, path):.4g}' for r in runs)} |"
+                  for label, path in present]
+        lines.append("")
+    return "\n".join(lines)

@@ -83,7 +83,7 @@ def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, resu
 def run_claims(params: Params, seeds: list[int], out: Path, progress=None, source: str = "") -> str:
     """Every experiment of `params` once per seed (resuming finished seeds), then the claims
     table (out/claims.md, out/claims.json). `progress(text)` hears when each experiment starts."""
-    from pipeline.claims import table, verdicts_for
+    from pipeline.claims import diagnostics, table, verdicts_for
 
     summaries = {}
     for name in params.experiments:
@@ -92,6 +92,7 @@ def run_claims(params: Params, seeds: list[int], out: Path, progress=None, sourc
         summaries[name] = run_seeds(params, name, seeds, out, resume=True)[1]
     verdicts = verdicts_for(params, summaries)
     text = (f"Claims over seeds {', '.join(map(str, seeds))} ({source}):\n\n" if source else "") + table(verdicts, seeds)
+    text += "\n\n" + diagnostics(params, summaries)
     write_json(out / "claims.json", [
         {"experiment": v.experiment, "claim": v.claim.text, "left": v.left, "right": v.right, "margins": v.margins, "result": v.result}
         for v in verdicts

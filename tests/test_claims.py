@@ -82,3 +82,16 @@ def test_equal_label_rows_measure_subsampled_rows_on_the_labels_all_filled():
     # nothing short: the rows are reused as they are (without the rejection-sampling columns)
     same = equal_label_rows({"plain": (x_full, y_full), "sub": (x_full, y_full)}, {"plain": {"mean": 1.0}, "sub": {"mean": 3.0, "labels_short": 0}}, labels, 2, metrics_of)
     assert same == {"plain": {"mean": 1.0, "n_labels": 3}, "sub": {"mean": 3.0, "n_labels": 3}}
+
+
+def test_diagnostics_list_what_each_seed_measured():
+    from pipeline.claims import diagnostics
+    from pipeline.params import validate
+    from tests.conftest import tiny_raw_params
+
+    params = validate(tiny_raw_params("regression"))
+    runs = [{"teacher": {"test_mae": m}, "synthetic": {"label_noise_cond": 4.0, "label_noise_adjusted": 2.0}} for m in (1.0, 3.0)]
+    text = diagnostics(params, {"tiny_reg": runs})
+    assert "| teacher test MAE (real images) | 2 ± 1.4 | 1, 3 |" in text
+    assert "| label noise of the kept fakes: teacher-adjusted labels | 2 ± 0 | 2, 2 |" in text
+    assert "oracle" not in text  # what was not measured is left out
