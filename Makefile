@@ -19,7 +19,7 @@ demo: setup
 	$(UV) run cgankd report
 
 claims: setup
-	$(UV) run cgankd claims -p profiles/claims.yaml -s 0 -s 1 -s 2 --out runs/claims
+	$(UV) run cgankd claims -p profiles/claims.yaml -s 0 -s 1 -s 2 --workers 3 --out runs/claims
 
 test: setup
 	$(UV) run pytest

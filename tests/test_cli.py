@@ -301,8 +301,9 @@ def test_claims_runs_each_seed_once_and_prints_the_table(tmp_path, monkeypatch):
     params_file.write_text(yaml.safe_dump(tiny_raw_params("circle")))
     out = tmp_path / "claims"
     args = ["claims", "-p", str(params_file), "-s", "0", "-s", "1", "--out", str(out)]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, [*args, "--workers", "2"])  # each seed in a one-thread process of its own
     assert result.exit_code == 0, result.output
+    assert all("claims: tiny_circle, seeds" in (out / "logs" / f"seed{s}.log").read_text() for s in (0, 1))
     table = (out / "claims.md").read_text()
     lines = [line for line in table.splitlines() if line.startswith("| tiny_circle |")]
     # per CcGAN variant: modes and 2-Wasserstein against binned; then cDRE against no subsampling
