@@ -121,6 +121,7 @@ def claims(
     out: Annotated[Path, typer.Option("--out", help="folder for the per-seed outputs and the claims table")] = Path("runs/claims"),
     fresh: Annotated[bool, typer.Option("--fresh", help="rerun every seed (default: a seed finished with the same params is read back)")] = False,
     workers: Annotated[int, typer.Option(min=1, help="seeds run at once, each a process of its own on one thread (logs in OUT/logs/)")] = 1,
+    from_stage: Annotated[list[str], typer.Option("--from-stage", help="EXPERIMENT:STAGE: rerun that experiment from STAGE on, reusing the earlier stages' outputs (when only STAGE's params or later ones changed); repeatable")] = [],  # noqa: B006
 ) -> None:
     """Run every experiment of a params file once per seed (outside DVC) and print the claims table:
     each claim of the papers with its mean ± std, per-seed margins and PASS/MISS (also out/claims.md).
@@ -136,17 +137,32 @@ def claims(
 
     try:
         p = load_params(params)
+        restart = _from_stages(p, from_stage)
         if fresh and out.exists():
             shutil.rmtree(out)
         if workers > 1 and len(seed) > 1:
-            _claims_workers(params, list(p.experiments), seed, out, workers)
-        text = run_claims(p, seed, out, progress=info, source=f"{params} at commit {git_commit()[:10]}")
+            _claims_workers(params, list(p.experiments), seed, out, workers, from_stage)
+        text = run_claims(p, seed, out, progress=info, source=f"{params} at commit {git_commit()[:10]}", from_stage=restart)
     except CgankdError as err:
         fail(str(err), err.exit_code)
     typer.echo(text)
 
 
-def _claims_workers(params: Path, experiments: list[str], seeds: list[int], out: Path, workers: int) -> None:
+def _from_stages(params, specs: list[str]) -> dict[str, str]:
+    """--from-stage EXPERIMENT:STAGE options as {experiment: stage}, checked against the pipeline."""
+    from pipeline.errors import ParamsError
+
+    out = {}
+    for spec in specs:
+        name, _, stage = spec.partition(":")
+        stages = params.stages(name)
+        if stage not in stages:
+            raise ParamsError(f"--from-stage {spec}: experiments.{name} has no stage {stage!r} (its stages: {', '.join(stages)})")
+        out[name] = stage
+    return out
+
+
+def _claims_workers(params: Path, experiments: list[str], seeds: list[int], out: Path, workers: int, from_stage: list[str]) -> None:
     """Run `cgankd claims` for each seed in a process of its own, at most `workers` at once, each on
     one thread; a failed seed is an error that names its log. The MLflow store and experiments are
     made first: workers that each create them at once collide (SQLite migrations, duplicate names)."""
@@ -168,6 +184,7 @@ def _claims_workers(params: Path, experiments: list[str], seeds: list[int], out:
         while pending and len(running) < workers:
             s = pending.pop(0)
             cmd = [sys.executable, "-m", "pipeline.cli", "claims", "-p", str(params), "-s", str(s), "--out", str(out)]
+            cmd += [a for spec in from_stage for a in ("--from-stage", spec)]
             with open(logs / f"seed{s}.log", "w") as log:
                 running[s] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
             info(f"claims: seed {s} started (log: {logs / f'seed{s}.log'})")

@@ -55,10 +55,14 @@ def _stamp(params: Params, experiment: str, seed: int) -> dict:
     return {"seed": seed, "experiment": params.experiment(experiment).model_dump(mode="json")}
 
 
-def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, resume: bool = False) -> tuple[dict, list[dict]]:
+def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, resume: bool = False,
+              from_stage: str | None = None) -> tuple[dict, list[dict]]:
     """(mean and std over seeds, each seed's summary). Each seed's stages share one MLflow
     pipeline_run_id, as the stages of one `dvc repro` do. With `resume`, a seed whose summary was
-    made from the same params (its stamp) is read back instead of rerun."""
+    made from the same params (its stamp) is read back instead of rerun. With `from_stage`, the
+    stages before it are not rerun but their outputs of an earlier run are used: for when only
+    that stage's params or later ones changed (DVC tracks this inside a repository; here the
+    caller vouches for it)."""
     summaries = []
     study = uuid.uuid4().hex[:8]
     for seed in seeds:
@@ -67,10 +71,13 @@ def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, resu
         stamp_path = paths.metrics / "params_stamp.json"
         stamp = _stamp(params, experiment, seed)
         done = resume and paths.summary_json.exists() and stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp
+        stages = p.stages(experiment)
+        if from_stage is not None:
+            stages, done = stages[stages.index(from_stage):], False
         if not done:
             stamp_path.unlink(missing_ok=True)
             with tracking.pipeline_run(f"seeds-{study}-seed{seed}"):
-                for stage in p.stages(experiment):
+                for stage in stages:
                     importlib.import_module(f"pipeline.stages.{stage}").run(p, experiment, paths)
             write_json(stamp_path, stamp)
         summaries.append(json.loads(paths.summary_json.read_text()))
@@ -80,16 +87,17 @@ def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, resu
     return agg, summaries
 
 
-def run_claims(params: Params, seeds: list[int], out: Path, progress=None, source: str = "") -> str:
-    """Every experiment of `params` once per seed (resuming finished seeds), then the claims
-    table (out/claims.md, out/claims.json). `progress(text)` hears when each experiment starts."""
+def run_claims(params: Params, seeds: list[int], out: Path, progress=None, source: str = "", from_stage: dict[str, str] | None = None) -> str:
+    """Every experiment of `params` once per seed (resuming finished seeds; `from_stage`:
+    experiment -> the stage to rerun it from, as in run_seeds), then the claims table
+    (out/claims.md, out/claims.json). `progress(text)` hears when each experiment starts."""
     from pipeline.claims import diagnostics, table, verdicts_for
 
     summaries = {}
     for name in params.experiments:
         if progress:
             progress(f"claims: {name}, seeds {', '.join(map(str, seeds))}")
-        summaries[name] = run_seeds(params, name, seeds, out, resume=True)[1]
+        summaries[name] = run_seeds(params, name, seeds, out, resume=True, from_stage=(from_stage or {}).get(name))[1]
     verdicts = verdicts_for(params, summaries)
     text = (f"Claims over seeds {', '.join(map(str, seeds))} ({source}):\n\n" if source else "") + table(verdicts, seeds)
     text += "\n\n" + diagnostics(params, summaries)

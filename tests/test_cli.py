@@ -321,5 +321,15 @@ def test_claims_runs_each_seed_once_and_prints_the_table(tmp_path, monkeypatch):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (out / "claims.md").read_text() == table
+    # --from-stage reruns one experiment from a stage on, reusing what came before it
+    import pipeline.stages.evaluate as evaluate_stage
+
+    ran, evaluate = [], evaluate_stage.run
+    monkeypatch.setattr(evaluate_stage, "run", lambda p, e, paths: ran.append(p.seed) or evaluate(p, e, paths))
+    result = runner.invoke(app, [*args, "--from-stage", "tiny_circle:evaluate"])
+    assert result.exit_code == 0, result.output
+    assert ran == [0, 1]
+    result = runner.invoke(app, [*args, "--from-stage", "tiny_circle:student"])
+    assert result.exit_code == 2 and "--from-stage tiny_circle:student: experiments.tiny_circle has no stage 'student'" in result.output
     result = runner.invoke(app, [*args, "--fresh"])
     assert result.exit_code != 0 and isinstance(result.exception, AssertionError)
