@@ -142,6 +142,7 @@ def claims(
             shutil.rmtree(out)
         if workers > 1 and len(seed) > 1:
             _claims_workers(params, list(p.experiments), seed, out, workers, from_stage)
+            restart = {}  # the workers reran those stages: here every seed is read back
         text = run_claims(p, seed, out, progress=info, source=f"{params} at commit {git_commit()[:10]}", from_stage=restart)
     except CgankdError as err:
         fail(str(err), err.exit_code)
