@@ -329,6 +329,10 @@ def test_claims_runs_each_seed_once_and_prints_the_table(tmp_path, monkeypatch):
     result = runner.invoke(app, [*args, "--from-stage", "tiny_circle:evaluate"])
     assert result.exit_code == 0, result.output
     assert ran == [0, 1]
+    result = runner.invoke(app, [*args, "--from-stage", "tiny_circle:evaluate", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert ran == [0, 1]  # the workers reran evaluate; this process only read the seeds back
+    assert "claims: tiny_circle, seeds 1" in (out / "logs" / "seed1.log").read_text()
     result = runner.invoke(app, [*args, "--from-stage", "tiny_circle:student"])
     assert result.exit_code == 2 and "--from-stage tiny_circle:student: experiments.tiny_circle has no stage 'student'" in result.output
     result = runner.invoke(app, [*args, "--fresh"])
