@@ -71,12 +71,11 @@ _stage_command("evaluate", "Measure GAN quality and collect the student table.")
 @app.command()
 def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
     """Print the results table of every experiment that has been evaluated, then the claims table on them."""
-    from pipeline.params import load_params
-    from pipeline.stages.common import Paths
-
     import json
 
     from pipeline.claims import table, verdicts_for
+    from pipeline.params import load_params
+    from pipeline.stages.common import Paths
 
     try:
         p = load_params(params)

@@ -73,6 +73,11 @@ def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
     assert (root / "metrics" / "tiny" / "gan_samples.png").stat().st_size > 0
     report = runner.invoke(app, ["report", "-p", str(tiny_params_file), "--root", str(root)])
     assert report.exit_code == 0 and "| cGAN-KD + BLKD |" in report.output
+    # the report ends with the claims on this one seed, each line PASS or MISS with its margin
+    assert "## Claims on this run (seed 0 only" in report.output
+    kd = next(line for line in report.output.splitlines() if line.startswith("| tiny | cGAN-KD > real only"))
+    margin = summary["students"]["cgan_kd"]["test_accuracy"] - summary["students"]["real_only"]["test_accuracy"]
+    assert kd.endswith("| PASS |" if margin > 0 else "| MISS |") and f"{margin:+.3g}" in kd
 
     # a user's own generator checkpoint, subsampled outside the pipeline
     out = tmp_path / "mine" / "fakes"
