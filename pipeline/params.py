@@ -10,13 +10,42 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ParamsError
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _registry(kind: str) -> dict:
+    """The registry a name of `kind` selects from: the one source of the known names."""
+    if kind == "GAN loss":
+        from pipeline.gan.losses import LOSSES
+
+        return LOSSES
+    from pipeline.nets import CLASSIFIERS, GENERATORS
+
+    return {"classifier net": CLASSIFIERS, "GAN arch": GENERATORS}[kind]
+
+
+def _registered(kind: str, *extra: str) -> AfterValidator:
+    """A name checked against its registry (plus `extra` names) when params are loaded."""
+
+    def check(name: str) -> str:
+        known = sorted([*_registry(kind), *extra])
+        if name not in known:
+            raise ValueError(f"unknown {kind} {name!r} (known: {', '.join(known)})")
+        return name
+
+    return AfterValidator(check)
+
+
+ClassifierNet = Annotated[str, _registered("classifier net")]
+FeatureNet = Annotated[str, _registered("classifier net", "teacher")]
+GanArch = Annotated[str, _registered("GAN arch")]
+GanLoss = Annotated[str, _registered("GAN loss")]
 
 
 BUILTIN_CLASSIFICATION = ("digits", "chair_models")  # generated or shipped by a package: no root
@@ -46,7 +75,7 @@ class DataParams(Section):
 
 
 class ClassifierParams(Section):
-    net: str = "resnet"
+    net: ClassifierNet = "resnet"
     width: int = Field(32, ge=4, le=512)
     steps: int = Field(2000, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -60,8 +89,8 @@ class ClassifierParams(Section):
 
 
 class GanParams(Section):
-    arch: str = "sngan"
-    loss: str = "hinge"
+    arch: GanArch = "sngan"
+    loss: GanLoss = "hinge"
     z_dim: int = Field(64, ge=1)
     g_width: int = Field(64, ge=8)
     d_width: int = Field(64, ge=8)
@@ -99,7 +128,7 @@ class BlkdParams(Section):
 
 
 class StudentParams(ClassifierParams):
-    net: str = "cnn"
+    net: ClassifierNet = "cnn"
     width: int = 16
     augment: bool = False
     fake_fraction: float | None = Field(
@@ -118,7 +147,7 @@ class ClassFeaturesParams(ClassifierParams):
     """DRE's feature extractor for class labels: a classifier trained on the real training data
     (h = its penultimate layer), or the teacher itself with net: teacher."""
 
-    net: str = Field("teacher", description="a classifier net (resnet, cnn), or teacher to reuse the teacher")
+    net: FeatureNet = Field("teacher", description="a classifier net (resnet, cnn), or teacher to reuse the teacher")
 
 
 class AutoencoderParams(Section):
@@ -216,7 +245,7 @@ class RegressionDataParams(Section):
 class EmbedParams(Section):
     """ILI: the regression net x -> h -> y, then y2h (1 -> 128)."""
 
-    net: str = "resnet"
+    net: ClassifierNet = "resnet"
     width: int = Field(16, ge=4, le=512)
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(64, ge=2)
@@ -232,8 +261,8 @@ class CcGanVariant(Section):
 
 
 class CcGanParams(GanParams):
-    arch: str = "sngan"
-    loss: str = "bce"
+    arch: GanArch = "sngan"
+    loss: GanLoss = "bce"
     depth: int = Field(4, ge=1, description="mlp only: hidden layers of G and D")
     periodic_label: bool = Field(False, description="mlp only: feed the label as (sin 2 pi y, cos 2 pi y) (an angle)")
     m_kappa: float = Field(2.0, gt=0, description="kappa = m_kappa * largest gap between sorted distinct labels")
@@ -275,14 +304,14 @@ class RegSynthesizeParams(Section):
 
 
 class RegStudentParams(RegressorParams):
-    net: str = "cnn"
+    net: ClassifierNet = "cnn"
     width: int = 16
     fake_fraction: float | None = Field(0.5, ge=0, le=1, description="share of fakes in each cGAN-KD batch")
     variants: tuple[Literal["real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"], ...] = ("real_only", "cgan_kd", "cgan_kd_adjusted")
 
 
 class RegEvaluateParams(Section):
-    net: str = Field("cnn", description="the evaluation nets (label regressor, attribute classifier), trained on all real images")
+    net: ClassifierNet = Field("cnn", description="the evaluation nets (label regressor, attribute classifier), trained on all real images")
     width: int = Field(32, ge=4, le=512)
     steps: int = Field(1500, ge=1)
     batch_size: int = Field(64, ge=2)
@@ -409,6 +438,8 @@ def _format(err: ValidationError) -> str:
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
+    elif first["type"] == "finite_number":
+        msg = "must be finite"
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""

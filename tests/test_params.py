@@ -83,3 +83,31 @@ def test_bad_continuous_params_name_the_key(mutate, expected):
     with pytest.raises(ParamsError) as err:
         validate(raw)
     assert str(err.value).startswith(f"params: {expected}"), str(err.value)
+
+
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("gan", "loss", "wasserstein-magic", "experiments.tiny.gan.loss: unknown GAN loss 'wasserstein-magic' (known: bce, hinge"),
+        ("gan", "arch", "stylegan9", "experiments.tiny.gan.arch: unknown GAN arch 'stylegan9' (known: mlp, sngan)"),
+        ("student", "net", "transformer9", "experiments.tiny.student.net: unknown classifier net 'transformer9' (known: cnn, mlp, resnet, resnet14)"),
+        ("teacher", "net", "vgg", "experiments.tiny.teacher.net: unknown classifier net 'vgg'"),
+        ("features", "net", "teachr", "experiments.tiny.features.net: unknown classifier net 'teachr' (known: cnn, mlp, resnet, resnet14, teacher)"),
+        ("teacher", "lr", float("inf"), "experiments.tiny.teacher.lr: must be finite"),
+        ("gan", "lr_d", float("nan"), "experiments.tiny.gan.lr_d: must be finite"),
+    ],
+)
+def test_registry_names_and_non_finite_numbers_are_refused_by_any_stage(tmp_path, section, key, value, expected):
+    """`cgankd prepare` uses none of these keys, and still refuses them before writing anything."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    raw = tiny_raw_params()
+    raw["experiments"]["tiny"][section][key] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["prepare", "-e", "tiny", "-p", str(path), "--root", str(tmp_path / "repo")])
+    assert result.exit_code == 2
+    assert f"error: params: {expected}" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "repo").exists()
