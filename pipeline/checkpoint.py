@@ -8,6 +8,7 @@ and every plain value in the payload, so a truncated, tampered or foreign file i
 from __future__ import annotations
 
 import hashlib
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,11 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, pickle with non-tensor globals, ...
+    except pickle.UnpicklingError:  # weights_only refused a global: loading it would run code
+        raise CheckpointError(f"{path}: refused: not a plain-tensor checkpoint (it would run code to load)") from None
+    except Exception as err:  # truncated zip, ...
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: unreadable or unsafe checkpoint ({reason})") from None
+        raise CheckpointError(f"{path}: unreadable checkpoint ({reason})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or "payload" not in blob:
         raise CheckpointError(f"{path}: not a cgankd checkpoint")
     if _digest(blob["payload"]) != blob.get("sha256"):
