@@ -190,9 +190,13 @@ def _claims_workers(params: Path, experiments: list[str], seeds: list[int], out:
             info(f"claims: seed {s} started (log: {logs / f'seed{s}.log'})")
         time.sleep(2)
         for s, proc in list(running.items()):
-            if proc.poll() is not None:
-                del running[s]
-                (failed.append(s) if proc.returncode else info(f"claims: seed {s} done"))
+            if proc.poll() is None:
+                continue
+            del running[s]
+            if proc.returncode:
+                failed.append(s)
+            else:
+                info(f"claims: seed {s} done")
     if failed:
         raise CgankdError(f"claims: seed(s) {', '.join(map(str, failed))} failed; see {logs}/seed<N>.log")
 
