@@ -56,6 +56,8 @@ def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
         result = runner.invoke(app, [stage, "-e", "tiny", "-p", str(tiny_params_file), "--root", str(root)])
         assert result.exit_code == 0, (stage, result.output)
     summary = json.loads((root / "metrics" / "tiny.json").read_text())
+    head = json.loads((root / "metrics" / "tiny" / "headline.json").read_text())
+    assert head["real_only"] == summary["students"]["real_only"]["test_accuracy"] and head["gan"] == summary["gan_equal_labels"]["cgan"]["fid_teacher_features"]
     assert set(summary["students"]) == {"real_only", "blkd", "cgan_kd", "cgan_kd_blkd"}
     for r in summary["students"].values():
         assert 0.0 <= r["test_accuracy"] <= 1.0

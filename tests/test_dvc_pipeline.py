@@ -48,6 +48,9 @@ def test_dvc_repro_tiny_config(tmp_path):
     assert (repo / "models" / "tiny_reg" / "gan" / "svdl_ili.pt").exists() and (repo / "metrics" / "tiny_circle.md").exists()
 
     assert _stages_run(_dvc(repo, "repro")) == set()  # nothing changed: nothing runs
+    shown = _dvc(repo, "metrics", "show").splitlines()  # one row per experiment, the headline's keys as columns
+    assert [line.split()[0] for line in shown[1:]] == [f"metrics/{e}/headline.json" for e in ("tiny", "tiny_circle", "tiny_reg")]
+    assert shown[0].split()[1:] == sorted(["cdre_acceptance", "cgan_kd", "cgan_kd_gain", "gan", "gan_cdre", "gan_metric", "real_only", "score", "task", "teacher"])
 
     raw["experiments"]["tiny"]["gan"]["steps"] = 8
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -79,6 +79,11 @@ class Paths:
     def summary_md(self) -> Path:
         return self.root / "metrics" / f"{self.experiment}.md"
 
+    @property
+    def headline(self) -> Path:
+        """The few numbers `dvc metrics show` prints for this experiment (the same keys in every one)."""
+        return self.metrics / "headline.json"
+
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((predict(model, x).argmax(1) == y).float().mean())
@@ -261,6 +266,38 @@ def save_figure(fig, path: Path, **savefig) -> None:
 
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, **savefig))
     plt.close(fig)
+
+
+HEADLINE = {  # task -> (what the teacher and students are scored by, the GAN metric and its summary key)
+    "classification": ("test accuracy", "FID (teacher features)", "fid_teacher_features"),
+    "regression": ("test MAE", "intra-FID (eval regressor)", "intra_fid_eval_regressor_features"),
+    "circle": (None, "W2", "w2"),
+}
+
+
+def headline(task: str, summary: dict, dre_variant: str) -> dict:
+    """The experiment's summary cut to the same few keys in every experiment, so that `dvc metrics
+    show` prints one readable row each: the teacher's and two students' test scores with cGAN-KD's
+    gain over real only (positive: better), and the GAN metric of the subsampled variant without
+    and with cDRE-F-cSP+RS (on the labels both filled) with its acceptance rate. Keys an experiment
+    has no value for are left out (dvc shows "-")."""
+    score, gan_metric, key = HEADLINE[task]
+    row: dict = {"task": task, "gan_metric": gan_metric}
+    equal = summary.get("gan_equal_labels") or summary["gan"]
+    for name, variant in (("gan", dre_variant), ("gan_cdre", f"{dre_variant}+cdre")):
+        if key in equal.get(variant, {}):
+            row[name] = equal[variant][key]
+    if "acceptance_rate" in summary["gan"].get(f"{dre_variant}+cdre", {}):
+        row["cdre_acceptance"] = summary["gan"][f"{dre_variant}+cdre"]["acceptance_rate"]
+    if score is None:
+        return row
+    metric = "test_accuracy" if task == "classification" else "test_mae"
+    students = summary["students"]
+    row.update(score=score, teacher=summary["teacher"][metric])
+    row.update({v: students[v][metric] for v in ("real_only", "cgan_kd") if v in students})
+    if "real_only" in row and "cgan_kd" in row:
+        row["cgan_kd_gain"] = (row["cgan_kd"] - row["real_only"]) * (1 if task == "classification" else -1)
+    return row
 
 
 def gan_table(gan: dict[str, dict[str, float]]) -> list[str]:

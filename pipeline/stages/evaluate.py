@@ -12,7 +12,7 @@ from pipeline import tracking
 from pipeline.data import load_dataset
 from pipeline.metrics import classifier_accuracy, fid, inception_fid, inception_score, intra_fid
 from pipeline.params import Params
-from pipeline.stages.common import CLASS_VARIANT, Paths, equal_labels_text, evaluation_labels, gan_table, load_classifier, variant_rows, write_json, write_text
+from pipeline.stages.common import CLASS_VARIANT, Paths, equal_labels_text, evaluation_labels, gan_table, headline, load_classifier, variant_rows, write_json, write_text
 from pipeline.ui import info
 from pipeline.utils import predict, seed_everything
 
@@ -75,6 +75,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             **{f"student_{v}_test_accuracy": r["test_accuracy"] for v, r in students.items()},
         })
         write_json(paths.summary_json, summary)
+        write_json(paths.headline, headline("classification", summary, exp.dre_variant))
         write_text(paths.summary_md, summary_markdown(experiment, gan, gan_equal, reference, teacher_acc, students))
         tracking.log_artifact(paths.summary_md)
     info(f"evaluate[{experiment}]: fid_teacher_features " + ", ".join(f"{v} {m['fid_teacher_features']:.3f}" for v, m in gan.items()) + f" -> {paths.summary_md}")

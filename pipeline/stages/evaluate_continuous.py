@@ -37,6 +37,7 @@ from pipeline.stages.common import (
     equal_labels_text,
     evaluation_labels,
     gan_table,
+    headline,
     load_classifier,
     save_curves,
     variant_rows,
@@ -62,6 +63,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             _log_by_bin_plot(by_bin, ds.label_name)
         tracking.log_metrics({f"{v}_{k}": x for v, m in summary["gan"].items() for k, x in m.items()})
         write_json(paths.summary_json, summary)
+        write_json(paths.headline, headline(exp.task, summary, exp.dre_variant))
         write_text(paths.summary_md, markdown(experiment, ds.label_name, summary, by_bin))
         tracking.log_artifact(paths.summary_md)
     info(f"evaluate[{experiment}] -> {paths.summary_md}")
