@@ -21,7 +21,7 @@ from pipeline.gan.train import GanState, sample, train_gan
 from pipeline.metrics import circle_metrics
 from pipeline.nets import build_gan
 from pipeline.params import CircleExperiment
-from pipeline.stages.gan import variant_setup
+from pipeline.gan.variants import variant_setup
 from pipeline.utils import seed_everything
 
 WARMUP = 10  # iterations timed apart: they hold the compile of compiled iterations
@@ -78,18 +78,14 @@ def _subsample_run(params_path: str, root: str, experiment: str, method: str, n_
 
     from pipeline.data import load_dataset
     from pipeline.params import load_params
-    from pipeline.stages.common import (
-        Paths,
-        evaluation_labels,
-        load_generator,
-        load_subsampler,
-    )
+    from pipeline.artifacts import Paths, load_generator, load_subsampler
+    from pipeline.metrics.variants import evaluation_labels
     from pipeline.subsample.sampling import rejection_sample
 
     exp = load_params(params_path).experiment(experiment)
     paths = Paths(experiment, Path(root))
     ds = load_dataset(paths.prepared)
-    G = load_generator(paths.gan / f"{exp.dre_variant}.pt")
+    G = load_generator(paths.generator(exp.dre_variant))
     sub = load_subsampler(paths, method)
     labels = evaluation_labels(exp, ds)
     n_per_label = -(-n_fake // len(labels))

@@ -29,6 +29,11 @@ def fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def run_stage(stage: str, params, experiment: str, paths) -> dict:
+    """Run one stage module (pipeline/stages/<stage>.py) in this process."""
+    return importlib.import_module(f"pipeline.stages.{stage}").run(params, experiment, paths)
+
+
 def _run_stage(stage: str, experiment: str, params_path: Path, root: Path) -> None:
     from pipeline.errors import ParamsError
     from pipeline.params import load_params
@@ -38,10 +43,9 @@ def _run_stage(stage: str, experiment: str, params_path: Path, root: Path) -> No
         if stage not in params.stages(experiment):  # unknown experiment or stage: fail before any work
             task = params.experiment(experiment).task
             raise ParamsError(f"experiments.{experiment}: a {task} experiment has no {stage} stage (its stages: {', '.join(params.stages(experiment))})")
-        module = importlib.import_module(f"pipeline.stages.{stage}")
-        from pipeline.stages.common import Paths
+        from pipeline.artifacts import Paths
 
-        module.run(params, experiment, Paths(experiment, root))
+        run_stage(stage, params, experiment, Paths(experiment, root))
     except CgankdError as err:
         fail(str(err), err.exit_code)
     except KeyboardInterrupt:
@@ -71,11 +75,9 @@ _stage_command("evaluate", "Measure GAN quality and collect the student table.")
 @app.command()
 def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
     """Print the results table of every experiment that has been evaluated, then the claims table on them."""
-    import json
-
     from pipeline.claims import table, verdicts_for
     from pipeline.params import load_params
-    from pipeline.stages.common import Paths
+    from pipeline.artifacts import Paths, read_json
 
     try:
         p = load_params(params)
@@ -86,7 +88,7 @@ def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -
         paths = Paths(name, root)
         if paths.summary_md.exists():
             typer.echo(paths.summary_md.read_text())
-            summaries[name] = [json.loads(paths.summary_json.read_text())]
+            summaries[name] = [read_json(paths.summary_json)]
     if not summaries:
         fail("no evaluated experiment yet: run `dvc repro` (or `make demo`) first", 1)
     typer.echo(f"## Claims on this run (seed {p.seed} only: `make claims` judges them over seeds 0, 1, 2)\n")
@@ -107,7 +109,7 @@ def seeds(
     try:
         p = load_params(params)
         p.experiment(experiment)
-        run_seeds(p, experiment, seed, out)
+        run_seeds(p, experiment, seed, out, run_stage)
     except CgankdError as err:
         fail(str(err), err.exit_code)
     typer.echo((out / f"{experiment}_seeds.md").read_text())
@@ -142,7 +144,7 @@ def claims(
         if workers > 1 and len(seed) > 1:
             _claims_workers(params, list(p.experiments), seed, out, workers, from_stage)
             restart = {}  # the workers reran those stages: here every seed is read back
-        text = run_claims(p, seed, out, progress=info, source=f"{params} at commit {git_commit()[:10]}", from_stage=restart)
+        text = run_claims(p, seed, out, run_stage, progress=info, source=f"{params} at commit {git_commit()[:10]}", from_stage=restart)
     except CgankdError as err:
         fail(str(err), err.exit_code)
     typer.echo(text)
@@ -264,7 +266,7 @@ def subsample(
     from pipeline.errors import CheckpointError, ParamsError
     from pipeline.params import load_params
     from pipeline.stages import subsample as stage
-    from pipeline.stages.common import Paths
+    from pipeline.artifacts import Paths
 
     try:
         if method not in ("dre", "cdre"):
@@ -298,7 +300,7 @@ def generate(
     as an angle); writes the fakes and a picture."""
     from pipeline.params import load_params
     from pipeline.stages import generate as command
-    from pipeline.stages.common import Paths
+    from pipeline.artifacts import Paths
 
     try:
         p = load_params(params)

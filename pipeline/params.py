@@ -207,7 +207,7 @@ class ClassificationExperiment(Section):
 
     @property
     def dre_variant(self) -> str:
-        return "cgan"  # the one GAN of a classification experiment (stages.common.CLASS_VARIANT)
+        return "cgan"  # the one GAN of a classification experiment (artifacts.CLASS_VARIANT)
 
 
 # ---- continuous labels (CcGAN) -------------------------------------------------------------

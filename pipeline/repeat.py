@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import statistics
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline import tracking
+from pipeline.artifacts import Paths, write_json, write_text
 from pipeline.params import Params
-from pipeline.stages.common import Paths, write_json, write_text
+
+RunStage = Callable[[str, Params, str, Paths], object]  # (stage, params, experiment, paths): the CLI's stage runner
 
 SKIP = {"n_train", "steps", "best_step", "n_labels", "n_kept"}  # counts, not results
 
@@ -55,9 +57,10 @@ def _stamp(params: Params, experiment: str, seed: int) -> dict:
     return {"seed": seed, "experiment": params.experiment(experiment).model_dump(mode="json")}
 
 
-def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, resume: bool = False,
+def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, run_stage: RunStage, resume: bool = False,
               from_stage: str | None = None) -> tuple[dict, list[dict]]:
-    """(mean and std over seeds, each seed's summary). Each seed's stages share one MLflow
+    """(mean and std over seeds, each seed's summary): each stage of the experiment run by
+    run_stage into out/seed<N>/. Each seed's stages share one MLflow
     pipeline_run_id, as the stages of one `dvc repro` do. With `resume`, a seed whose summary was
     made from the same params (its stamp) is read back instead of rerun. With `from_stage`, the
     stages before it are not rerun but their outputs of an earlier run are used: for when only
@@ -78,7 +81,7 @@ def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, resu
             stamp_path.unlink(missing_ok=True)
             with tracking.pipeline_run(f"seeds-{study}-seed{seed}"):
                 for stage in stages:
-                    importlib.import_module(f"pipeline.stages.{stage}").run(p, experiment, paths)
+                    run_stage(stage, p, experiment, paths)
             write_json(stamp_path, stamp)
         summaries.append(json.loads(paths.summary_json.read_text()))
     agg = aggregate(summaries)
@@ -87,7 +90,7 @@ def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, resu
     return agg, summaries
 
 
-def run_claims(params: Params, seeds: list[int], out: Path, progress=None, source: str = "", from_stage: dict[str, str] | None = None) -> str:
+def run_claims(params: Params, seeds: list[int], out: Path, run_stage: RunStage, progress=None, source: str = "", from_stage: dict[str, str] | None = None) -> str:
     """Every experiment of `params` once per seed (resuming finished seeds; `from_stage`:
     experiment -> the stage to rerun it from, as in run_seeds), then the claims table
     (out/claims.md, out/claims.json). `progress(text)` hears when each experiment starts."""
@@ -97,7 +100,7 @@ def run_claims(params: Params, seeds: list[int], out: Path, progress=None, sourc
     for name in params.experiments:
         if progress:
             progress(f"claims: {name}, seeds {', '.join(map(str, seeds))}")
-        summaries[name] = run_seeds(params, name, seeds, out, resume=True, from_stage=(from_stage or {}).get(name))[1]
+        summaries[name] = run_seeds(params, name, seeds, out, run_stage, resume=True, from_stage=(from_stage or {}).get(name))[1]
     verdicts = verdicts_for(params, summaries)
     text = (f"Claims over seeds {', '.join(map(str, seeds))} ({source}):\n\n" if source else "") + table(verdicts, seeds)
     text += "\n\n" + diagnostics(params, summaries)

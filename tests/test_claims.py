@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pipeline.claims import Claim, claims_for, judge, table, value
-from pipeline.stages.common import equal_label_rows
+from pipeline.metrics.variants import equal_label_rows
 
 
 def _cls(real, blkd, kd, kd_blkd, teacher=0.99, fid=(2.0, 1.5)):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.stages.common import save_grid, tile
+from pipeline.figures import save_grid, tile
 
 
 @pytest.mark.parametrize("n, nrow, channels", [(2, 8, 1), (7, 3, 1), (12, 4, 3), (5, 5, 3)])

@@ -3,7 +3,7 @@ import math
 import pytest
 import yaml
 
-from pipeline.stages.common import headline
+from pipeline.report import headline
 from tests.conftest import REPO
 
 

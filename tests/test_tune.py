@@ -333,7 +333,7 @@ def test_a_vicinity_trial_trains_the_gan_that_the_pipeline_would(tiny_circle, tm
 
     from pipeline.params import load_params
     from pipeline.stages import gan
-    from pipeline.stages.common import Paths, load_generator
+    from pipeline.artifacts import Paths, load_generator
     from pipeline.tune.studies import Options, VicinityStudy
 
     params_file, root = tiny_circle

@@ -193,3 +193,8 @@ def load_dataset(directory: Path) -> ImageDataset | RegressionDataset:
 def _one_line(exc: BaseException) -> str:
     """``Type: message`` squeezed onto one line."""
     return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def training_label_grid(ds, n: int) -> torch.Tensor:
+    """n labels evenly spaced over the training labels' range, normalised as G takes them."""
+    return ds.normalise(torch.linspace(float(ds.y_train.min()), float(ds.y_train.max()), n))

@@ -6,13 +6,16 @@ a burn-in set that fixes the filter's thresholds, and the candidates to filter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from pipeline.utils import predict
+from pipeline.utils import Progress, predict, seed_everything
 
 Tensor = torch.Tensor
 
@@ -87,3 +90,54 @@ def build_synthetic_regression(teacher: nn.Module, burnin: tuple[Tensor, Tensor]
     pred = predict(teacher, x).view(-1)
     keep = (pred - y_cond).abs() <= threshold
     return RegressionSyntheticSet(x[keep], y_cond[keep], pred[keep], threshold, float(keep.float().mean()) if len(keep) else 0.0)
+
+
+class Drawn(NamedTuple):
+    """What synthetic_set draws: the processed set, the fakes before the teacher filter (x, y), the
+    rejection-sampling statistics (None without subsampling) and the labels drawn at."""
+
+    syn: SyntheticSet | RegressionSyntheticSet
+    x: Tensor
+    y: Tensor
+    stats: object | None
+    labels: Tensor
+
+
+Bar = Callable[[str, int], AbstractContextManager[Progress | None]]
+
+
+def synthetic_set(exp, ds, teacher: nn.Module, G: nn.Module, sub, seed: int, bar: Bar = lambda name, total: nullcontext()) -> Drawn:
+    """Draw the burn-in set and the fakes (through the Subsampler `sub` when given), then filter
+    (and relabel) them with the teacher, by `exp.synthesize`. Class labels: every class; continuous
+    labels: uniform over the training range (normalised). `bar(name, total)` gives each draw a
+    progress callback. The synthesize stage and the n-fake study share it."""
+    from pipeline.subsample.subsampler import draw
+
+    p = exp.synthesize
+
+    def drawn(what: str, labels: Tensor, n: int):
+        with bar(f"{what} ({p.subsampling})", len(labels) * n) as progress:
+            return draw(G, exp.gan.z_dim, labels, n, sub, burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs, progress=progress)
+
+    seed_everything(seed)
+    if exp.task == "classification":
+        labels = torch.arange(ds.num_classes)
+        burn = drawn("burn-in", labels, p.n_burnin_per_class)
+        x, y, stats = drawn("fakes", labels, p.n_fake_per_class)
+        return Drawn(build_synthetic(teacher, burn[:2], (x, y), num_classes=ds.num_classes, rho=p.rho, relabel=p.relabel), x, y, stats, labels)
+    u = ds.normalise(ds.y_train)
+    lo, hi = float(u.min()), float(u.max())
+    burn_labels = lo + (hi - lo) * torch.rand(max(1, p.n_burnin // p.n_per_label))
+    labels = lo + (hi - lo) * torch.rand(max(1, p.n_fake // p.n_per_label))
+    burn = drawn("burn-in", burn_labels, p.n_per_label)
+    x, y, stats = drawn("fakes", labels, p.n_per_label)
+    return Drawn(build_synthetic_regression(teacher, burn[:2], (x, y), rho=p.rho), x, y, stats, labels)
+
+
+def oracle_fakes(exp, ds, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Perfect fakes for the built-in chairs: n fresh renders of the experiment's chair models at
+    yaw uniform over the training label range, with their true (normalised) labels."""
+    from pipeline.data.chairs import render_uniform
+
+    x, y = render_uniform(n, float(ds.y_train.min()), float(ds.y_train.max()), exp.data.n_models, exp.data.image_size, seed, seed + 1)
+    return x, ds.normalise(y)

@@ -7,6 +7,8 @@ input, or the baseline cGAN on labels binned into n_bins classes.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,7 @@ import torch
 from pipeline.gan.binned import Bins
 from pipeline.gan.train import ClassConditioning, Conditioning, VicinalConditioning
 from pipeline.gan.vicinal import VicinalSampler, Vicinity, rule_of_thumb
+from pipeline.nets import Y2H, build_gan
 
 
 @dataclass
@@ -47,3 +50,32 @@ def continuous_setup(net: dict[str, Any], x: torch.Tensor, u: torch.Tensor, *, v
         return VariantSetup(arch, ClassConditioning(x, bins.classes(u), n_bins))
     vic = vicinity_of(u, vicinity, **widths)
     return VariantSetup({**net, "label_input": label_input}, VicinalConditioning(x, VicinalSampler(u, vic)), vic, {"vicinity": [vic.sigma, vic.kappa, vic.nu]})
+
+
+def variant_setup(exp, ds, spec) -> VariantSetup:
+    """The nets and label sampling of one variant of `exp.gan` on the data set ds (spec None: the
+    class-conditional GAN); ILI's label embedding is not loaded here (build_variant does that)."""
+    p = exp.gan
+    net = {"arch": p.arch, "data_shape": tuple(ds.x_train.shape[1:]), "z_dim": p.z_dim, "g_width": p.g_width, "d_width": p.d_width}
+    if spec is None:
+        return class_setup(net, ds.x_train, ds.y_train, ds.num_classes)
+    if p.arch == "mlp":
+        net |= {"depth": p.depth, "periodic_label": p.periodic_label}
+    widths = {"m_kappa": p.m_kappa, "gap": p.label_gap, "sigma": p.sigma, "kappa": p.kappa, "nu": p.nu}
+    return continuous_setup(net, ds.x_train, ds.normalise(ds.y_train), vicinity=spec.vicinity, label_input=spec.label_input, n_bins=p.n_bins, widths=widths)
+
+
+def build_variant(exp, ds, spec, load_y2h: Callable[[], dict[str, torch.Tensor]]) -> tuple[VariantSetup, torch.nn.Module, torch.nn.Module, dict]:
+    """A fresh (G, D) for one variant (spec None: the class-conditional GAN), its label sampling
+    and what besides params identifies its checkpoint (ILI: the y2h weights from load_y2h(),
+    loaded into G and D). The gan stage and the vicinity study share it."""
+    setup = variant_setup(exp, ds, spec)
+    G, D = build_gan(**setup.build_args)
+    extra = dict(setup.fingerprint)
+    if setup.arch["label_input"] == "ili":
+        y2h_state = load_y2h()
+        for m in [*G.modules(), *D.modules()]:  # the frozen y2h copies inside G and D
+            if isinstance(m, Y2H):
+                m.load_state_dict(y2h_state)
+        extra["y2h"] = hashlib.sha256(b"".join(t.numpy().tobytes() for t in y2h_state.values())).hexdigest()[:16]
+    return setup, G, D, extra

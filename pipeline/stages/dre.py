@@ -10,20 +10,14 @@ AUC of psi between held-out reals and fresh fakes (one per held-out real, at its
 from __future__ import annotations
 
 from pipeline import tracking
-from pipeline.checkpoint import save_checkpoint
+from pipeline.artifacts import Paths, load_features, load_generator, load_y2h, save_dre, write_json
 from pipeline.data import load_dataset
+from pipeline.figures import save_curves
 from pipeline.gan.train import sample
 from pipeline.params import Params
-from pipeline.stages.common import Paths, load_features, load_generator, load_y2h, save_curves, write_json
-from pipeline.subsample.fit import fit_ratio, largest_gap, ratio_data
+from pipeline.subsample.fit import fit_ratio, label_window, ratio_data
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
-
-
-def label_window(exp, y_train) -> float | None:
-    """zeta of rejection sampling's label window (continuous labels, normalised), or None."""
-    p = exp.dre
-    return p.zeta_factor * largest_gap(y_train) if exp.task != "classification" and p.zeta_factor is not None else None
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
@@ -33,11 +27,11 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     ds = load_dataset(paths.prepared)
     phi = load_features(paths.features)
     variant = exp.dre_variant
-    G = load_generator(paths.gan / f"{variant}.pt")
+    G = load_generator(paths.generator(variant))
     label = ds.normalise if continuous else (lambda y: y)
     held, split = ((ds.x_val, ds.y_val), "val") if len(ds.y_val) else ((ds.x_test, ds.y_test), "test")
     y_train = label(ds.y_train)
-    zeta = label_window(exp, y_train)
+    zeta = label_window(y_train, p.zeta_factor, continuous)
     seed_everything(params.seed)
     with tracking.stage_run(experiment, "dre", {"seed": params.seed, "dre": p.model_dump(mode="json"), "gan_variant": variant}):
         data = ratio_data(phi, lambda y: sample(G, y, exp.gan.z_dim, p.batch_size_rs), (ds.x_train, y_train), (held[0], label(held[1])),
@@ -54,7 +48,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         save_curves({m: ([r["step"] for r in f.history], [r["loss"] for r in f.history]) for m, f in fitted.items()},
                     paths.metrics / "dre_losses.png", f"{experiment}: Softplus DRE loss ({variant})")
         tracking.log_artifact(paths.metrics / "dre_losses.png")
-    save_checkpoint({"gan_variant": variant, "zeta": zeta, "nets": {m: f.checkpoint() for m, f in fitted.items()}}, paths.dre)
+    save_dre(paths.dre, gan_variant=variant, zeta=zeta, nets={m: f.checkpoint() for m, f in fitted.items()})
     write_json(paths.metrics / "dre.json", metrics)
     info(f"dre[{experiment}] ({variant}): " + "; ".join(f"{m} {split} loss {f.stats['held_out_loss']:.4g}, AUC real vs fake {f.stats['auc_real_vs_fake']:.3f}" for m, f in fitted.items()))
     return metrics

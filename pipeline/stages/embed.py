@@ -10,13 +10,13 @@ from __future__ import annotations
 import torch
 
 from pipeline import tracking
-from pipeline.checkpoint import save_checkpoint
+from pipeline.artifacts import Paths, save_embedding, write_json
 from pipeline.data import load_dataset
 from pipeline.distill.train import train_classifier
 from pipeline.gan.embedding import train_y2h
 from pipeline.nets import LabelEmbedNet, Y2H, build_classifier
 from pipeline.params import Params
-from pipeline.stages.common import Paths, mae, write_json
+from pipeline.distill.fit import mae
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 
@@ -46,7 +46,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         tracking.log_history(h1, "net_")
         tracking.log_history(h2, "y2h_")
         tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
-    save_checkpoint({"y2h": y2h.state_dict(), "net": net.state_dict()}, paths.embed)
+    save_embedding(paths.embed, y2h=y2h, net=net)
     write_json(paths.metrics / "embed.json", metrics)
     info(f"embed[{experiment}]: regression net MAE {metrics['net_mae']:.4g} ({metrics['net_mae_split']}), y2h round trip MAE {metrics['y2h_roundtrip_mae']:.4g} ({ds.label_name})")
     return metrics

@@ -11,11 +11,12 @@ comparable across GAN changes, also on hardware whose training is not bit-reprod
 from __future__ import annotations
 
 from pipeline import tracking
+from pipeline.artifacts import Paths, save_classifier, write_json
 from pipeline.data import load_dataset
+from pipeline.distill.fit import accuracy, mae
 from pipeline.distill.train import train_classifier
 from pipeline.nets import build_classifier
 from pipeline.params import Params
-from pipeline.stages.common import Paths, accuracy, mae, save_classifier, write_json
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 

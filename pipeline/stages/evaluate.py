@@ -3,17 +3,20 @@
 
 from __future__ import annotations
 
-import json
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
 from pipeline import tracking
+from pipeline.artifacts import CLASS_VARIANT, Paths, load_classifier, load_generator, load_subsampler, read_json, write_json, write_text
 from pipeline.data import load_dataset
 from pipeline.metrics import classifier_accuracy, fid, inception_fid, inception_score, intra_fid
+from pipeline.metrics.variants import MetricsOf, evaluation_labels, variant_rows
 from pipeline.params import Params
-from pipeline.stages.common import CLASS_VARIANT, Paths, equal_labels_text, evaluation_labels, gan_table, headline, load_classifier, variant_rows, write_json, write_text
-from pipeline.ui import info
+from pipeline.report import equal_labels_text, gan_table, headline
+from pipeline.subsample.subsampler import METHODS
+from pipeline.ui import info, progress_bar
 from pipeline.utils import predict, seed_everything
 
 STUDENT_NAMES = {"real_only": "real only", "blkd": "BLKD", "cgan_kd": "cGAN-KD", "cgan_kd_blkd": "cGAN-KD + BLKD"}
@@ -42,6 +45,17 @@ def summary_markdown(experiment: str, gan: dict[str, dict[str, float]], gan_equa
     return "\n".join(lines)
 
 
+def gan_rows(exp, paths: Paths, experiment: str, variant: str, labels: torch.Tensor, n: int, metrics_of: MetricsOf) -> tuple[dict, dict]:
+    """variant_rows of one GAN variant, from its checkpoint; for the variant the dre stage
+    subsampled, also through DRE-F-SP+RS and cDRE-F-cSP+RS (with the equal-label rows)."""
+    G = load_generator(paths.generator(variant))
+    methods = METHODS if variant == exp.dre_variant else ("none",)
+    return variant_rows(
+        G, variant, {m: partial(load_subsampler, paths, m) for m in methods}, labels, n, metrics_of, z_dim=exp.gan.z_dim,
+        burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs, bar=lambda name, total: progress_bar(f"evaluate[{experiment}] {name}", total),
+    )
+
+
 def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp = params.experiment(experiment)
     if exp.task != "classification":
@@ -64,10 +78,10 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             row["fid_inception"] = inception_fid(p.inception_weights, ds.x_test, x_fake)
         return row
 
-    gan, gan_equal = variant_rows(exp, paths, experiment, CLASS_VARIANT, evaluation_labels(exp, ds), p.n_fake_per_class, metrics_of)
+    gan, gan_equal = gan_rows(exp, paths, experiment, CLASS_VARIANT, evaluation_labels(exp, ds), p.n_fake_per_class, metrics_of)
     reference = {"fid_teacher_features_real_train_vs_test": fid(teacher, ds.x_test, ds.x_train)}
-    teacher_acc = json.loads((paths.metrics / "teacher.json").read_text())["test_accuracy"]
-    students = json.loads((paths.metrics / "students.json").read_text())
+    teacher_acc = read_json(paths.metrics / "teacher.json")["test_accuracy"]
+    students = read_json(paths.metrics / "students.json")
     summary = {"gan": gan, "gan_equal_labels": gan_equal, "reference": reference, "teacher": {"test_accuracy": teacher_acc}, "students": students}
     with tracking.stage_run(experiment, "evaluate", {"seed": params.seed, "evaluate": p.model_dump(mode="json")}):
         tracking.log_metrics({

@@ -12,7 +12,6 @@ label). Then the students' MAE.
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import NamedTuple
 import torch
 
 from pipeline import tracking
+from pipeline.artifacts import Paths, load_classifier, load_synthetic, read_json, write_json, write_text
 from pipeline.data import load_dataset
 from pipeline.errors import CheckpointError
 from pipeline.metrics import (
@@ -32,18 +32,10 @@ from pipeline.metrics import (
     label_score_by_bin,
 )
 from pipeline.params import Params
-from pipeline.stages.common import (
-    Paths,
-    equal_labels_text,
-    evaluation_labels,
-    gan_table,
-    headline,
-    load_classifier,
-    save_curves,
-    variant_rows,
-    write_json,
-    write_text,
-)
+from pipeline.figures import save_curves
+from pipeline.metrics.variants import evaluation_labels
+from pipeline.report import equal_labels_text, gan_table, headline
+from pipeline.stages.evaluate import gan_rows
 from pipeline.ui import info
 from pipeline.utils import predict, seed_everything
 
@@ -81,7 +73,7 @@ def _circle(exp, ds, paths: Paths, experiment: str) -> dict[str, dict[str, dict[
     out: dict[str, dict[str, float]] = {}
     equal: dict[str, dict[str, float]] = {}
     for variant in exp.gan.variants:
-        rows, rows_equal = variant_rows(exp, paths, experiment, variant, labels, n, metrics_of)
+        rows, rows_equal = gan_rows(exp, paths, experiment, variant, labels, n, metrics_of)
         out, equal = out | rows, equal | rows_equal
     return {"gan": out, "gan_equal_labels": equal}
 
@@ -128,15 +120,15 @@ def _regression(exp, ds, paths: Paths, experiment: str) -> tuple[dict, ByBin]:
     gan: dict[str, dict[str, float]] = {}
     equal: dict[str, dict[str, float]] = {}
     for variant in exp.gan.variants:
-        rows, rows_equal = variant_rows(exp, paths, experiment, variant, labels, p.n_fake_per_label, metrics_of)
+        rows, rows_equal = gan_rows(exp, paths, experiment, variant, labels, p.n_fake_per_label, metrics_of)
         gan, equal = gan | rows, equal | rows_equal
     by_bin = ByBin([lo + (hi - lo) * i / p.n_bins for i in range(p.n_bins + 1)], {v: row.pop("label_score_by_bin") for v, row in gan.items()})
     for row in equal.values():
         row.pop("label_score_by_bin", None)
     if classifier is not None:
         reference["diversity_real_test"] = diversity(predict(classifier, ds.x_test).argmax(1), ds.y_test)
-    teacher = json.loads((paths.metrics / "teacher.json").read_text())
-    students = json.loads((paths.metrics / "students.json").read_text())
+    teacher = read_json(paths.metrics / "teacher.json")
+    students = read_json(paths.metrics / "students.json")
     return {"gan": gan, "gan_equal_labels": equal, "reference": reference, "teacher": teacher, "students": students, "synthetic": _label_noise(ds, paths, regressor)}, by_bin
 
 
@@ -145,12 +137,9 @@ def _label_noise(ds, paths: Paths, regressor: torch.nn.Module) -> dict[str, floa
     |regressor(x) - label| in label units over the kept fakes): the condition labels (cGAN-KD) and
     the teacher's adjusted ones (cGAN-KD with label adjustment). A student trained on fakes cannot
     beat the noise of their labels; compare it with the regressor's own error on real images."""
-    from pipeline.stages.synthesize import load_synthetic
-
-    x, y_cond = load_synthetic(paths, "y_cond")
+    x, y_cond, y_teacher = load_synthetic(paths, "y_cond", "y_teacher")
     if not len(y_cond):
         return {"n_kept": 0}
-    _, y_teacher = load_synthetic(paths, "y_teacher")
     pred = ds.denormalise(predict(regressor, x).view(-1))
     return {
         "n_kept": len(y_cond),

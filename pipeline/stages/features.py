@@ -10,13 +10,13 @@ from __future__ import annotations
 import torch
 
 from pipeline import tracking
-from pipeline.checkpoint import load_checkpoint
+from pipeline.artifacts import Paths, classifier_arch, load_classifier, save_features, write_json
 from pipeline.data import load_dataset
+from pipeline.distill.fit import accuracy, mae
 from pipeline.distill.train import train_classifier
 from pipeline.nets import build_classifier
 from pipeline.subsample.autoencoder import SparseAutoencoder
 from pipeline.params import Params
-from pipeline.stages.common import Paths, accuracy, load_classifier, mae, save_features, write_json
 from pipeline.subsample.features import train_autoencoder
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
@@ -32,7 +32,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     with tracking.stage_run(experiment, "features", {"seed": params.seed, "features": p.model_dump(mode="json")}):
         if exp.task == "classification":
             if p.net == "teacher":
-                model, arch = load_classifier(paths.teacher), load_checkpoint(paths.teacher)["arch"]
+                model, arch = load_classifier(paths.teacher), classifier_arch(paths.teacher)
             else:
                 arch = {"net": p.net, "in_channels": ds.channels, "num_classes": ds.num_classes, "width": p.width}
                 model = build_classifier(**arch)

@@ -20,27 +20,15 @@ from pathlib import Path
 import torch
 
 from pipeline import tracking
+from pipeline.artifacts import CLASS_VARIANT, Paths, load_gan, load_generator, load_y2h, save_gan, write_csv, write_json
 from pipeline.augment import random_shift
-from pipeline.checkpoint import load_checkpoint, save_checkpoint
-from pipeline.data import load_dataset
+from pipeline.data import load_dataset, training_label_grid
 from pipeline.errors import CheckpointError
+from pipeline.figures import save_curves, save_figure, save_grid
 from pipeline.gan.losses import get_loss
 from pipeline.gan.train import Conditioning, GanState, sample, train_gan
-from pipeline.gan.variants import VariantSetup, class_setup, continuous_setup
-from pipeline.nets import Y2H, build_gan
+from pipeline.gan.variants import build_variant
 from pipeline.params import GanParams, Params
-from pipeline.stages.common import (
-    CLASS_VARIANT,
-    Paths,
-    load_generator,
-    load_y2h,
-    save_curves,
-    save_figure,
-    save_grid,
-    training_label_grid,
-    write_csv,
-    write_json,
-)
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 
@@ -50,7 +38,7 @@ def _fit(name: str, p: GanParams, G: torch.nn.Module, D: torch.nn.Module, cond: 
     state = GanState.create(G, D, p.lr_g, p.lr_d, (p.beta1, p.beta2))
     if path.exists():
         try:
-            ckpt = load_checkpoint(path)
+            ckpt = load_gan(path)
         except CheckpointError as err:
             raise CheckpointError(f"{err}; delete it to train from scratch") from None
         if ckpt.get("config") == config:
@@ -60,7 +48,7 @@ def _fit(name: str, p: GanParams, G: torch.nn.Module, D: torch.nn.Module, cond: 
             info(f"{name}: params changed since the last checkpoint, training from scratch")
 
     def checkpoint(s: GanState) -> None:
-        save_checkpoint({"config": config, "arch": arch, "state": s.state_dict()}, path)
+        save_gan(path, config=config, arch=arch, state=s.state_dict())
 
     augment = partial(random_shift, max_shift=p.augment_shift) if p.augment_shift else (lambda x: x)
     with progress_bar(name, p.steps) as bar:
@@ -93,12 +81,12 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             jobs = list(p.variants.items())
         for variant, spec in jobs:
             seed_everything(params.seed)
-            setup, G, D, extra = build_variant(exp, ds, spec, paths)
+            setup, G, D, extra = build_variant(exp, ds, spec, partial(load_y2h, paths))
             if setup.vicinity is not None:
                 v = setup.vicinity
                 summary[variant] = {"sigma": v.sigma, "kappa": v.kappa, "nu": v.nu, "window": v.radius}
             config = _config(p, params.seed, ds.x_train, ds.y_train, variant=variant, spec=None if spec is None else spec.model_dump(), **extra)
-            state = _fit(f"gan[{experiment}/{variant}]", p, G, D, setup.cond, setup.arch, config, paths.gan / f"{variant}.pt")
+            state = _fit(f"gan[{experiment}/{variant}]", p, G, D, setup.cond, setup.arch, config, paths.generator(variant))
             tracking.log_history(state.history, f"{variant}_")
             histories[variant] = state.history
             write_csv(paths.metrics / "gan_losses" / f"{variant}.csv", state.history)
@@ -114,40 +102,11 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     return summary
 
 
-def build_variant(exp, ds, spec, paths: Paths) -> tuple[VariantSetup, torch.nn.Module, torch.nn.Module, dict]:
-    """A fresh (G, D) for one variant (spec None: the class-conditional GAN), its label sampling
-    and what besides params identifies its checkpoint (ILI: the y2h weights, loaded into G and D).
-    The stage and the vicinity study share it."""
-    setup = variant_setup(exp, ds, spec)
-    G, D = build_gan(**setup.build_args)
-    extra = dict(setup.fingerprint)
-    if setup.arch["label_input"] == "ili":
-        y2h_state = load_y2h(paths)
-        for m in [*G.modules(), *D.modules()]:  # the frozen y2h copies inside G and D
-            if isinstance(m, Y2H):
-                m.load_state_dict(y2h_state)
-        extra["y2h"] = hashlib.sha256(b"".join(t.numpy().tobytes() for t in y2h_state.values())).hexdigest()[:16]
-    return setup, G, D, extra
-
-
-def variant_setup(exp, ds, spec) -> VariantSetup:
-    """The nets and label sampling of one variant (spec None: the class-conditional GAN); ILI's
-    label embedding is not loaded here (build_variant does that)."""
-    p = exp.gan
-    net = {"arch": p.arch, "data_shape": tuple(ds.x_train.shape[1:]), "z_dim": p.z_dim, "g_width": p.g_width, "d_width": p.d_width}
-    if spec is None:
-        return class_setup(net, ds.x_train, ds.y_train, ds.num_classes)
-    if p.arch == "mlp":
-        net |= {"depth": p.depth, "periodic_label": p.periodic_label}
-    widths = {"m_kappa": p.m_kappa, "gap": p.label_gap, "sigma": p.sigma, "kappa": p.kappa, "nu": p.nu}
-    return continuous_setup(net, ds.x_train, ds.normalise(ds.y_train), vicinity=spec.vicinity, label_input=spec.label_input, n_bins=p.n_bins, widths=widths)
-
-
 def _pictures(exp, ds, paths: Paths, variants: list[str], seed: int) -> None:
     """Sample grids (images) or scatter plots (points) from each G_ema."""
     z_dim = exp.gan.z_dim
     for variant in variants:
-        G = load_generator(paths.gan / f"{variant}.pt")
+        G = load_generator(paths.generator(variant))
         torch.manual_seed(seed)
         if exp.task == "classification":
             n = 10

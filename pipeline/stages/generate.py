@@ -21,11 +21,12 @@ from pathlib import Path
 
 import torch
 
-from pipeline.data import load_dataset
+from pipeline.artifacts import CLASS_VARIANT, Paths, load_generator, load_subsampler
+from pipeline.data import load_dataset, training_label_grid
 from pipeline.data.circle import circle_centres
 from pipeline.errors import CheckpointError, ParamsError
 from pipeline.params import Params
-from pipeline.stages.common import CLASS_VARIANT, Paths, load_generator, load_subsampler, save_figure, save_grid, training_label_grid
+from pipeline.figures import save_figure, save_grid
 from pipeline.subsample.subsampler import METHODS, draw
 from pipeline.ui import info, progress_bar
 from pipeline.utils import label_positions, save_torch, seed_everything
@@ -78,7 +79,7 @@ def _generator_path(exp, paths: Paths, experiment: str, variant: str | None, gen
         variant = variant or subsampled
         if variant not in known:
             raise ParamsError(f"--variant {variant!r}: not a GAN variant of {experiment} ({', '.join(known)})")
-        generator = paths.gan / f"{variant}.pt"
+        generator = paths.generator(variant)
         if not generator.is_file():
             raise CheckpointError(f"{generator}: generator checkpoint not found (run the gan stage first)")
     elif not generator.is_file():

@@ -6,9 +6,9 @@ import dataclasses
 
 import torch
 
+from pipeline.artifacts import Paths, write_json
 from pipeline.data import limit_per_class, load_chair_models, load_digits, load_torchvision, per_class_indices, save_dataset
 from pipeline.params import Params
-from pipeline.stages.common import Paths, write_json
 from pipeline.ui import info
 
 

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import torch
 
+from pipeline.artifacts import Paths, load_features, load_generator, load_y2h, write_json
 from pipeline.data import load_dataset
+from pipeline.figures import save_split_grid
 from pipeline.gan.train import sample
 from pipeline.params import Params
-from pipeline.stages.common import Paths, evaluation_labels, load_features, load_generator, load_y2h, save_split_grid, write_json
-from pipeline.subsample.fit import fit_ratio, largest_gap, ratio_data
+from pipeline.metrics.variants import evaluation_labels
+from pipeline.subsample.fit import fit_ratio, label_window, ratio_data
 from pipeline.subsample.subsampler import SHOW_LABELS, Subsampler, accepted_vs_rejected, draw, subsampling_report
 from pipeline.ui import info, progress_bar
 from pipeline.utils import save_torch, seed_everything
@@ -39,7 +41,7 @@ def run(params: Params, experiment: str, paths: Paths, *, generator: Path, metho
                       fakes_per_real=p.fakes_per_real, batch_size=p.batch_size_rs)
     with progress_bar(f"subsample[{experiment}] {method} ratio", p.steps) as bar:
         fitted = fit_ratio(data, method, p, num_classes=0 if continuous else ds.num_classes, y2h=load_y2h(paths) if continuous and method == "cdre" else None, progress=bar)
-    zeta = p.zeta_factor * largest_gap(label(ds.y_train)) if continuous and p.zeta_factor is not None else None
+    zeta = label_window(label(ds.y_train), p.zeta_factor, continuous)
     sub = Subsampler(phi, fitted.net, zeta)
     labels = evaluation_labels(exp, ds)
     with progress_bar(f"subsample[{experiment}] {method}+RS", len(labels) * n_per_label) as bar:

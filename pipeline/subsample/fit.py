@@ -26,6 +26,12 @@ def largest_gap(labels: Tensor) -> float:
     return float((u[1:] - u[:-1]).max()) if len(u) > 1 else 1.0
 
 
+def label_window(y_train: Tensor, zeta_factor: float | None, continuous: bool) -> float | None:
+    """zeta of rejection sampling's label window: zeta_factor x the largest gap between the
+    (normalised) training labels, for continuous labels; None (no window) otherwise."""
+    return zeta_factor * largest_gap(y_train) if continuous and zeta_factor is not None else None
+
+
 @dataclass(frozen=True)
 class FittedRatio:
     arch: dict

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import CgankdError, ParamsError
-from pipeline.stages.common import Paths, save_figure, write_json
+from pipeline.artifacts import Paths, write_json
+from pipeline.figures import save_figure
 from pipeline.tune.studies import STUDIES, Options, Study
 
 FINISHED = ("COMPLETE", "PRUNED")

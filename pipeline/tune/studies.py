@@ -31,7 +31,7 @@ import torch
 
 from pipeline.errors import ParamsError
 from pipeline.params import Params, validate
-from pipeline.stages.common import Paths
+from pipeline.artifacts import Paths
 
 Report = Callable[[int, float], None]
 N_REPORTS = 4  # intermediate values per trial (the pruner's checkpoints)
@@ -199,7 +199,7 @@ class VicinityStudy(Study):
 
     def load(self) -> None:
         from pipeline.data import load_dataset
-        from pipeline.stages.common import load_classifier
+        from pipeline.artifacts import load_classifier
 
         self.ds = ds = load_dataset(self.paths.prepared)
         if self.exp.task == "circle":
@@ -242,13 +242,14 @@ class VicinityStudy(Study):
     def run(self, values: dict[str, Any], report: Report) -> tuple[float, dict[str, float]]:
         from pipeline.gan.losses import get_loss
         from pipeline.gan.train import GanState, train_gan
-        from pipeline.stages.gan import build_variant
+        from pipeline.artifacts import load_y2h
+        from pipeline.gan.variants import build_variant
         from pipeline.utils import seed_everything
 
         exp = with_values(self.params, self.experiment, values).experiment(self.experiment)
         p = exp.gan
         seed_everything(self.params.seed)
-        setup, G, D, _ = build_variant(exp, self.ds, exp.gan.variants[self.variant], self.paths)
+        setup, G, D, _ = build_variant(exp, self.ds, exp.gan.variants[self.variant], lambda: load_y2h(self.paths))
         state = GanState.create(G, D, p.lr_g, p.lr_d, (p.beta1, p.beta2))
         due = checkpoints(p.steps)
 
@@ -278,9 +279,8 @@ class DrePenaltyStudy(Study):
     def load(self) -> None:
         from pipeline.data import load_dataset
         from pipeline.gan.train import sample
-        from pipeline.stages.common import load_classifier, load_features, load_generator, load_y2h
-        from pipeline.stages.dre import label_window
-        from pipeline.subsample.fit import ratio_data
+        from pipeline.artifacts import load_classifier, load_features, load_generator, load_y2h
+        from pipeline.subsample.fit import label_window, ratio_data
 
         exp, p = self.exp, self.exp.dre
         sub = getattr(getattr(exp, "synthesize", None), "subsampling", "none")
@@ -288,11 +288,11 @@ class DrePenaltyStudy(Study):
         self.ds = ds = load_dataset(self.paths.prepared)
         continuous = exp.task != "classification"
         label = ds.normalise if continuous else (lambda y: y)
-        self.G = load_generator(self.paths.gan / f"{exp.dre_variant}.pt")
+        self.G = load_generator(self.paths.generator(exp.dre_variant))
         self.phi = load_features(self.paths.features)
         self.y2h = load_y2h(self.paths) if continuous and self.method == "cdre" else None
         y_train = label(ds.y_train)
-        self.zeta = label_window(exp, y_train)
+        self.zeta = label_window(y_train, p.zeta_factor, continuous)
         if exp.task == "classification":
             self._val_split(ds)
             self.teacher = load_classifier(self.paths.teacher)
@@ -368,14 +368,14 @@ class NFakeStudy(Study):
 
     def load(self) -> None:
         from pipeline.data import load_dataset
-        from pipeline.stages.common import CLASS_VARIANT, load_classifier, load_generator, load_subsampler
-        from pipeline.stages.student import uses_fakes
+        from pipeline.artifacts import CLASS_VARIANT, load_classifier, load_generator, load_subsampler
+        from pipeline.distill.fit import uses_fakes
 
         exp = self.exp
         self.ds = load_dataset(self.paths.prepared)
         self._val_split(self.ds)
         self.teacher = load_classifier(self.paths.teacher)
-        self.G = load_generator(self.paths.gan / f"{CLASS_VARIANT if self.classification else exp.synthesize.gan_variant}.pt")
+        self.G = load_generator(self.paths.generator(CLASS_VARIANT if self.classification else exp.synthesize.gan_variant))
         self.sub = load_subsampler(self.paths, exp.synthesize.subsampling)
         variants = [v for v in exp.student.variants if uses_fakes(exp.task, v) and v != "oracle"]
         if not variants:
@@ -397,11 +397,12 @@ class NFakeStudy(Study):
         return out
 
     def run(self, values: dict[str, Any], report: Report) -> tuple[float, dict[str, float]]:
-        from pipeline.stages.student import REGRESSION_VARIANTS, fit_student, scores
-        from pipeline.stages.synthesize import synthetic_set
+        from pipeline.distill.fit import REGRESSION_VARIANTS, fit_student, score
+        from pipeline.distill.synthetic import synthetic_set
+        from pipeline.ui import progress_bar
 
         exp = with_values(self.params, self.experiment, values).experiment(self.experiment)
-        syn = synthetic_set(exp, self.ds, self.teacher, self.G, self.sub, self.params.seed, f"{self.name}").syn
+        syn = synthetic_set(exp, self.ds, self.teacher, self.G, self.sub, self.params.seed, lambda what, total: progress_bar(f"{self.name} {what}", total)).syn
         y = syn.y if self.classification else getattr(syn, REGRESSION_VARIANTS[self.variant])
         fakes = (syn.x.half().float(), y)  # as the synthesize stage stores them
 
@@ -409,10 +410,10 @@ class NFakeStudy(Study):
 
         def check(step: int, model) -> None:
             if due(step):
-                report(step, scores(exp, self.ds, model, "val"))
+                report(step, score(exp.task, self.ds, model, "val"))
 
         model, _ = fit_student(exp, self.ds, self.variant, teacher=self.teacher, fakes=fakes, seed=self.params.seed, check=check)
-        return scores(exp, self.ds, model, "val"), {"n_fakes_kept": float(len(y))}
+        return score(exp.task, self.ds, model, "val"), {"n_fakes_kept": float(len(y))}
 
 
 STUDIES: dict[str, type[Study]] = {s.name: s for s in (VicinityStudy, DrePenaltyStudy, NFakeStudy)}

@@ -1,0 +1,55 @@
+"""Report tables: the GAN table of the evaluate stage's markdown, the equal-label table, and the
+headline that `dvc metrics show` prints (pure functions of a summary)."""
+
+from __future__ import annotations
+
+
+HEADLINE = {  # task -> (what the teacher and students are scored by, the GAN metric and its summary key)
+    "classification": ("test accuracy", "FID (teacher features)", "fid_teacher_features"),
+    "regression": ("test MAE", "intra-FID (eval regressor)", "intra_fid_eval_regressor_features"),
+    "circle": (None, "W2", "w2"),
+}
+
+
+def headline(task: str, summary: dict, dre_variant: str) -> dict:
+    """The experiment's summary cut to the same few keys in every experiment, so that `dvc metrics
+    show` prints one readable row each: the teacher's and two students' test scores with cGAN-KD's
+    gain over real only (positive: better), and the GAN metric of the subsampled variant without
+    and with cDRE-F-cSP+RS (on the labels both filled) with its acceptance rate. Keys an experiment
+    has no value for are left out (dvc shows "-")."""
+    score, gan_metric, key = HEADLINE[task]
+    row: dict = {"task": task, "gan_metric": gan_metric}
+    equal = summary.get("gan_equal_labels") or summary["gan"]
+    for name, variant in (("gan", dre_variant), ("gan_cdre", f"{dre_variant}+cdre")):
+        if key in equal.get(variant, {}):
+            row[name] = equal[variant][key]
+    if "acceptance_rate" in summary["gan"].get(f"{dre_variant}+cdre", {}):
+        row["cdre_acceptance"] = summary["gan"][f"{dre_variant}+cdre"]["acceptance_rate"]
+    if score is None:
+        return row
+    metric = "test_accuracy" if task == "classification" else "test_mae"
+    students = summary["students"]
+    row.update(score=score, teacher=summary["teacher"][metric])
+    row.update({v: students[v][metric] for v in ("real_only", "cgan_kd") if v in students})
+    if "real_only" in row and "cgan_kd" in row:
+        row["cgan_kd_gain"] = (row["cgan_kd"] - row["real_only"]) * (1 if task == "classification" else -1)
+    return row
+
+
+def gan_table(gan: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown rows: one per GAN variant (and subsampling method), one column per metric."""
+    keys = list(dict.fromkeys(k for m in gan.values() for k in m))
+    lines = ["| GAN | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    return lines + [f"| {v} | " + " | ".join(f"{m[k]:.4g}" if k in m else "-" for k in keys) + " |" for v, m in gan.items()]
+
+
+def equal_labels_text(gan: dict[str, dict[str, float]], equal: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown: the subsampled variant's rows on the labels every row filled, when some row left
+    labels short (otherwise the main table already compares them on equal terms)."""
+    if not any(gan.get(v, {}).get("labels_short") for v in equal):
+        return []
+    n = next(iter(equal.values()))["n_labels"]
+    if not n:
+        return ["No label was filled by every subsampled row: no equal-label comparison.", ""]
+    return [f"The same rows on the {n} labels that every one of them filled (rejection sampling left the others short):", "",
+            *gan_table({v: {k: x for k, x in r.items() if k != "n_labels"} for v, r in equal.items()}), ""]
