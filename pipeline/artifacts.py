@@ -158,7 +158,9 @@ def load_generator(path: Path) -> nn.Module:
     binned-label baseline comes back wrapped so that it takes continuous labels too."""
     ckpt = load_checkpoint(path)
     if "arch" not in ckpt or "G_ema" not in ckpt.get("state", {}):
-        raise CheckpointError(f"{path}: not a generator checkpoint (needs the build arguments `arch` and `state.G_ema`, as the gan stage writes)")
+        raise CheckpointError(
+            f"{path}: not a generator checkpoint (needs the build arguments `arch` and `state.G_ema`, as the gan stage writes)"
+        )
     arch = dict(ckpt["arch"])
     bins = arch.pop("bins", None)
     G, _ = build_gan(**arch)

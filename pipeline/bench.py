@@ -27,7 +27,13 @@ from pipeline.utils import seed_everything
 WARMUP = 10  # iterations timed apart: they hold the compile of compiled iterations
 
 
-def bench_circle(exp: CircleExperiment, seed: int = 0, steps: int | None = None, compiled: bool | None = None, report: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
+def bench_circle(
+    exp: CircleExperiment,
+    seed: int = 0,
+    steps: int | None = None,
+    compiled: bool | None = None,
+    report: Callable[[str], None] = print,
+) -> dict[str, dict[str, float]]:
     """{variant: {"it_per_s", "seconds", "ms_per_it", "warmup_seconds", "steady_ms_per_it", circle metrics}}:
     the whole run, then its first WARMUP iterations (with any compile) and the rest apart. ILI
     variants are skipped (they need the embed stage's output). `compiled` overrides gan.compile."""
@@ -50,18 +56,37 @@ def bench_circle(exp: CircleExperiment, seed: int = 0, steps: int | None = None,
         state = GanState.create(G, D, p.lr_g, p.lr_d, (p.beta1, p.beta2))
         marks: dict[int, float] = {}
         start = time.perf_counter()
-        train_gan(state, cond, loss=get_loss(p.loss), z_dim=p.z_dim, steps=steps, n_dis=p.n_dis, batch_size=p.batch_size,
-                  ema_decay=p.ema_decay, ema_start=p.ema_start, compiled=compiled, log_every=WARMUP,
-                  progress=lambda step, _, marks=marks: marks.setdefault(step, time.perf_counter()))
+        train_gan(
+            state,
+            cond,
+            loss=get_loss(p.loss),
+            z_dim=p.z_dim,
+            steps=steps,
+            n_dis=p.n_dis,
+            batch_size=p.batch_size,
+            ema_decay=p.ema_decay,
+            ema_start=p.ema_start,
+            compiled=compiled,
+            log_every=WARMUP,
+            progress=lambda step, _, marks=marks: marks.setdefault(step, time.perf_counter()),
+        )
         seconds = time.perf_counter() - start
         warmup = marks[WARMUP] - start
         steady = 1000 * (marks[steps] - marks[WARMUP]) / (steps - WARMUP)
         bins = setup.arch.get("bins")
         G_eval = BinnedGenerator(state.G_ema, Bins(bins[0], bins[1], p.n_bins)) if bins else state.G_ema
-        fake = sample(G_eval, ds.normalise(angles).repeat_interleave(d.eval_per_angle), p.z_dim).view(len(angles), d.eval_per_angle, -1)
+        fake = sample(G_eval, ds.normalise(angles).repeat_interleave(d.eval_per_angle), p.z_dim).view(
+            len(angles), d.eval_per_angle, -1
+        )
         metrics = circle_metrics(fake, angles, radius=d.radius, std=d.std)
-        r = results[variant] = {"it_per_s": steps / seconds, "seconds": seconds, "ms_per_it": 1000 * seconds / steps,
-                                "warmup_seconds": warmup, "steady_ms_per_it": steady, **metrics}
+        r = results[variant] = {
+            "it_per_s": steps / seconds,
+            "seconds": seconds,
+            "ms_per_it": 1000 * seconds / steps,
+            "warmup_seconds": warmup,
+            "steady_ms_per_it": steady,
+            **metrics,
+        }
         report(
             f"{variant} ({'compiled' if compiled else 'eager'}): {steps} iterations (batch {p.batch_size}) in {seconds:.1f} s = "
             f"{r['it_per_s']:.0f} it/s ({r['ms_per_it']:.2f} ms/it); first {WARMUP} iterations {warmup:.1f} s, "
@@ -71,7 +96,9 @@ def bench_circle(exp: CircleExperiment, seed: int = 0, steps: int | None = None,
     return results
 
 
-def _subsample_run(params_path: str, root: str, experiment: str, method: str, n_fake: int, seed: int) -> dict[str, float]:
+def _subsample_run(
+    params_path: str, root: str, experiment: str, method: str, n_fake: int, seed: int
+) -> dict[str, float]:
     """One rejection-sampling run in a fresh process: accepted fakes are counted and dropped (a
     sink that streams them elsewhere), so peak memory is the sampler's own."""
     import resource
@@ -92,17 +119,37 @@ def _subsample_run(params_path: str, root: str, experiment: str, method: str, n_
     seed_everything(seed)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
-    stats = rejection_sample(lambda y: sample(G, y, exp.gan.z_dim, exp.dre.batch_size_rs), sub.score, labels, n_per_label,
-                             lambda x, y, psi: None, burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs)
+    stats = rejection_sample(
+        lambda y: sample(G, y, exp.gan.z_dim, exp.dre.batch_size_rs),
+        sub.score,
+        labels,
+        n_per_label,
+        lambda x, y, psi: None,
+        burnin=exp.dre.burnin,
+        batch_size=exp.dre.batch_size_rs,
+    )
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     s = stats.summary()
-    return {"accepted": s["n_accepted"], "seconds": seconds, "accepted_per_s": s["n_accepted"] / seconds,
-            "acceptance_rate": s["acceptance_rate"], "peak_rss_mb": peak, "rss_growth_mb": peak - base}
+    return {
+        "accepted": s["n_accepted"],
+        "seconds": seconds,
+        "accepted_per_s": s["n_accepted"] / seconds,
+        "acceptance_rate": s["acceptance_rate"],
+        "peak_rss_mb": peak,
+        "rss_growth_mb": peak - base,
+    }
 
 
-def bench_subsample(params_path: Path, root: Path, experiments: list[str], n_fake: int, method: str, seed: int = 0,
-                    report: Callable[[str], None] = print) -> dict[str, list[dict[str, float]]]:
+def bench_subsample(
+    params_path: Path,
+    root: Path,
+    experiments: list[str],
+    n_fake: int,
+    method: str,
+    seed: int = 0,
+    report: Callable[[str], None] = print,
+) -> dict[str, list[dict[str, float]]]:
     """Per experiment: accepted fakes per second and acceptance rate of `method`+RS at its
     evaluation labels, for n_fake and 10 x n_fake fakes, each in a fresh process, with the peak
     resident memory (which must not grow tenfold: candidates are streamed, never all held)."""

@@ -51,7 +51,13 @@ def claims_for(task: str, summary: dict, dre_variant: str) -> list[Claim]:
     if task == "classification":
         acc = "students.{}.test_accuracy"
         return [
-            Claim("teacher at least 3 points above the real-only student (test accuracy)", "teacher.test_accuracy", ">=", acc.format("real_only"), offset=0.03),
+            Claim(
+                "teacher at least 3 points above the real-only student (test accuracy)",
+                "teacher.test_accuracy",
+                ">=",
+                acc.format("real_only"),
+                offset=0.03,
+            ),
             Claim("BLKD below the teacher (room left for the fakes)", "teacher.test_accuracy", ">", acc.format("blkd")),
             Claim("cGAN-KD > real only (test accuracy)", acc.format("cgan_kd"), ">", acc.format("real_only")),
             Claim("cGAN-KD + BLKD > BLKD (test accuracy)", acc.format("cgan_kd_blkd"), ">", acc.format("blkd")),
@@ -62,16 +68,47 @@ def claims_for(task: str, summary: dict, dre_variant: str) -> list[Claim]:
     if task == "regression":
         mae = "students.{}.test_mae"
         return [
-            Claim("cGAN-KD (label adjustment) test MAE < real only", mae.format("cgan_kd_adjusted"), "<", mae.format("real_only")),
+            Claim(
+                "cGAN-KD (label adjustment) test MAE < real only",
+                mae.format("cgan_kd_adjusted"),
+                "<",
+                mae.format("real_only"),
+            ),
             Claim("cGAN-KD test MAE < real only", mae.format("cgan_kd"), "<", mae.format("real_only")),
-            *[Claim(f"CcGAN {v}: Label Score below the binned cGAN's, every seed", f"gan.{v}.label_score", "<", "gan.binned.label_score", every_seed=True) for v in ccgan],
+            *[
+                Claim(
+                    f"CcGAN {v}: Label Score below the binned cGAN's, every seed",
+                    f"gan.{v}.label_score",
+                    "<",
+                    "gan.binned.label_score",
+                    every_seed=True,
+                )
+                for v in ccgan
+            ],
             _subsampling_claim(dre_variant, "label_score"),
         ]
     return [
-        *[c for v in ccgan for c in (
-            Claim(f"CcGAN {v}: recovers at least the binned cGAN's modes, every seed", f"gan.{v}.pct_recovered_modes", ">=", "gan.binned.pct_recovered_modes", every_seed=True),
-            Claim(f"CcGAN {v}: 2-Wasserstein at most half the binned cGAN's, every seed", f"gan.{v}.w2", "<=", "gan.binned.w2", factor=0.5, every_seed=True),
-        )],
+        *[
+            c
+            for v in ccgan
+            for c in (
+                Claim(
+                    f"CcGAN {v}: recovers at least the binned cGAN's modes, every seed",
+                    f"gan.{v}.pct_recovered_modes",
+                    ">=",
+                    "gan.binned.pct_recovered_modes",
+                    every_seed=True,
+                ),
+                Claim(
+                    f"CcGAN {v}: 2-Wasserstein at most half the binned cGAN's, every seed",
+                    f"gan.{v}.w2",
+                    "<=",
+                    "gan.binned.w2",
+                    factor=0.5,
+                    every_seed=True,
+                ),
+            )
+        ],
         _subsampling_claim(dre_variant, "w2"),
     ]
 
@@ -79,8 +116,12 @@ def claims_for(task: str, summary: dict, dre_variant: str) -> list[Claim]:
 def _subsampling_claim(variant: str, metric: str) -> Claim:
     """cDRE-F-cSP+RS against no subsampling on the experiment's main quality metric (lower is
     better), both measured on the labels every row filled."""
-    return Claim(f"cDRE-F-cSP+RS better than no subsampling ({metric}, equal labels)",
-                 f"gan_equal_labels.{variant}+cdre.{metric}", "<", f"gan_equal_labels.{variant}.{metric}")
+    return Claim(
+        f"cDRE-F-cSP+RS better than no subsampling ({metric}, equal labels)",
+        f"gan_equal_labels.{variant}+cdre.{metric}",
+        "<",
+        f"gan_equal_labels.{variant}.{metric}",
+    )
 
 
 @dataclass(frozen=True)
@@ -118,7 +159,9 @@ def judge(experiment: str, claims: list[Claim], summaries: list[dict]) -> list[V
     out = []
     for c in claims:
         right = [value(s, c.right) * c.factor + c.offset for s in summaries]
-        out.append(Verdict(experiment, c, [value(s, c.left) for s in summaries], right, [c.margin(s) for s in summaries]))
+        out.append(
+            Verdict(experiment, c, [value(s, c.left) for s in summaries], right, [c.margin(s) for s in summaries])
+        )
     return out
 
 
@@ -132,7 +175,7 @@ def _short(path: str) -> str:
     """A summary path without its section (students., gan., gan_equal_labels.)."""
     for prefix in ("students.", "gan_equal_labels.", "gan."):
         if path.startswith(prefix):
-            return path[len(prefix):]
+            return path[len(prefix) :]
     return path
 
 
@@ -156,7 +199,13 @@ def table(verdicts: list[Verdict], seeds: list[int]) -> str:
             f"| {', '.join(f'{m:+.3g}' for m in v.margins)} | {v.result} |"
         )
     n_pass = sum(v.passed for v in verdicts)
-    return "\n".join([*lines, "", f"{n_pass} of {len(verdicts)} claims hold. Margin: how far the claim holds on that seed (> 0: it holds)."])
+    return "\n".join(
+        [
+            *lines,
+            "",
+            f"{n_pass} of {len(verdicts)} claims hold. Margin: how far the claim holds on that seed (> 0: it holds).",
+        ]
+    )
 
 
 def verdicts_for(params, summaries: dict[str, list[dict]]) -> list[Verdict]:
@@ -172,7 +221,10 @@ def verdicts_for(params, summaries: dict[str, list[dict]]) -> list[Verdict]:
 DIAGNOSTICS = {
     "classification": [
         ("teacher test accuracy", "teacher.test_accuracy"),
-        *[(f"{v} test accuracy", f"students.{v}.test_accuracy") for v in ("real_only", "blkd", "cgan_kd", "cgan_kd_blkd")],
+        *[
+            (f"{v} test accuracy", f"students.{v}.test_accuracy")
+            for v in ("real_only", "blkd", "cgan_kd", "cgan_kd_blkd")
+        ],
         *[(f"{v} best validation step", f"students.{v}.best_step") for v in ("real_only", "cgan_kd")],
     ],
     "regression": [
@@ -182,7 +234,10 @@ DIAGNOSTICS = {
         ("label noise of the kept fakes: teacher-adjusted labels", "synthetic.label_noise_adjusted"),
         ("kept fakes", "synthetic.n_kept"),
         *[(f"{v} test MAE", f"students.{v}.test_mae") for v in ("real_only", "cgan_kd", "cgan_kd_adjusted", "oracle")],
-        *[(f"{v} validation MAE", f"students.{v}.val_mae") for v in ("real_only", "cgan_kd", "cgan_kd_adjusted", "oracle")],
+        *[
+            (f"{v} validation MAE", f"students.{v}.val_mae")
+            for v in ("real_only", "cgan_kd", "cgan_kd_adjusted", "oracle")
+        ],
     ],
 }
 
@@ -196,7 +251,9 @@ def diagnostics(params, summaries: dict[str, list[dict]]) -> str:
         if not present:
             continue
         lines += [f"Diagnostics, {name}:", "", "| measure | mean ± std | per seed |", "|---|---|---|"]
-        lines += [f"| {label} | {_mean_std([value(r, path) for r in runs])} | {', '.join(f'{value(r, path):.4g}' for r in runs)} |"
-                  for label, path in present]
+        lines += [
+            f"| {label} | {_mean_std([value(r, path) for r in runs])} | {', '.join(f'{value(r, path):.4g}' for r in runs)} |"
+            for label, path in present
+        ]
         lines.append("")
     return "\n".join(lines)

@@ -19,7 +19,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ExperimentOpt = Annotated[str, typer.Option("--experiment", "-e", help="experiment name (a key of `experiments` in params.yaml)")]
+ExperimentOpt = Annotated[
+    str, typer.Option("--experiment", "-e", help="experiment name (a key of `experiments` in params.yaml)")
+]
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params file")]
 RootOpt = Annotated[Path, typer.Option("--root", help="repository root that holds data/, models/ and metrics/")]
 
@@ -42,14 +44,18 @@ def _run_stage(stage: str, experiment: str, params_path: Path, root: Path) -> No
         params = load_params(params_path)
         if stage not in params.stages(experiment):  # unknown experiment or stage: fail before any work
             task = params.experiment(experiment).task
-            raise ParamsError(f"experiments.{experiment}: a {task} experiment has no {stage} stage (its stages: {', '.join(params.stages(experiment))})")
+            raise ParamsError(
+                f"experiments.{experiment}: a {task} experiment has no {stage} stage (its stages: {', '.join(params.stages(experiment))})"
+            )
         from pipeline.artifacts import Paths
 
         run_stage(stage, params, experiment, Paths(experiment, root))
     except CgankdError as err:
         fail(str(err), err.exit_code)
     except KeyboardInterrupt:
-        fail(f"{stage}[{experiment}] interrupted; outputs written so far are complete files (GAN training resumes)", 130)
+        fail(
+            f"{stage}[{experiment}] interrupted; outputs written so far are complete files (GAN training resumes)", 130
+        )
 
 
 def _stage_command(stage: str, doc: str) -> None:
@@ -61,14 +67,25 @@ def _stage_command(stage: str, doc: str) -> None:
 
 
 _stage_command("prepare", "Load the data set and write the (limited) training and test splits.")
-_stage_command("teacher", "Train the teacher (a classifier, or a regressor for continuous labels) on the real training data.")
+_stage_command(
+    "teacher", "Train the teacher (a classifier, or a regressor for continuous labels) on the real training data."
+)
 _stage_command("embed", "Train ILI's label embedding (regression net x -> h -> y, then y2h) for continuous labels.")
 _stage_command("gan", "Train the conditional GAN, or every CcGAN variant (resumes from the last checkpoints).")
-_stage_command("features", "Train DRE's feature extractor on the real data (classifier, or sparse autoencoder for continuous labels).")
+_stage_command(
+    "features",
+    "Train DRE's feature extractor on the real data (classifier, or sparse autoencoder for continuous labels).",
+)
 _stage_command("dre", "Train the density-ratio nets DRE-F-SP and cDRE-F-cSP on the GAN's fakes and the real data.")
-_stage_command("synthesize", "Generate fakes (optionally subsampled by density ratio), filter them with the teacher and relabel them.")
+_stage_command(
+    "synthesize",
+    "Generate fakes (optionally subsampled by density ratio), filter them with the teacher and relabel them.",
+)
 _stage_command("student", "Train the students (real only, BLKD, cGAN-KD, ...).")
-_stage_command("evalnets", "Train the evaluation nets of an image-regression experiment (label regressor, attribute classifier) on every real image.")
+_stage_command(
+    "evalnets",
+    "Train the evaluation nets of an image-regression experiment (label regressor, attribute classifier) on every real image.",
+)
 _stage_command("evaluate", "Measure GAN quality and collect the student table.")
 
 
@@ -99,7 +116,9 @@ def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -
 def seeds(
     experiment: ExperimentOpt,
     seed: Annotated[list[int], typer.Option("--seed", "-s", help="a seed; repeat the option for several")] = [0, 1, 2],  # noqa: B006
-    out: Annotated[Path, typer.Option("--out", help="folder for the per-seed outputs and the summary")] = Path("runs/seeds"),
+    out: Annotated[Path, typer.Option("--out", help="folder for the per-seed outputs and the summary")] = Path(
+        "runs/seeds"
+    ),
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Run the whole pipeline of one experiment once per seed (outside DVC); print mean and std."""
@@ -117,12 +136,27 @@ def seeds(
 
 @app.command()
 def claims(
-    params: Annotated[Path, typer.Option("--params", "-p", help="params file: the claims profile")] = Path("profiles/claims.yaml"),
+    params: Annotated[Path, typer.Option("--params", "-p", help="params file: the claims profile")] = Path(
+        "profiles/claims.yaml"
+    ),
     seed: Annotated[list[int], typer.Option("--seed", "-s", help="a seed; repeat the option for several")] = [0, 1, 2],  # noqa: B006
-    out: Annotated[Path, typer.Option("--out", help="folder for the per-seed outputs and the claims table")] = Path("runs/claims"),
-    fresh: Annotated[bool, typer.Option("--fresh", help="rerun every seed (default: a seed finished with the same params is read back)")] = False,
-    workers: Annotated[int, typer.Option(min=1, help="seeds run at once, each a process of its own on one thread (logs in OUT/logs/)")] = 1,
-    from_stage: Annotated[list[str], typer.Option("--from-stage", help="EXPERIMENT:STAGE: rerun that experiment from STAGE on, reusing the earlier stages' outputs (when only STAGE's params or later ones changed); repeatable")] = [],  # noqa: B006
+    out: Annotated[Path, typer.Option("--out", help="folder for the per-seed outputs and the claims table")] = Path(
+        "runs/claims"
+    ),
+    fresh: Annotated[
+        bool,
+        typer.Option("--fresh", help="rerun every seed (default: a seed finished with the same params is read back)"),
+    ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="seeds run at once, each a process of its own on one thread (logs in OUT/logs/)")
+    ] = 1,
+    from_stage: Annotated[
+        list[str],
+        typer.Option(
+            "--from-stage",
+            help="EXPERIMENT:STAGE: rerun that experiment from STAGE on, reusing the earlier stages' outputs (when only STAGE's params or later ones changed); repeatable",
+        ),
+    ] = [],  # noqa: B006
 ) -> None:
     """Run every experiment of a params file once per seed (outside DVC) and print the claims table:
     each claim of the papers with its mean ± std, per-seed margins and PASS/MISS (also out/claims.md).
@@ -144,7 +178,9 @@ def claims(
         if workers > 1 and len(seed) > 1:
             _claims_workers(params, list(p.experiments), seed, out, workers, from_stage)
             restart = {}  # the workers reran those stages: here every seed is read back
-        text = run_claims(p, seed, out, run_stage, progress=info, source=f"{params} at commit {git_commit()[:10]}", from_stage=restart)
+        text = run_claims(
+            p, seed, out, run_stage, progress=info, source=f"{params} at commit {git_commit()[:10]}", from_stage=restart
+        )
     except CgankdError as err:
         fail(str(err), err.exit_code)
     typer.echo(text)
@@ -159,12 +195,16 @@ def _from_stages(params, specs: list[str]) -> dict[str, str]:
         name, _, stage = spec.partition(":")
         stages = params.stages(name)
         if stage not in stages:
-            raise ParamsError(f"--from-stage {spec}: experiments.{name} has no stage {stage!r} (its stages: {', '.join(stages)})")
+            raise ParamsError(
+                f"--from-stage {spec}: experiments.{name} has no stage {stage!r} (its stages: {', '.join(stages)})"
+            )
         out[name] = stage
     return out
 
 
-def _claims_workers(params: Path, experiments: list[str], seeds: list[int], out: Path, workers: int, from_stage: list[str]) -> None:
+def _claims_workers(
+    params: Path, experiments: list[str], seeds: list[int], out: Path, workers: int, from_stage: list[str]
+) -> None:
     """Run `cgankd claims` for each seed in a process of its own, at most `workers` at once, each on
     one thread; a failed seed is an error that names its log. The MLflow store and experiments are
     made first: workers that each create them at once collide (SQLite migrations, duplicate names)."""
@@ -205,16 +245,45 @@ def _claims_workers(params: Path, experiments: list[str], seeds: list[int], out:
 
 @app.command()
 def tune(
-    study: Annotated[str, typer.Argument(help="vicinity (CcGAN's sigma and kappa/nu), dre-penalty (DRE's lambda) or n-fake (synthetic set size for students)")],
+    study: Annotated[
+        str,
+        typer.Argument(
+            help="vicinity (CcGAN's sigma and kappa/nu), dre-penalty (DRE's lambda) or n-fake (synthetic set size for students)"
+        ),
+    ],
     experiment: ExperimentOpt,
-    n_trials: Annotated[int, typer.Option("--n-trials", min=1, help="finished trials the study should hold; a rerun runs only the missing ones")] = 20,
-    timeout: Annotated[float | None, typer.Option(min=1, help="seconds after which (each worker) starts no new trial")] = None,
-    storage: Annotated[str | None, typer.Option(help="Optuna storage: a journal file path, or an RDB URL (postgresql://, mysql://) that workers on many machines share [default: runs/tune/<study-name>/journal.log]")] = None,
-    study_name: Annotated[str | None, typer.Option("--study-name", help="[default: <experiment>-<study>]; an existing name resumes that study")] = None,
+    n_trials: Annotated[
+        int,
+        typer.Option(
+            "--n-trials", min=1, help="finished trials the study should hold; a rerun runs only the missing ones"
+        ),
+    ] = 20,
+    timeout: Annotated[
+        float | None, typer.Option(min=1, help="seconds after which (each worker) starts no new trial")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage: a journal file path, or an RDB URL (postgresql://, mysql://) that workers on many machines share [default: runs/tune/<study-name>/journal.log]"
+        ),
+    ] = None,
+    study_name: Annotated[
+        str | None,
+        typer.Option("--study-name", help="[default: <experiment>-<study>]; an existing name resumes that study"),
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="worker processes on this machine, sharing the storage")] = 1,
-    apply: Annotated[bool, typer.Option("--apply", help="write the best params into the params file (comments and order kept)")] = False,
-    variant: Annotated[str | None, typer.Option(help="vicinity: the CcGAN variant to tune [default: synthesize.gan_variant, or dre.gan_variant for circle]")] = None,
-    method: Annotated[str | None, typer.Option(help="dre-penalty: dre or cdre [default: synthesize.subsampling, else cdre]")] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="write the best params into the params file (comments and order kept)")
+    ] = False,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            help="vicinity: the CcGAN variant to tune [default: synthesize.gan_variant, or dre.gan_variant for circle]"
+        ),
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(help="dre-penalty: dre or cdre [default: synthesize.subsampling, else cdre]")
+    ] = None,
     rho: Annotated[bool, typer.Option("--rho", help="n-fake: tune the teacher filter's rho too")] = False,
     params: ParamsOpt = Path("params.yaml"),
     root: RootOpt = Path("."),
@@ -228,7 +297,9 @@ def tune(
     from pipeline.tune.runner import StudySpec, optimize, summary_text
     from pipeline.tune.studies import Options
 
-    spec = StudySpec(study, experiment, params, root, study_name or f"{experiment}-{study}", storage, Options(variant, method, rho))
+    spec = StudySpec(
+        study, experiment, params, root, study_name or f"{experiment}-{study}", storage, Options(variant, method, rho)
+    )
     try:
         if not spec.study_name.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ParamsError(f"--study-name {spec.study_name!r}: use letters, digits, '-', '_' and '.'")
@@ -236,7 +307,10 @@ def tune(
     except CgankdError as err:
         fail(str(err), err.exit_code)
     except KeyboardInterrupt:
-        fail(f"study {spec.study_name} interrupted: finished trials are kept, the running one is marked failed; rerun the same command to resume", 130)
+        fail(
+            f"study {spec.study_name} interrupted: finished trials are kept, the running one is marked failed; rerun the same command to resume",
+            130,
+        )
     typer.echo(summary_text(summary))
     typer.echo(f"summary and plots: {spec.folder}")
     if apply:
@@ -248,16 +322,25 @@ def tune(
             apply_values(params, experiment, summary["best_params"])
         except CgankdError as err:
             fail(str(err), err.exit_code)
-        typer.echo(f"wrote {', '.join(f'experiments.{experiment}.{k}' for k in summary['best_params'])} into {params}; `dvc repro` picks them up")
+        typer.echo(
+            f"wrote {', '.join(f'experiments.{experiment}.{k}' for k in summary['best_params'])} into {params}; `dvc repro` picks them up"
+        )
 
 
 @app.command()
 def subsample(
     experiment: ExperimentOpt,
-    generator: Annotated[Path, typer.Option("--generator", "-g", help="generator checkpoint (the gan stage's format: arch + state.G_ema)")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="output stem: writes <out>.pt, <out>.json and, for images, <out>.png")],
+    generator: Annotated[
+        Path,
+        typer.Option("--generator", "-g", help="generator checkpoint (the gan stage's format: arch + state.G_ema)"),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="output stem: writes <out>.pt, <out>.json and, for images, <out>.png")
+    ],
     method: Annotated[str, typer.Option("--method", "-m", help="dre (DRE-F-SP+RS) or cdre (cDRE-F-cSP+RS)")] = "cdre",
-    n_per_label: Annotated[int, typer.Option("--n-per-label", "-n", min=1, help="accepted fakes per evaluation label")] = 100,
+    n_per_label: Annotated[
+        int, typer.Option("--n-per-label", "-n", min=1, help="accepted fakes per evaluation label")
+    ] = 100,
     params: ParamsOpt = Path("params.yaml"),
     root: RootOpt = Path("."),
 ) -> None:
@@ -275,7 +358,9 @@ def subsample(
             raise CheckpointError(f"{generator}: generator checkpoint not found")
         p = load_params(params)
         p.experiment(experiment)
-        stage.run(p, experiment, Paths(experiment, root), generator=generator, method=method, n_per_label=n_per_label, out=out)
+        stage.run(
+            p, experiment, Paths(experiment, root), generator=generator, method=method, n_per_label=n_per_label, out=out
+        )
     except CgankdError as err:
         fail(str(err), err.exit_code)
 
@@ -283,15 +368,40 @@ def subsample(
 @app.command()
 def generate(
     experiment: ExperimentOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="output stem: writes <out>.pt (x, y in label units) and <out>.png")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="output stem: writes <out>.pt (x, y in label units) and <out>.png")
+    ],
     label: Annotated[
         list[float] | None,
-        typer.Option("--label", "-l", help="a label in the data set's units (a class id; degrees for chairs, radians for the circle); repeat for several (default: every class, or 10 evenly spaced over the training range)"),
+        typer.Option(
+            "--label",
+            "-l",
+            help="a label in the data set's units (a class id; degrees for chairs, radians for the circle); repeat for several (default: every class, or 10 evenly spaced over the training range)",
+        ),
     ] = None,
-    n_per_label: Annotated[int, typer.Option("--n-per-label", "-n", min=1, help="fakes per label (one row of the picture)")] = 8,
-    variant: Annotated[str | None, typer.Option("--variant", "-v", help="the gan stage's generator of this variant (default: the class-conditional GAN, or dre.gan_variant)")] = None,
-    generator: Annotated[Path | None, typer.Option("--generator", "-g", help="a generator checkpoint of your own instead (the gan stage's format)")] = None,
-    subsampling: Annotated[str, typer.Option("--subsample", "-m", help="none, or dre / cdre: rejection sampling through the dre stage's ratio nets (trained on dre.gan_variant's fakes)")] = "none",
+    n_per_label: Annotated[
+        int, typer.Option("--n-per-label", "-n", min=1, help="fakes per label (one row of the picture)")
+    ] = 8,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant",
+            "-v",
+            help="the gan stage's generator of this variant (default: the class-conditional GAN, or dre.gan_variant)",
+        ),
+    ] = None,
+    generator: Annotated[
+        Path | None,
+        typer.Option("--generator", "-g", help="a generator checkpoint of your own instead (the gan stage's format)"),
+    ] = None,
+    subsampling: Annotated[
+        str,
+        typer.Option(
+            "--subsample",
+            "-m",
+            help="none, or dre / cdre: rejection sampling through the dre stage's ratio nets (trained on dre.gan_variant's fakes)",
+        ),
+    ] = "none",
     seed: Annotated[int | None, typer.Option(help="random seed (default: params.yaml's seed)")] = None,
     params: ParamsOpt = Path("params.yaml"),
     root: RootOpt = Path("."),
@@ -305,14 +415,28 @@ def generate(
     try:
         p = load_params(params)
         p.experiment(experiment)
-        command.run(p, experiment, Paths(experiment, root), out=out, labels=label, n_per_label=n_per_label, variant=variant, generator=generator, subsampling=subsampling, seed=seed)
+        command.run(
+            p,
+            experiment,
+            Paths(experiment, root),
+            out=out,
+            labels=label,
+            n_per_label=n_per_label,
+            variant=variant,
+            generator=generator,
+            subsampling=subsampling,
+            seed=seed,
+        )
     except CgankdError as err:
         fail(str(err), err.exit_code)
 
 
 @app.command("bench-subsample")
 def bench_subsample(
-    experiment: Annotated[list[str] | None, typer.Option("--experiment", "-e", help="an experiment (repeat; default: all with a dre stage output)")] = None,
+    experiment: Annotated[
+        list[str] | None,
+        typer.Option("--experiment", "-e", help="an experiment (repeat; default: all with a dre stage output)"),
+    ] = None,
     n_fake: Annotated[int, typer.Option(help="fakes per run (the memory check repeats with 10x as many)")] = 2000,
     method: Annotated[str, typer.Option(help="dre or cdre")] = "cdre",
     params: ParamsOpt = Path("params.yaml"),
@@ -338,7 +462,10 @@ def bench_subsample(
 def bench_circle(
     experiment: Annotated[str, typer.Option("--experiment", "-e", help="a circle experiment")] = "circle",
     steps: Annotated[int | None, typer.Option(min=11, help="iterations (default: the experiment's gan.steps)")] = None,
-    compiled: Annotated[bool | None, typer.Option("--compile/--eager", help="compiled or eager steps (default: the experiment's gan.compile)")] = None,
+    compiled: Annotated[
+        bool | None,
+        typer.Option("--compile/--eager", help="compiled or eager steps (default: the experiment's gan.compile)"),
+    ] = None,
     threads: Annotated[int, typer.Option(help="torch CPU threads")] = 1,
     seed: Annotated[int, typer.Option(help="seed")] = 0,
     params: ParamsOpt = Path("params.yaml"),

@@ -18,7 +18,11 @@ def tile(images: torch.Tensor, nrow: int, pad: int = 1, value: float = 1.0) -> t
     rows = -(-n // cols)
     cells = torch.full((rows * cols, c, h + pad, w + pad), value, dtype=images.dtype)
     cells[:n, :, pad:, pad:] = images
-    grid = cells.view(rows, cols, c, h + pad, w + pad).permute(2, 0, 3, 1, 4).reshape(c, rows * (h + pad), cols * (w + pad))
+    grid = (
+        cells.view(rows, cols, c, h + pad, w + pad)
+        .permute(2, 0, 3, 1, 4)
+        .reshape(c, rows * (h + pad), cols * (w + pad))
+    )
     return torch.nn.functional.pad(grid, (0, pad, 0, pad), value=value)
 
 
@@ -45,7 +49,9 @@ def save_split_grid(rows: list[tuple[torch.Tensor, torch.Tensor]], path: Path, n
     save_grid(torch.cat(cells), path, nrow=2 * n + 1)
 
 
-def save_curves(curves: dict[str, tuple[list[float], list[float]]], path: Path, title: str, xlabel: str = "step") -> None:
+def save_curves(
+    curves: dict[str, tuple[list[float], list[float]]], path: Path, title: str, xlabel: str = "step"
+) -> None:
     """A PNG line plot, one line per entry: label -> (xs, ys)."""
     import matplotlib
 

@@ -57,7 +57,9 @@ class DataParams(Section):
     image_size: int = Field(16, ge=8, le=256)
     test_fraction: float = Field(0.3, gt=0, lt=1, description="digits only: held-out share")
     n_models: int = Field(20, ge=2, description="chair_models: chair models, one class each")
-    per_class: int = Field(80, ge=2, description="chair_models: training images per class (before validation is carved)")
+    per_class: int = Field(
+        80, ge=2, description="chair_models: training images per class (before validation is carved)"
+    )
     test_per_class: int = Field(50, ge=1, description="chair_models: test images per class")
     train_per_class: int | None = Field(None, ge=1, description="keep this many training images per class")
     train_fraction: float | None = Field(None, gt=0, le=1, description="or this share per class")
@@ -84,7 +86,9 @@ class ClassifierParams(Section):
     weight_decay: float = Field(5e-4, ge=0)
     augment: bool = True
     max_shift: int = Field(2, ge=0, le=8, description="random translation in pixels when augment")
-    keep_best: bool = Field(False, description="end with the weights of the best validation score (checked every eval_every steps)")
+    keep_best: bool = Field(
+        False, description="end with the weights of the best validation score (checked every eval_every steps)"
+    )
     eval_every: int = Field(50, ge=1, description="steps between logged losses (and validation checks with keep_best)")
 
 
@@ -104,13 +108,18 @@ class GanParams(Section):
     augment_shift: int = Field(0, ge=0, le=8, description="DiffAugment translation (pixels) of D's inputs; 0 = off")
     ema_decay: float = Field(0.995, ge=0, lt=1)
     ema_start: int = Field(500, ge=0, description="EMA copies G until this step")
-    compile: bool = Field(False, description="run each iteration (D steps, G step, Adam updates) as one torch.compile graph: faster for small nets, after a one-off compile (needs a C++ compiler)")
+    compile: bool = Field(
+        False,
+        description="run each iteration (D steps, G step, Adam updates) as one torch.compile graph: faster for small nets, after a one-off compile (needs a C++ compiler)",
+    )
     checkpoint_every: int = Field(250, ge=1)
     log_every: int = Field(50, ge=1)
 
 
 Subsampling = Literal["none", "dre", "cdre"]
-SUBSAMPLING_HELP = "draw the fakes through density-ratio rejection sampling: none, dre (DRE-F-SP+RS) or cdre (cDRE-F-cSP+RS)"
+SUBSAMPLING_HELP = (
+    "draw the fakes through density-ratio rejection sampling: none, dre (DRE-F-SP+RS) or cdre (cDRE-F-cSP+RS)"
+)
 
 
 class SynthesizeParams(Section):
@@ -164,21 +173,29 @@ class AutoencoderParams(Section):
 class DreParams(Section):
     """DRE-F-SP and cDRE-F-cSP (both trained), and the rejection sampling that uses them."""
 
-    gan_variant: str | None = Field(None, description="continuous labels: the GAN variant whose fakes are subsampled (default: the first)")
+    gan_variant: str | None = Field(
+        None, description="continuous labels: the GAN variant whose fakes are subsampled (default: the first)"
+    )
     penalty: float = Field(0.01, ge=0, description="the DRE penalty lambda on (E_fake[psi] - 1)^2")
     width: int = Field(256, ge=8, description="hidden units of psi's MLP (a multiple of 8: GroupNorm)")
     depth: int = Field(4, ge=1)
     dropout: float = Field(0.5, ge=0, lt=1)
-    norm: Literal["group", "none"] = Field("group", description="psi's hidden normalisation; none for low-dimensional features (points)")
+    norm: Literal["group", "none"] = Field(
+        "group", description="psi's hidden normalisation; none for low-dimensional features (points)"
+    )
     embed_dim: int = Field(16, ge=1, description="class labels: size of psi's label embedding")
     steps: int = Field(2000, ge=1)
     batch_size: int = Field(256, ge=2)
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    fakes_per_real: int = Field(10, ge=1, description="fakes generated at each real training sample's label for training")
+    fakes_per_real: int = Field(
+        10, ge=1, description="fakes generated at each real training sample's label for training"
+    )
     burnin: int = Field(100, ge=1, description="rejection sampling: burn-in candidates per label that set M")
     batch_size_rs: int = Field(1000, ge=1, description="rejection sampling: candidates per round")
-    zeta_factor: float | None = Field(6.0, gt=0, description="continuous labels: window half-width = this x the largest label gap; null: no window")
+    zeta_factor: float | None = Field(
+        6.0, gt=0, description="continuous labels: window half-width = this x the largest label gap; null: no window"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DreParams:
@@ -232,7 +249,9 @@ class RegressionDataParams(Section):
     n_models: int = Field(10, ge=1, description="chairs: number of chair models")
     angle_step: float = Field(0.25, gt=0, description="chairs: yaw grid step (degrees)")
     train_angle_fraction: float = Field(0.8, gt=0, lt=1, description="chairs: share of angles used for training")
-    max_per_label: int | None = Field(5, ge=1, description="keep at most this many training images per label (RC-49 style)")
+    max_per_label: int | None = Field(
+        5, ge=1, description="keep at most this many training images per label (RC-49 style)"
+    )
     val_fraction: float = Field(0.1, ge=0, lt=1, description="validation share, carved from the kept training images")
 
     @model_validator(mode="after")
@@ -289,7 +308,9 @@ class CcGanParams(GanParams):
 
 class RegressorParams(ClassifierParams):
     loss: Literal["mse", "l1"] = "mse"
-    max_shift: int = Field(0, ge=0, le=8, description="random translation in pixels when augment (shifts can change the angle's look)")
+    max_shift: int = Field(
+        0, ge=0, le=8, description="random translation in pixels when augment (shifts can change the angle's look)"
+    )
     augment: bool = False
 
 
@@ -299,7 +320,9 @@ class RegSynthesizeParams(Section):
     n_fake: int = Field(5000, ge=1, description="fakes kept at most (labels drawn uniformly over the label range)")
     n_per_label: int = Field(10, ge=1, description="fakes per drawn label (n_fake / n_per_label labels)")
     n_burnin: int = Field(1000, ge=1, description="fakes that fix the filter's threshold")
-    rho: float = Field(0.7, gt=0, le=1, description="keep fakes with |teacher(x) - y| below this quantile of the burn-in set")
+    rho: float = Field(
+        0.7, gt=0, le=1, description="keep fakes with |teacher(x) - y| below this quantile of the burn-in set"
+    )
     batch_size: int = Field(500, ge=1)
 
 
@@ -307,11 +330,17 @@ class RegStudentParams(RegressorParams):
     net: ClassifierNet = "cnn"
     width: int = 16
     fake_fraction: float | None = Field(0.5, ge=0, le=1, description="share of fakes in each cGAN-KD batch")
-    variants: tuple[Literal["real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"], ...] = ("real_only", "cgan_kd", "cgan_kd_adjusted")
+    variants: tuple[Literal["real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"], ...] = (
+        "real_only",
+        "cgan_kd",
+        "cgan_kd_adjusted",
+    )
 
 
 class RegEvaluateParams(Section):
-    net: ClassifierNet = Field("cnn", description="the evaluation nets (label regressor, attribute classifier), trained on all real images")
+    net: ClassifierNet = Field(
+        "cnn", description="the evaluation nets (label regressor, attribute classifier), trained on all real images"
+    )
     width: int = Field(32, ge=4, le=512)
     steps: int = Field(1500, ge=1)
     batch_size: int = Field(64, ge=2)
@@ -340,12 +369,18 @@ class RegressionExperiment(Section):
     @model_validator(mode="after")
     def _check(self) -> RegressionExperiment:
         if self.synthesize.gan_variant not in self.gan.variants:
-            raise ValueError(f"synthesize.gan_variant {self.synthesize.gan_variant!r} is not a gan variant ({', '.join(self.gan.variants)})")
+            raise ValueError(
+                f"synthesize.gan_variant {self.synthesize.gan_variant!r} is not a gan variant ({', '.join(self.gan.variants)})"
+            )
         _check_dre_variant(self.dre, self.gan)
         if "oracle" in self.student.variants and self.data.name != "chairs":
-            raise ValueError(f"student.variants: oracle renders perfect fakes, which only the built-in chairs can, not {self.data.name!r}")
+            raise ValueError(
+                f"student.variants: oracle renders perfect fakes, which only the built-in chairs can, not {self.data.name!r}"
+            )
         if self.synthesize.subsampling != "none" and self.dre_variant != self.synthesize.gan_variant:
-            raise ValueError(f"synthesize.subsampling needs the density ratio of synthesize.gan_variant {self.synthesize.gan_variant!r}, but dre.gan_variant is {self.dre_variant!r}")
+            raise ValueError(
+                f"synthesize.subsampling needs the density ratio of synthesize.gan_variant {self.synthesize.gan_variant!r}, but dre.gan_variant is {self.dre_variant!r}"
+            )
         return self
 
 
@@ -372,12 +407,25 @@ def _check_dre_variant(dre: DreParams, gan: CcGanParams) -> None:
         raise ValueError(f"dre.gan_variant {dre.gan_variant!r} is not a gan variant ({', '.join(gan.variants)})")
 
 
-Experiment = Annotated[Union[ClassificationExperiment, RegressionExperiment, CircleExperiment], Field(discriminator="task")]
+Experiment = Annotated[
+    Union[ClassificationExperiment, RegressionExperiment, CircleExperiment], Field(discriminator="task")
+]
 TASKS = ("classification", "regression", "circle")
 # the stages of each task's pipeline, in order
 TASK_STAGES = {
     "classification": ("prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"),
-    "regression": ("prepare", "embed", "teacher", "gan", "features", "dre", "synthesize", "student", "evalnets", "evaluate"),
+    "regression": (
+        "prepare",
+        "embed",
+        "teacher",
+        "gan",
+        "features",
+        "dre",
+        "synthesize",
+        "student",
+        "evalnets",
+        "evaluate",
+    ),
     "circle": ("prepare", "embed", "gan", "features", "dre", "evaluate"),
 }
 # which experiments each group of DVC stages loops over, by task
@@ -415,7 +463,9 @@ class Params(Section):
         for group, tasks in GROUP_TASKS.items():
             want = sorted(n for n, e in self.experiments.items() if e.task in tasks)
             if sorted(getattr(self.groups, group)) != want:
-                raise ValueError(f"groups.{group} must list the experiments with task {' or '.join(tasks)}: [{', '.join(want)}]")
+                raise ValueError(
+                    f"groups.{group} must list the experiments with task {' or '.join(tasks)}: [{', '.join(want)}]"
+                )
         return self
 
     def stages(self, name: str) -> tuple[str, ...]:

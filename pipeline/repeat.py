@@ -57,8 +57,15 @@ def _stamp(params: Params, experiment: str, seed: int) -> dict:
     return {"seed": seed, "experiment": params.experiment(experiment).model_dump(mode="json")}
 
 
-def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, run_stage: RunStage, resume: bool = False,
-              from_stage: str | None = None) -> tuple[dict, list[dict]]:
+def run_seeds(
+    params: Params,
+    experiment: str,
+    seeds: list[int],
+    out: Path,
+    run_stage: RunStage,
+    resume: bool = False,
+    from_stage: str | None = None,
+) -> tuple[dict, list[dict]]:
     """(mean and std over seeds, each seed's summary): each stage of the experiment run by
     run_stage into out/seed<N>/. Each seed's stages share one MLflow
     pipeline_run_id, as the stages of one `dvc repro` do. With `resume`, a seed whose summary was
@@ -73,10 +80,15 @@ def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, run_
         paths = Paths(experiment, out / f"seed{seed}")
         stamp_path = paths.metrics / "params_stamp.json"
         stamp = _stamp(params, experiment, seed)
-        done = resume and paths.summary_json.exists() and stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp
+        done = (
+            resume
+            and paths.summary_json.exists()
+            and stamp_path.exists()
+            and json.loads(stamp_path.read_text()) == stamp
+        )
         stages = p.stages(experiment)
         if from_stage is not None:
-            stages, done = stages[stages.index(from_stage):], False
+            stages, done = stages[stages.index(from_stage) :], False
         if not done:
             stamp_path.unlink(missing_ok=True)
             with tracking.pipeline_run(f"seeds-{study}-seed{seed}"):
@@ -90,7 +102,15 @@ def run_seeds(params: Params, experiment: str, seeds: list[int], out: Path, run_
     return agg, summaries
 
 
-def run_claims(params: Params, seeds: list[int], out: Path, run_stage: RunStage, progress=None, source: str = "", from_stage: dict[str, str] | None = None) -> str:
+def run_claims(
+    params: Params,
+    seeds: list[int],
+    out: Path,
+    run_stage: RunStage,
+    progress=None,
+    source: str = "",
+    from_stage: dict[str, str] | None = None,
+) -> str:
     """Every experiment of `params` once per seed (resuming finished seeds; `from_stage`:
     experiment -> the stage to rerun it from, as in run_seeds), then the claims table
     (out/claims.md, out/claims.json). `progress(text)` hears when each experiment starts."""
@@ -100,13 +120,27 @@ def run_claims(params: Params, seeds: list[int], out: Path, run_stage: RunStage,
     for name in params.experiments:
         if progress:
             progress(f"claims: {name}, seeds {', '.join(map(str, seeds))}")
-        summaries[name] = run_seeds(params, name, seeds, out, run_stage, resume=True, from_stage=(from_stage or {}).get(name))[1]
+        summaries[name] = run_seeds(
+            params, name, seeds, out, run_stage, resume=True, from_stage=(from_stage or {}).get(name)
+        )[1]
     verdicts = verdicts_for(params, summaries)
-    text = (f"Claims over seeds {', '.join(map(str, seeds))} ({source}):\n\n" if source else "") + table(verdicts, seeds)
+    text = (f"Claims over seeds {', '.join(map(str, seeds))} ({source}):\n\n" if source else "") + table(
+        verdicts, seeds
+    )
     text += "\n\n" + diagnostics(params, summaries)
-    write_json(out / "claims.json", [
-        {"experiment": v.experiment, "claim": v.claim.text, "left": v.left, "right": v.right, "margins": v.margins, "result": v.result}
-        for v in verdicts
-    ])
+    write_json(
+        out / "claims.json",
+        [
+            {
+                "experiment": v.experiment,
+                "claim": v.claim.text,
+                "left": v.left,
+                "right": v.right,
+                "margins": v.margins,
+                "result": v.result,
+            }
+            for v in verdicts
+        ],
+    )
     write_text(out / "claims.md", text + "\n")
     return text

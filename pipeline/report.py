@@ -40,7 +40,9 @@ def gan_table(gan: dict[str, dict[str, float]]) -> list[str]:
     """Markdown rows: one per GAN variant (and subsampling method), one column per metric."""
     keys = list(dict.fromkeys(k for m in gan.values() for k in m))
     lines = ["| GAN | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-    return lines + [f"| {v} | " + " | ".join(f"{m[k]:.4g}" if k in m else "-" for k in keys) + " |" for v, m in gan.items()]
+    return lines + [
+        f"| {v} | " + " | ".join(f"{m[k]:.4g}" if k in m else "-" for k in keys) + " |" for v, m in gan.items()
+    ]
 
 
 def equal_labels_text(gan: dict[str, dict[str, float]], equal: dict[str, dict[str, float]]) -> list[str]:
@@ -51,5 +53,9 @@ def equal_labels_text(gan: dict[str, dict[str, float]], equal: dict[str, dict[st
     n = next(iter(equal.values()))["n_labels"]
     if not n:
         return ["No label was filled by every subsampled row: no equal-label comparison.", ""]
-    return [f"The same rows on the {n} labels that every one of them filled (rejection sampling left the others short):", "",
-            *gan_table({v: {k: x for k, x in r.items() if k != "n_labels"} for v, r in equal.items()}), ""]
+    return [
+        f"The same rows on the {n} labels that every one of them filled (rejection sampling left the others short):",
+        "",
+        *gan_table({v: {k: x for k, x in r.items() if k != "n_labels"} for v, r in equal.items()}),
+        "",
+    ]

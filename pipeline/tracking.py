@@ -78,7 +78,12 @@ def pipeline_run_id() -> str:
     """Shared by all stages of one pipeline run: the enclosing `pipeline_run` block's id, else
     $CGANKD_PIPELINE_RUN_ID, else derived from the dvc process that runs the stages (one
     `dvc repro`), else a fresh id for a stage run on its own."""
-    return _RUN_ID.get() or os.environ.get("CGANKD_PIPELINE_RUN_ID") or _dvc_ancestor() or f"single-{uuid.uuid4().hex[:12]}"
+    return (
+        _RUN_ID.get()
+        or os.environ.get("CGANKD_PIPELINE_RUN_ID")
+        or _dvc_ancestor()
+        or f"single-{uuid.uuid4().hex[:12]}"
+    )
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -105,7 +110,9 @@ def use_experiment(experiment: str) -> str:
 
 
 @contextmanager
-def stage_run(experiment: str, stage: str, params: Mapping[str, Any], run_name: str | None = None, nested: bool = False) -> Iterator[Any]:
+def stage_run(
+    experiment: str, stage: str, params: Mapping[str, Any], run_name: str | None = None, nested: bool = False
+) -> Iterator[Any]:
     """Start an MLflow run for one stage of one experiment, with params and tags logged."""
     import mlflow
 

@@ -23,7 +23,14 @@ def info(message: str) -> None:
 def progress_bar(description: str, total: int) -> Iterator[ProgressFn]:
     """Yield a callback (done, metrics) that advances a bar, or logs every ~10% when not a TTY."""
     if sys.stderr.isatty():
-        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(), TimeRemainingColumn())
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=console, transient=False) as bar:
             task = bar.add_task(description, total=total, metrics="")
 
@@ -40,7 +47,9 @@ def progress_bar(description: str, total: int) -> Iterator[ProgressFn]:
         nonlocal next_report
         if done / total >= next_report or done == total:
             text = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step")
-            print(f"{description}: {done}/{total} {text} ({time.monotonic() - start:.0f}s)", file=sys.stderr, flush=True)
+            print(
+                f"{description}: {done}/{total} {text} ({time.monotonic() - start:.0f}s)", file=sys.stderr, flush=True
+            )
             next_report = done / total + 0.1
 
     yield log

@@ -34,7 +34,9 @@ def _shrink(exp: dict) -> dict:
     if task == "classification":
         exp["data"].update(train_per_class=6, image_size=8)
         exp["teacher"].update(steps=20, width=4, batch_size=16)
-        exp["gan"].update(steps=6, g_width=8, d_width=8, batch_size=8, ema_start=2, checkpoint_every=3, log_every=2, z_dim=8)
+        exp["gan"].update(
+            steps=6, g_width=8, d_width=8, batch_size=8, ema_start=2, checkpoint_every=3, log_every=2, z_dim=8
+        )
         exp["dre"].update(steps=10, width=16, fakes_per_real=2, burnin=4, batch_size=16, batch_size_rs=32)
         exp["synthesize"].update(n_fake_per_class=10, n_burnin_per_class=10, batch_size=32)
         exp["student"].update(steps=10, width=4, batch_size=16)
@@ -43,7 +45,9 @@ def _shrink(exp: dict) -> dict:
         exp["data"].update(n_models=3, angle_step=5.0, image_size=16, max_per_label=2, val_fraction=0.2)
         exp["embed"].update(net="cnn", steps=10, y2h_steps=10, width=4, batch_size=16)
         exp["teacher"].update(net="cnn", steps=10, width=4, batch_size=16)
-        exp["gan"].update(steps=4, g_width=8, d_width=8, batch_size=8, ema_start=1, checkpoint_every=2, log_every=2, z_dim=8, n_bins=4)
+        exp["gan"].update(
+            steps=4, g_width=8, d_width=8, batch_size=8, ema_start=1, checkpoint_every=2, log_every=2, z_dim=8, n_bins=4
+        )
         exp["features"].update(steps=10, width=4, code_dim=8, batch_size=16)
         exp["dre"].update(steps=10, width=16, fakes_per_real=2, burnin=4, batch_size=16, batch_size_rs=32)
         exp["synthesize"].update(n_fake=40, n_per_label=4, n_burnin=20, batch_size=16)
@@ -52,10 +56,25 @@ def _shrink(exp: dict) -> dict:
     else:
         exp["data"].update(n_train_angles=12, per_angle=3, n_eval_angles=8, eval_per_angle=5)
         exp["embed"].update(steps=10, y2h_steps=10, width=16, batch_size=16)
-        exp["gan"].update(steps=10, g_width=16, d_width=16, batch_size=16, log_every=5, checkpoint_every=5, n_bins=12, label_gap=1 / 12)
-        exp["gan"]["variants"] = {"hvdl": {"vicinity": "hard"}, "svdl_ili": {"vicinity": "soft", "label_input": "ili"}, "binned": {"vicinity": "binned"}}
+        exp["gan"].update(
+            steps=10,
+            g_width=16,
+            d_width=16,
+            batch_size=16,
+            log_every=5,
+            checkpoint_every=5,
+            n_bins=12,
+            label_gap=1 / 12,
+        )
+        exp["gan"]["variants"] = {
+            "hvdl": {"vicinity": "hard"},
+            "svdl_ili": {"vicinity": "soft", "label_input": "ili"},
+            "binned": {"vicinity": "binned"},
+        }
         exp["features"].update(steps=10, width=8, code_dim=8, batch_size=16)
-        exp["dre"].update(gan_variant="svdl_ili", steps=10, width=16, fakes_per_real=2, burnin=4, batch_size=16, batch_size_rs=32)
+        exp["dre"].update(
+            gan_variant="svdl_ili", steps=10, width=16, fakes_per_real=2, burnin=4, batch_size=16, batch_size_rs=32
+        )
     return exp
 
 

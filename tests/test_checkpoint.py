@@ -58,7 +58,9 @@ def test_pickle_with_code_is_rejected_without_running(tmp_path, monkeypatch):
     torch.save({"format": "cgankd-checkpoint-v1", "payload": _Evil(), "sha256": ""}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(tmp_path / "evil.pt")
-    assert str(err.value) == f"{tmp_path / 'evil.pt'}: refused: not a plain-tensor checkpoint (it would run code to load)"
+    assert (
+        str(err.value) == f"{tmp_path / 'evil.pt'}: refused: not a plain-tensor checkpoint (it would run code to load)"
+    )
     assert not (tmp_path / "pwned").exists()
 
 
@@ -70,12 +72,29 @@ def test_foreign_file_is_not_a_checkpoint(tmp_path):
 
 def _gan_state(seed: int) -> GanState:
     torch.manual_seed(seed)
-    return GanState.create(Generator(8, 8, 1, width=8, num_classes=3), Discriminator(8, 1, width=8, num_classes=3), 2e-4, 2e-4, (0.0, 0.999))
+    return GanState.create(
+        Generator(8, 8, 1, width=8, num_classes=3),
+        Discriminator(8, 1, width=8, num_classes=3),
+        2e-4,
+        2e-4,
+        (0.0, 0.999),
+    )
 
 
 def _train(state, x, y, **kw):
-    return train_gan(state, ClassConditioning(x, y, 3), loss=get_loss("hinge"), z_dim=8, steps=6, n_dis=2, batch_size=4,
-                     ema_decay=0.9, ema_start=1, log_every=1, **kw)
+    return train_gan(
+        state,
+        ClassConditioning(x, y, 3),
+        loss=get_loss("hinge"),
+        z_dim=8,
+        steps=6,
+        n_dis=2,
+        batch_size=4,
+        ema_decay=0.9,
+        ema_start=1,
+        log_every=1,
+        **kw,
+    )
 
 
 def test_gan_resume_matches_uninterrupted_run(tmp_path):
@@ -93,7 +112,14 @@ def test_gan_resume_matches_uninterrupted_run(tmp_path):
 
     first = _gan_state(0)
     with pytest.raises(KeyboardInterrupt):
-        _train(first, x, y, checkpoint_every=3, on_checkpoint=lambda s: save_checkpoint(s.state_dict(), path), progress=interrupt)
+        _train(
+            first,
+            x,
+            y,
+            checkpoint_every=3,
+            on_checkpoint=lambda s: save_checkpoint(s.state_dict(), path),
+            progress=interrupt,
+        )
 
     resumed = _gan_state(123)  # different init: everything must come from the checkpoint
     torch.manual_seed(999)

@@ -10,8 +10,14 @@ from pipeline.metrics.variants import equal_label_rows
 def _cls(real, blkd, kd, kd_blkd, teacher=0.99, fid=(2.0, 1.5)):
     return {
         "teacher": {"test_accuracy": teacher},
-        "students": {v: {"test_accuracy": a} for v, a in zip(("real_only", "blkd", "cgan_kd", "cgan_kd_blkd"), (real, blkd, kd, kd_blkd))},
-        "gan_equal_labels": {"cgan": {"intra_fid_teacher_features": fid[0]}, "cgan+cdre": {"intra_fid_teacher_features": fid[1]}},
+        "students": {
+            v: {"test_accuracy": a}
+            for v, a in zip(("real_only", "blkd", "cgan_kd", "cgan_kd_blkd"), (real, blkd, kd, kd_blkd))
+        },
+        "gan_equal_labels": {
+            "cgan": {"intra_fid_teacher_features": fid[0]},
+            "cgan+cdre": {"intra_fid_teacher_features": fid[1]},
+        },
     }
 
 
@@ -23,7 +29,9 @@ def test_value_reads_dotted_paths_and_nan_when_missing():
 
 def test_classification_claims_by_hand():
     seeds = [_cls(0.90, 0.95, 0.91, 0.96), _cls(0.92, 0.95, 0.93, 0.97), _cls(0.94, 0.99, 0.91, 0.99)]
-    verdicts = {v.claim.text.split(" (")[0]: v for v in judge("cls", claims_for("classification", seeds[0], "cgan"), seeds)}
+    verdicts = {
+        v.claim.text.split(" (")[0]: v for v in judge("cls", claims_for("classification", seeds[0], "cgan"), seeds)
+    }
     gap = verdicts["teacher at least 3 points above the real-only student"]
     assert gap.margins == pytest.approx([0.06, 0.04, 0.02])  # 0.99 - (real + 0.03)
     assert gap.result == "PASS"
@@ -41,10 +49,14 @@ def test_classification_claims_by_hand():
 def test_inside_spread_every_seed_and_missing_values():
     c = Claim("a > b", "a", ">", "b")
     noisy = judge("x", [c], [{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 0.5}, {"a": 0.1, "b": 0.0}])[0]
-    assert noisy.passed and noisy.inside_spread and noisy.result == "PASS (inside the seed spread)"  # mean 0.2, std 0.75
+    assert (
+        noisy.passed and noisy.inside_spread and noisy.result == "PASS (inside the seed spread)"
+    )  # mean 0.2, std 0.75
     every = Claim("a < half of b, every seed", "a", "<", "b", factor=0.5, every_seed=True)
     assert judge("x", [every], [{"a": 1.0, "b": 4.0}, {"a": 1.0, "b": 2.5}])[0].result == "PASS"
-    assert judge("x", [every], [{"a": 1.0, "b": 4.0}, {"a": 1.0, "b": 2.0}])[0].result == "MISS"  # 1 < 1 fails on seed 1
+    assert (
+        judge("x", [every], [{"a": 1.0, "b": 4.0}, {"a": 1.0, "b": 2.0}])[0].result == "MISS"
+    )  # 1 < 1 fails on seed 1
     assert judge("x", [c], [{"a": 1.0}])[0].result == "MISS (not measured)"  # a missing number never passes
     text = table(judge("x", [c, every], [{"a": 1.0, "b": 4.0}, {"a": 1.0, "b": 2.0}]), [0, 1])
     assert "| x | a > b | a: 1 ± 0 | > b: 3 ± 1.4 | -3, -1 | MISS |" in text
@@ -54,7 +66,11 @@ def test_inside_spread_every_seed_and_missing_values():
 def test_circle_and_regression_claims_cover_every_ccgan_variant():
     gan = {"hvdl": {}, "svdl": {}, "svdl+dre": {}, "svdl+cdre": {}, "binned": {}}
     texts = [c.text for c in claims_for("circle", {"gan": gan}, "svdl")]
-    assert sum("hvdl" in t for t in texts) == 2 and sum("svdl" in t for t in texts) == 2 and not any("+" in t.split(":")[0] for t in texts[:-1])
+    assert (
+        sum("hvdl" in t for t in texts) == 2
+        and sum("svdl" in t for t in texts) == 2
+        and not any("+" in t.split(":")[0] for t in texts[:-1])
+    )
     w2 = next(c for c in claims_for("circle", {"gan": gan}, "svdl") if "hvdl: 2-W" in c.text)
     assert w2.margin({"gan": {"hvdl": {"w2": 1.0}, "binned": {"w2": 3.0}}}) == pytest.approx(0.5) and w2.every_seed
     reg = [c.left for c in claims_for("regression", {"gan": {"a": {}, "binned": {}}}, "a")]
@@ -75,12 +91,21 @@ def test_equal_label_rows_measure_subsampled_rows_on_the_labels_all_filled():
         return {"mean": float(x.mean())}
 
     drawn = {"plain": (x_full, y_full), "sub": (x_sub, y_sub)}
-    rows = {"plain": metrics_of(x_full, y_full, torch.ones(3, dtype=torch.bool)), "sub": {"mean": 2.0, "labels_short": 1}}
+    rows = {
+        "plain": metrics_of(x_full, y_full, torch.ones(3, dtype=torch.bool)),
+        "sub": {"mean": 2.0, "labels_short": 1},
+    }
     equal = equal_label_rows(drawn, rows, labels, 2, metrics_of)
     assert equal == {"plain": {"mean": 1.5, "n_labels": 2}, "sub": {"mean": 2.5, "n_labels": 2}}
     assert calls[1:] == [[True, True, False]] * 2
     # nothing short: the rows are reused as they are (without the rejection-sampling columns)
-    same = equal_label_rows({"plain": (x_full, y_full), "sub": (x_full, y_full)}, {"plain": {"mean": 1.0}, "sub": {"mean": 3.0, "labels_short": 0}}, labels, 2, metrics_of)
+    same = equal_label_rows(
+        {"plain": (x_full, y_full), "sub": (x_full, y_full)},
+        {"plain": {"mean": 1.0}, "sub": {"mean": 3.0, "labels_short": 0}},
+        labels,
+        2,
+        metrics_of,
+    )
     assert same == {"plain": {"mean": 1.0, "n_labels": 3}, "sub": {"mean": 3.0, "n_labels": 3}}
 
 
@@ -90,7 +115,10 @@ def test_diagnostics_list_what_each_seed_measured():
     from tests.conftest import tiny_raw_params
 
     params = validate(tiny_raw_params("regression"))
-    runs = [{"teacher": {"test_mae": m}, "synthetic": {"label_noise_cond": 4.0, "label_noise_adjusted": 2.0}} for m in (1.0, 3.0)]
+    runs = [
+        {"teacher": {"test_mae": m}, "synthetic": {"label_noise_cond": 4.0, "label_noise_adjusted": 2.0}}
+        for m in (1.0, 3.0)
+    ]
     text = diagnostics(params, {"tiny_reg": runs})
     assert "| teacher test MAE (real images) | 2 ± 1.4 | 1, 3 |" in text
     assert "| label noise of the kept fakes: teacher-adjusted labels | 2 ± 0 | 2, 2 |" in text

@@ -15,7 +15,18 @@ from tests.conftest import tiny_raw_params
 
 runner = CliRunner()
 STAGES = ["prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"]
-REGRESSION_STAGES = ["prepare", "embed", "teacher", "gan", "features", "dre", "synthesize", "student", "evalnets", "evaluate"]
+REGRESSION_STAGES = [
+    "prepare",
+    "embed",
+    "teacher",
+    "gan",
+    "features",
+    "dre",
+    "synthesize",
+    "student",
+    "evalnets",
+    "evaluate",
+]
 
 
 def test_help_lists_every_stage():
@@ -57,7 +68,10 @@ def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
         assert result.exit_code == 0, (stage, result.output)
     summary = json.loads((root / "metrics" / "tiny.json").read_text())
     head = json.loads((root / "metrics" / "tiny" / "headline.json").read_text())
-    assert head["real_only"] == summary["students"]["real_only"]["test_accuracy"] and head["gan"] == summary["gan_equal_labels"]["cgan"]["fid_teacher_features"]
+    assert (
+        head["real_only"] == summary["students"]["real_only"]["test_accuracy"]
+        and head["gan"] == summary["gan_equal_labels"]["cgan"]["fid_teacher_features"]
+    )
     assert set(summary["students"]) == {"real_only", "blkd", "cgan_kd", "cgan_kd_blkd"}
     for r in summary["students"].values():
         assert 0.0 <= r["test_accuracy"] <= 1.0
@@ -83,18 +97,40 @@ def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
 
     # a user's own generator checkpoint, subsampled outside the pipeline
     out = tmp_path / "mine" / "fakes"
-    args = ["subsample", "-e", "tiny", "-p", str(tiny_params_file), "--root", str(root), "-o", str(out), "-m", "dre", "-n", "3"]
+    args = [
+        "subsample",
+        "-e",
+        "tiny",
+        "-p",
+        str(tiny_params_file),
+        "--root",
+        str(root),
+        "-o",
+        str(out),
+        "-m",
+        "dre",
+        "-n",
+        "3",
+    ]
     result = runner.invoke(app, [*args, "-g", str(root / "models" / "tiny" / "gan" / "cgan.pt")])
     assert result.exit_code == 0, result.output
     blob = torch.load(out.with_suffix(".pt"), weights_only=True)
-    assert blob["x"].shape[0] == 30 and sorted(blob["y"].tolist()) == sorted(list(range(10)) * 3) and (blob["psi"] >= 0).all()
+    assert (
+        blob["x"].shape[0] == 30
+        and sorted(blob["y"].tolist()) == sorted(list(range(10)) * 3)
+        and (blob["psi"] >= 0).all()
+    )
     rs = json.loads(out.with_suffix(".json").read_text())
     assert rs["method"] == "dre" and 0 < rs["acceptance_rate"] <= 1 and "auc_real_vs_fake" in rs["ratio"]
     assert out.with_suffix(".png").stat().st_size > 0
     result = runner.invoke(app, [*args, "-g", str(tmp_path / "nope.pt")])
     assert result.exit_code == 1 and "nope.pt: generator checkpoint not found" in result.output
     result = runner.invoke(app, [*args, "-g", str(root / "models" / "tiny" / "teacher.pt")])
-    assert result.exit_code == 1 and "teacher.pt: not a generator checkpoint" in result.output and "Traceback" not in result.output
+    assert (
+        result.exit_code == 1
+        and "teacher.pt: not a generator checkpoint" in result.output
+        and "Traceback" not in result.output
+    )
     result = runner.invoke(app, [*args[:-4], "-m", "rs", "-g", str(out.with_suffix(".pt"))])
     assert result.exit_code == 2 and "--method 'rs'" in result.output
 
@@ -105,15 +141,26 @@ def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
     assert result.exit_code == 0, result.output
     blob = torch.load(out.with_suffix(".pt"), weights_only=True)
     assert blob["y"].tolist() == [7, 7, 3, 3] and blob["x"].shape[0] == 4 and blob["variant"] == "cgan"
-    for bad, message in ((["-l", "12"], "--label 12: not a class of tiny (0..9)"), (["-l", "2.5"], "--label 2.5: not a class"), (["-v", "svdl"], "--variant 'svdl': not a GAN variant of tiny (cgan)")):
+    for bad, message in (
+        (["-l", "12"], "--label 12: not a class of tiny (0..9)"),
+        (["-l", "2.5"], "--label 2.5: not a class"),
+        (["-v", "svdl"], "--variant 'svdl': not a GAN variant of tiny (cgan)"),
+    ):
         result = runner.invoke(app, [*gen[:-1], str(tmp_path / "bad" / "x"), *bad])
-        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, (bad, result.output)
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, (
+            bad,
+            result.output,
+        )
     assert not (tmp_path / "bad").exists()
 
     # the benchmark prints accepted fakes per second, the acceptance rate and peak memory at N and 10 N
     result = runner.invoke(app, ["bench-subsample", "-p", str(tiny_params_file), "--root", str(root), "--n-fake", "20"])
     assert result.exit_code == 0, result.output
-    assert result.output.count("accepted fakes/s") == 2 and "tiny cdre+RS: 20 fakes" in result.output and "tiny cdre+RS: 200 fakes" in result.output
+    assert (
+        result.output.count("accepted fakes/s") == 2
+        and "tiny cdre+RS: 20 fakes" in result.output
+        and "tiny cdre+RS: 200 fakes" in result.output
+    )
 
     # rerunning the GAN stage with the same params resumes at the end: no new steps
     result = runner.invoke(app, ["gan", "-e", "tiny", "-p", str(tiny_params_file), "--root", str(root)])
@@ -137,7 +184,9 @@ def _run_all(stages: list[str], name: str, params_file, root) -> None:
 def test_regression_pipeline_in_process(tmp_path):
     params_file = tmp_path / "params.yaml"
     raw = tiny_raw_params("regression")
-    raw["experiments"]["tiny_reg"]["student"].update(variants=["real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"], keep_best=True, eval_every=5)
+    raw["experiments"]["tiny_reg"]["student"].update(
+        variants=["real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"], keep_best=True, eval_every=5
+    )
     params_file.write_text(yaml.safe_dump(raw))
     root = tmp_path / "repo"
     _run_all(REGRESSION_STAGES, "tiny_reg", params_file, root)
@@ -148,11 +197,18 @@ def test_regression_pipeline_in_process(tmp_path):
     assert set(summary["students"]) == {"real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"}
     n_kept = json.loads((root / "metrics" / "tiny_reg" / "synthesize.json").read_text())["n_kept"]
     assert summary["students"]["cgan_kd"]["n_train"] == summary["students"]["real_only"]["n_train"] + n_kept
-    assert summary["students"]["oracle"]["n_train"] == summary["students"]["cgan_kd"]["n_train"]  # as many perfect fakes as kept ones
-    assert all(r["best_step"] in (5.0, 10.0) for r in summary["students"].values())  # keep_best: judged at its best validation step
+    assert (
+        summary["students"]["oracle"]["n_train"] == summary["students"]["cgan_kd"]["n_train"]
+    )  # as many perfect fakes as kept ones
+    assert all(
+        r["best_step"] in (5.0, 10.0) for r in summary["students"].values()
+    )  # keep_best: judged at its best validation step
     # the subsampled variant's rows again on the labels all of them filled
     equal = summary["gan_equal_labels"]
-    assert set(equal) == {"svdl_ili", "svdl_ili+dre", "svdl_ili+cdre"} and len({r["n_labels"] for r in equal.values()}) == 1
+    assert (
+        set(equal) == {"svdl_ili", "svdl_ili+dre", "svdl_ili+cdre"}
+        and len({r["n_labels"] for r in equal.values()}) == 1
+    )
     if not any(summary["gan"][v]["labels_short"] for v in ("svdl_ili+dre", "svdl_ili+cdre")):
         assert equal["svdl_ili"]["label_score"] == summary["gan"]["svdl_ili"]["label_score"]
     # label noise of the synthetic set, by the evaluation regressor, by hand
@@ -163,14 +219,20 @@ def test_regression_pipeline_in_process(tmp_path):
         pred = ds.denormalise(regressor(fakes["x"].float()).view(-1))
     noise = summary["synthetic"]
     assert noise["n_kept"] == n_kept
-    assert noise["label_noise_cond"] == pytest.approx(float((pred - ds.denormalise(fakes["y_cond"])).abs().mean()), rel=1e-5)
-    assert noise["label_noise_adjusted"] == pytest.approx(float((pred - ds.denormalise(fakes["y_teacher"])).abs().mean()), rel=1e-5)
+    assert noise["label_noise_cond"] == pytest.approx(
+        float((pred - ds.denormalise(fakes["y_cond"])).abs().mean()), rel=1e-5
+    )
+    assert noise["label_noise_adjusted"] == pytest.approx(
+        float((pred - ds.denormalise(fakes["y_teacher"])).abs().mean()), rel=1e-5
+    )
     for variant in ("svdl_ili", "hvdl_nli", "binned"):
         assert (root / "models" / "tiny_reg" / "gan" / f"{variant}.pt").exists()
         assert (root / "metrics" / "tiny_reg" / f"gan_samples_{variant}.png").stat().st_size > 0
     report = (root / "metrics" / "tiny_reg.md").read_text()
     assert "| cGAN-KD (label adjustment) |" in report
-    by_bin = report[report.index("Label Score within each label bin"):].split("\n\n")[1].splitlines()  # header, rule, one row per GAN
+    by_bin = (
+        report[report.index("Label Score within each label bin") :].split("\n\n")[1].splitlines()
+    )  # header, rule, one row per GAN
     assert sorted(row.split(" | ")[0] for row in by_bin[2:]) == sorted(f"| {v}" for v in summary["gan"])
     n_bins = load_params(params_file).experiment("tiny_reg").evaluate.n_bins
     assert len(by_bin[0].split(" | ")) == 1 + n_bins and all(len(row.split(" | ")) == 1 + n_bins for row in by_bin[2:])
@@ -184,14 +246,21 @@ def test_regression_pipeline_in_process(tmp_path):
     result = runner.invoke(app, [*gen, "-l", "45.5", "-l", "10", "-n", "3", "--seed", "7"])
     assert result.exit_code == 0, result.output
     blob = torch.load(out.with_suffix(".pt"), weights_only=True)
-    assert blob["y"].tolist() == [45.5] * 3 + [10.0] * 3 and blob["variant"] == exp.dre_variant and blob["n_per_label"] == [3, 3]
+    assert (
+        blob["y"].tolist() == [45.5] * 3 + [10.0] * 3
+        and blob["variant"] == exp.dre_variant
+        and blob["n_per_label"] == [3, 3]
+    )
     G = load_generator(root / "models" / "tiny_reg" / "gan" / f"{exp.dre_variant}.pt")
     torch.manual_seed(7)
     with torch.no_grad():
         expected = G(torch.randn(6, exp.gan.z_dim), ds.normalise(blob["y"]))
     assert torch.allclose(blob["x"], expected, atol=1e-6)
     h, w = blob["x"].shape[2:]
-    assert Image.open(out.with_suffix(".png")).size == (4 * (3 * (w + 1) + 1), 4 * (2 * (h + 1) + 1))  # 3 columns, 2 rows, x4
+    assert Image.open(out.with_suffix(".png")).size == (
+        4 * (3 * (w + 1) + 1),
+        4 * (2 * (h + 1) + 1),
+    )  # 3 columns, 2 rows, x4
     # through the dre stage's cDRE-F-cSP+RS; the binned baseline's generator takes degrees too
     result = runner.invoke(app, [*gen, "-l", "30", "-n", "2", "-m", "cdre"])
     assert result.exit_code == 0, result.output
@@ -209,19 +278,28 @@ def test_regression_pipeline_in_process(tmp_path):
     )
     for bad, message in bad_cases:
         result = runner.invoke(app, [*gen[:-1], str(tmp_path / "bad" / "x"), *bad])
-        assert result.exit_code in (1, 2) and message in result.output and "Traceback" not in result.output, (bad, result.output)
+        assert result.exit_code in (1, 2) and message in result.output and "Traceback" not in result.output, (
+            bad,
+            result.output,
+        )
     assert not (tmp_path / "bad").exists()
 
     # without the evalnets stage's nets, evaluate stops with a one-line error that names the stage
     (root / "models" / "tiny_reg" / "eval_nets" / "regressor.pt").rename(root / "regressor.pt")
     result = runner.invoke(app, ["evaluate", "-e", "tiny_reg", "-p", str(params_file), "--root", str(root)])
-    assert result.exit_code == 1 and result.output.startswith("error: ") and "run the evalnets stage first" in result.output
+    assert (
+        result.exit_code == 1
+        and result.output.startswith("error: ")
+        and "run the evalnets stage first" in result.output
+    )
     (root / "regressor.pt").rename(root / "models" / "tiny_reg" / "eval_nets" / "regressor.pt")
 
     # evaluate judges with the evalnets stage's saved nets, it does not train its own: a regressor
     # that predicts the label range's midpoint for every image gives the hand-computed Label Score
     nets = root / "models" / "tiny_reg" / "eval_nets"
-    assert (nets / "classifier.pt").exists() and json.loads((root / "metrics" / "tiny_reg" / "evalnets.json").read_text())["regressor_train_mae"] >= 0
+    assert (nets / "classifier.pt").exists() and json.loads(
+        (root / "metrics" / "tiny_reg" / "evalnets.json").read_text()
+    )["regressor_train_mae"] >= 0
     regressor = load_classifier(nets / "regressor.pt")
     with torch.no_grad():
         regressor.head.weight.zero_()
@@ -231,7 +309,9 @@ def test_regression_pipeline_in_process(tmp_path):
     ds = load_dataset(root / "data" / "tiny_reg" / "prepared")
     midpoint = float(ds.denormalise(torch.tensor([0.5])))
     expected = float((ds.y_test - midpoint).abs().mean())
-    assert json.loads((root / "metrics" / "tiny_reg.json").read_text())["reference"]["label_score"] == pytest.approx(expected, rel=1e-5)
+    assert json.loads((root / "metrics" / "tiny_reg.json").read_text())["reference"]["label_score"] == pytest.approx(
+        expected, rel=1e-5
+    )
 
 
 def test_circle_pipeline_in_process(tmp_path):
@@ -267,13 +347,22 @@ def test_bench_circle_prints_iterations_per_second(tmp_path):
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(tiny_raw_params("circle", "classification")))
     threads = torch.get_num_threads()
-    result = runner.invoke(app, ["bench-circle", "-e", "tiny_circle", "--steps", "20", "--threads", str(threads + 1), "-p", str(params_file)])
+    result = runner.invoke(
+        app,
+        ["bench-circle", "-e", "tiny_circle", "--steps", "20", "--threads", str(threads + 1), "-p", str(params_file)],
+    )
     assert result.exit_code == 0, result.output
     assert f"{threads + 1} thread(s)" in result.output and torch.get_num_threads() == threads  # put back afterwards
-    assert "hvdl (eager): 20 iterations (batch 16)" in result.output and "it/s" in result.output and "2-Wasserstein" in result.output
+    assert (
+        "hvdl (eager): 20 iterations (batch 16)" in result.output
+        and "it/s" in result.output
+        and "2-Wasserstein" in result.output
+    )
     assert "first 10 iterations" in result.output
     assert "svdl_ili: skipped" in result.output
-    result = runner.invoke(app, ["bench-circle", "-e", "tiny_circle", "--steps", "12", "--compile", "-p", str(params_file)])
+    result = runner.invoke(
+        app, ["bench-circle", "-e", "tiny_circle", "--steps", "12", "--compile", "-p", str(params_file)]
+    )
     assert result.exit_code == 0, result.output
     assert "hvdl (compiled): 12 iterations" in result.output
     result = runner.invoke(app, ["bench-circle", "-e", "tiny_circle", "--steps", "10", "-p", str(params_file)])
@@ -291,11 +380,15 @@ def test_seeds_runs_each_seed_as_one_pipeline_run(tmp_path, monkeypatch):
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(tiny_raw_params("circle")))
     out = tmp_path / "seeds"
-    result = runner.invoke(app, ["seeds", "-e", "tiny_circle", "-s", "3", "-s", "4", "--out", str(out), "-p", str(params_file)])
+    result = runner.invoke(
+        app, ["seeds", "-e", "tiny_circle", "-s", "3", "-s", "4", "--out", str(out), "-p", str(params_file)]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "tiny_circle_seeds.json").read_text())
     assert summary["seeds"] == [3, 4] and (out / "seed3").is_dir() and (out / "seed4").is_dir()
-    runs = mlflow.search_runs(experiment_names=["cgankd/tiny_circle"], filter_string="tags.pipeline_run_id LIKE 'seeds-%'")
+    runs = mlflow.search_runs(
+        experiment_names=["cgankd/tiny_circle"], filter_string="tags.pipeline_run_id LIKE 'seeds-%'"
+    )
     ids = set(runs["tags.pipeline_run_id"])
     assert len(ids) == 2 and {i.rsplit("-", 1)[1] for i in ids} == {"seed3", "seed4"}
     # every stage of a seed shares its id (prepare logs no run)
@@ -314,7 +407,9 @@ def test_claims_runs_each_seed_once_and_prints_the_table(tmp_path, monkeypatch):
     table = (out / "claims.md").read_text()
     lines = [line for line in table.splitlines() if line.startswith("| tiny_circle |")]
     # per CcGAN variant: modes and 2-Wasserstein against binned; then cDRE against no subsampling
-    assert len(lines) == 5 and all(line.endswith(("| PASS |", "| MISS |", "| PASS (inside the seed spread) |")) for line in lines)
+    assert len(lines) == 5 and all(
+        line.endswith(("| PASS |", "| MISS |", "| PASS (inside the seed spread) |")) for line in lines
+    )
     assert "Claims over seeds 0, 1" in table and f"{params_file}" in table and table.strip() in result.output
     verdicts = json.loads((out / "claims.json").read_text())
     assert all(len(v["margins"]) == 2 for v in verdicts)
@@ -341,6 +436,9 @@ def test_claims_runs_each_seed_once_and_prints_the_table(tmp_path, monkeypatch):
     assert ran == [0, 1]  # the workers reran evaluate; this process only read the seeds back
     assert "claims: tiny_circle, seeds 1" in (out / "logs" / "seed1.log").read_text()
     result = runner.invoke(app, [*args, "--from-stage", "tiny_circle:student"])
-    assert result.exit_code == 2 and "--from-stage tiny_circle:student: experiments.tiny_circle has no stage 'student'" in result.output
+    assert (
+        result.exit_code == 2
+        and "--from-stage tiny_circle:student: experiments.tiny_circle has no stage 'student'" in result.output
+    )
     result = runner.invoke(app, [*args, "--fresh"])
     assert result.exit_code != 0 and isinstance(result.exception, AssertionError)

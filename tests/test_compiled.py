@@ -22,19 +22,38 @@ def _state(seed: int = 0) -> GanState:
 def _train(state: GanState, steps: int, compiled: bool) -> GanState:
     g = torch.Generator().manual_seed(1)
     y = torch.arange(12).float() / 12
-    x = torch.stack([torch.cos(2 * torch.pi * y), torch.sin(2 * torch.pi * y)], 1) + 0.02 * torch.randn(12, 2, generator=g)
-    cond = VicinalConditioning(x, VicinalSampler(y, Vicinity("soft", sigma=0.05, kappa=0.1, nu=200.0)))  # weighted losses
+    x = torch.stack([torch.cos(2 * torch.pi * y), torch.sin(2 * torch.pi * y)], 1) + 0.02 * torch.randn(
+        12, 2, generator=g
+    )
+    cond = VicinalConditioning(
+        x, VicinalSampler(y, Vicinity("soft", sigma=0.05, kappa=0.1, nu=200.0))
+    )  # weighted losses
     torch.manual_seed(100 + state.step)
-    return train_gan(state, cond, loss=get_loss("bce"), z_dim=2, steps=steps, n_dis=2, batch_size=16,
-                     ema_decay=0.0, ema_start=0, compiled=compiled, log_every=1)
+    return train_gan(
+        state,
+        cond,
+        loss=get_loss("bce"),
+        z_dim=2,
+        steps=steps,
+        n_dis=2,
+        batch_size=16,
+        ema_decay=0.0,
+        ema_start=0,
+        compiled=compiled,
+        log_every=1,
+    )
 
 
 def _before_batch_norm(net: torch.nn.Sequential) -> set[str]:
     """A linear layer's bias right before batch norm has a zero gradient in exact arithmetic; Adam
     turns rounding noise into steps of up to about lr, so that bias, and the running mean that
     absorbs it, can differ by a few lr between two exact implementations."""
-    return {key for i in range(len(net) - 1) if isinstance(net[i + 1], torch.nn.BatchNorm1d)
-            for key in (f"net.{i}.bias", f"net.{i + 1}.running_mean")}
+    return {
+        key
+        for i in range(len(net) - 1)
+        if isinstance(net[i + 1], torch.nn.BatchNorm1d)
+        for key in (f"net.{i}.bias", f"net.{i + 1}.running_mean")
+    }
 
 
 def _assert_close(a: GanState, b: GanState) -> None:

@@ -6,7 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.metrics import binned_fid, circle_metrics, diversity, frechet_distance, label_bins, label_score, label_score_by_bin
+from pipeline.metrics import (
+    binned_fid,
+    circle_metrics,
+    diversity,
+    frechet_distance,
+    label_bins,
+    label_score,
+    label_score_by_bin,
+)
 
 
 def _angles(n=36):
@@ -152,7 +160,9 @@ def test_short_and_empty_angles_with_counts():
     x = torch.cat([full[0], full[2], full[3, :1] + torch.tensor([1.0, 0.0])])
     m = circle_metrics(x, t, counts=torch.tensor([50, 0, 50, 1]))
     assert m["pct_recovered_modes"] == pytest.approx(50.0)
-    assert m["pct_high_quality"] == pytest.approx(100.0 * float(((full[[0, 2]] - _centres(t)[[0, 2], None]).norm(dim=2) <= 0.08).sum()) / 101)
+    assert m["pct_high_quality"] == pytest.approx(
+        100.0 * float(((full[[0, 2]] - _centres(t)[[0, 2], None]).norm(dim=2) <= 0.08).sum()) / 101
+    )
     assert m["w2"] == pytest.approx(circle_metrics(full[[0, 2]], t[[0, 2]])["w2"], rel=1e-12)
     with pytest.raises(ValueError, match="counts"):
         circle_metrics(x, t, counts=torch.tensor([50, 0, 50, 2]))

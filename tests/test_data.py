@@ -143,7 +143,9 @@ class _Py2Pickler(pickle._Pickler):  # type: ignore[name-defined]
 
     def save_py2_str(self, obj: bytes) -> None:
         n = len(obj)
-        self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj if n < 256 else pickle.BINSTRING + struct.pack("<i", n) + obj)
+        self.write(
+            pickle.SHORT_BINSTRING + bytes([n]) + obj if n < 256 else pickle.BINSTRING + struct.pack("<i", n) + obj
+        )
         self.memoize(obj)
 
     dispatch[bytes] = save_py2_str
@@ -191,11 +193,18 @@ def write_cifar100(root: Path, style: str = "py2") -> dict[str, np.ndarray]:
     folder = root / "cifar-100-python"
     train_data, train_labels = _cifar_images(4, seed=1), [0, 99, 42, 7]
     test_data, test_labels = _cifar_images(2, seed=2), [5, 98]
-    _write_pickle(folder / "train", {b"data": train_data, b"fine_labels": train_labels, b"coarse_labels": [0] * 4}, style)
+    _write_pickle(
+        folder / "train", {b"data": train_data, b"fine_labels": train_labels, b"coarse_labels": [0] * 4}, style
+    )
     _write_pickle(folder / "test", {b"data": test_data, b"fine_labels": test_labels, b"coarse_labels": [0] * 2}, style)
     names = [f"class{i}".encode() for i in range(100)]
     _write_pickle(folder / "meta", {b"fine_label_names": names, b"coarse_label_names": [b"c"] * 20}, style)
-    return {"x_train": train_data, "y_train": np.array(train_labels), "x_test": test_data, "y_test": np.array(test_labels)}
+    return {
+        "x_train": train_data,
+        "y_train": np.array(train_labels),
+        "x_test": test_data,
+        "y_test": np.array(test_labels),
+    }
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:
@@ -325,7 +334,9 @@ def test_malformed_cifar_batch(tmp_path: Path, batch: dict) -> None:
 
 def test_cifar_label_out_of_range(tmp_path: Path) -> None:
     write_cifar10(tmp_path)
-    _write_pickle(tmp_path / "cifar-10-batches-py" / "test_batch", {b"data": _cifar_images(2, 0), b"labels": [0, 10]}, "py3")
+    _write_pickle(
+        tmp_path / "cifar-10-batches-py" / "test_batch", {b"data": _cifar_images(2, 0), b"labels": [0, 10]}, "py3"
+    )
     with pytest.raises(DataError, match="inconsistent"):
         load_torchvision("cifar10", tmp_path)
 

@@ -22,11 +22,23 @@ def test_params_are_frozen():
     "mutate, expected",
     [
         (lambda r: r["experiments"]["tiny"]["gan"].update(stepz=3), "experiments.tiny.gan.stepz: unknown key"),
-        (lambda r: r["experiments"]["tiny"]["gan"].update(steps="many"), "experiments.tiny.gan.steps: Input should be a valid integer"),
-        (lambda r: r["experiments"]["tiny"]["synthesize"].update(rho=1.5), "experiments.tiny.synthesize.rho: Input should be less than or equal to 1"),
-        (lambda r: r["experiments"]["tiny"]["student"]["blkd"].update(temperature=0), "experiments.tiny.student.blkd.temperature: Input should be greater than 0"),
+        (
+            lambda r: r["experiments"]["tiny"]["gan"].update(steps="many"),
+            "experiments.tiny.gan.steps: Input should be a valid integer",
+        ),
+        (
+            lambda r: r["experiments"]["tiny"]["synthesize"].update(rho=1.5),
+            "experiments.tiny.synthesize.rho: Input should be less than or equal to 1",
+        ),
+        (
+            lambda r: r["experiments"]["tiny"]["student"]["blkd"].update(temperature=0),
+            "experiments.tiny.student.blkd.temperature: Input should be greater than 0",
+        ),
         (lambda r: r.update(sed=1), "sed: unknown key"),
-        (lambda r: r["experiments"]["tiny"]["data"].update(name="cifar10", root=None), "experiments.tiny.data: data set 'cifar10' is read from local files: set root"),
+        (
+            lambda r: r["experiments"]["tiny"]["data"].update(name="cifar10", root=None),
+            "experiments.tiny.data: data set 'cifar10' is read from local files: set root",
+        ),
     ],
 )
 def test_bad_params_name_the_key(mutate, expected):
@@ -65,16 +77,46 @@ def test_ratio_width_is_free_without_groupnorm():
 @pytest.mark.parametrize(
     "mutate, expected",
     [
-        (lambda r: r["experiments"]["tiny_reg"]["gan"].update(m_kappa=0), "experiments.tiny_reg.gan.m_kappa: Input should be greater than 0"),
-        (lambda r: r["experiments"]["tiny_circle"]["gan"]["variants"]["hvdl"].update(vicinity="fuzzy"), "experiments.tiny_circle.gan.variants.hvdl.vicinity: Input should be 'hard', 'soft' or 'binned'"),
-        (lambda r: r["experiments"]["tiny_reg"]["synthesize"].update(gan_variant="nope"), "experiments.tiny_reg: synthesize.gan_variant 'nope' is not a gan variant"),
-        (lambda r: r["experiments"]["tiny_reg"].update(task="circle"), "experiments.tiny_reg.data.name: Input should be 'circle'"),
-        (lambda r: r["experiments"]["tiny"]["synthesize"].update(subsampling="rs"), "experiments.tiny.synthesize.subsampling: Input should be 'none', 'dre' or 'cdre'"),
-        (lambda r: r["experiments"]["tiny"]["dre"].update(width=100), "experiments.tiny.dre: width 100: use a multiple of 8"),
-        (lambda r: r["experiments"]["tiny"]["dre"].update(norm="batch"), "experiments.tiny.dre.norm: Input should be 'group' or 'none'"),
-        (lambda r: r["experiments"]["tiny_circle"]["dre"].update(gan_variant="nope"), "experiments.tiny_circle: dre.gan_variant 'nope' is not a gan variant"),
-        (lambda r: r["experiments"]["tiny_reg"]["dre"].update(gan_variant="binned"), "experiments.tiny_reg: synthesize.subsampling needs the density ratio of synthesize.gan_variant 'svdl_ili', but dre.gan_variant is 'binned'"),
-        (lambda r: r["groups"].update(kd=["tiny"]), "<top level>: groups.kd must list the experiments with task classification or regression: [tiny, tiny_reg]"),
+        (
+            lambda r: r["experiments"]["tiny_reg"]["gan"].update(m_kappa=0),
+            "experiments.tiny_reg.gan.m_kappa: Input should be greater than 0",
+        ),
+        (
+            lambda r: r["experiments"]["tiny_circle"]["gan"]["variants"]["hvdl"].update(vicinity="fuzzy"),
+            "experiments.tiny_circle.gan.variants.hvdl.vicinity: Input should be 'hard', 'soft' or 'binned'",
+        ),
+        (
+            lambda r: r["experiments"]["tiny_reg"]["synthesize"].update(gan_variant="nope"),
+            "experiments.tiny_reg: synthesize.gan_variant 'nope' is not a gan variant",
+        ),
+        (
+            lambda r: r["experiments"]["tiny_reg"].update(task="circle"),
+            "experiments.tiny_reg.data.name: Input should be 'circle'",
+        ),
+        (
+            lambda r: r["experiments"]["tiny"]["synthesize"].update(subsampling="rs"),
+            "experiments.tiny.synthesize.subsampling: Input should be 'none', 'dre' or 'cdre'",
+        ),
+        (
+            lambda r: r["experiments"]["tiny"]["dre"].update(width=100),
+            "experiments.tiny.dre: width 100: use a multiple of 8",
+        ),
+        (
+            lambda r: r["experiments"]["tiny"]["dre"].update(norm="batch"),
+            "experiments.tiny.dre.norm: Input should be 'group' or 'none'",
+        ),
+        (
+            lambda r: r["experiments"]["tiny_circle"]["dre"].update(gan_variant="nope"),
+            "experiments.tiny_circle: dre.gan_variant 'nope' is not a gan variant",
+        ),
+        (
+            lambda r: r["experiments"]["tiny_reg"]["dre"].update(gan_variant="binned"),
+            "experiments.tiny_reg: synthesize.subsampling needs the density ratio of synthesize.gan_variant 'svdl_ili', but dre.gan_variant is 'binned'",
+        ),
+        (
+            lambda r: r["groups"].update(kd=["tiny"]),
+            "<top level>: groups.kd must list the experiments with task classification or regression: [tiny, tiny_reg]",
+        ),
     ],
 )
 def test_bad_continuous_params_name_the_key(mutate, expected):
@@ -88,11 +130,26 @@ def test_bad_continuous_params_name_the_key(mutate, expected):
 @pytest.mark.parametrize(
     "section, key, value, expected",
     [
-        ("gan", "loss", "wasserstein-magic", "experiments.tiny.gan.loss: unknown GAN loss 'wasserstein-magic' (known: bce, hinge"),
+        (
+            "gan",
+            "loss",
+            "wasserstein-magic",
+            "experiments.tiny.gan.loss: unknown GAN loss 'wasserstein-magic' (known: bce, hinge",
+        ),
         ("gan", "arch", "stylegan9", "experiments.tiny.gan.arch: unknown GAN arch 'stylegan9' (known: mlp, sngan)"),
-        ("student", "net", "transformer9", "experiments.tiny.student.net: unknown classifier net 'transformer9' (known: cnn, mlp, resnet, resnet14)"),
+        (
+            "student",
+            "net",
+            "transformer9",
+            "experiments.tiny.student.net: unknown classifier net 'transformer9' (known: cnn, mlp, resnet, resnet14)",
+        ),
         ("teacher", "net", "vgg", "experiments.tiny.teacher.net: unknown classifier net 'vgg'"),
-        ("features", "net", "teachr", "experiments.tiny.features.net: unknown classifier net 'teachr' (known: cnn, mlp, resnet, resnet14, teacher)"),
+        (
+            "features",
+            "net",
+            "teachr",
+            "experiments.tiny.features.net: unknown classifier net 'teachr' (known: cnn, mlp, resnet, resnet14, teacher)",
+        ),
         ("teacher", "lr", float("inf"), "experiments.tiny.teacher.lr: must be finite"),
         ("gan", "lr_d", float("nan"), "experiments.tiny.gan.lr_d: must be finite"),
     ],

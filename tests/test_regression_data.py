@@ -55,8 +55,13 @@ def test_regression_dataset_properties_and_defaults() -> None:
     ds = _regression()
     assert ds.is_image and (ds.channels, ds.image_size, ds.sample_shape) == (1, 8, (1, 8, 8))
     points = RegressionDataset(
-        x_train=torch.zeros(4, 2), y_train=torch.zeros(4), x_test=torch.zeros(2, 2), y_test=torch.ones(2),
-        label_min=0.0, label_max=1.0, label_name="t",
+        x_train=torch.zeros(4, 2),
+        y_train=torch.zeros(4),
+        x_test=torch.zeros(2, 2),
+        y_test=torch.ones(2),
+        label_min=0.0,
+        label_max=1.0,
+        label_name="t",
     )
     assert not points.is_image and points.sample_shape == (2,) and points.num_attr == 0
     assert points.x_val.shape == (0, 2) and points.y_val.shape == (0,) and points.attr_val.shape == (0,)
@@ -193,8 +198,9 @@ def test_chair_angle_is_readable() -> None:
 
 
 def test_load_chairs_split_rules() -> None:
-    ds = load_chairs(image_size=16, n_models=4, angle_step=2.0, train_angle_fraction=0.75, max_per_angle=2,
-                     val_fraction=0.2, seed=3)
+    ds = load_chairs(
+        image_size=16, n_models=4, angle_step=2.0, train_angle_fraction=0.75, max_per_angle=2, val_fraction=0.2, seed=3
+    )
     assert ds.x_train.shape[1:] == (1, 16, 16) and ds.num_attr == 4
     assert (ds.label_min, ds.label_max, ds.label_name) == (0.0, 90.0, "yaw angle (degrees)")
     all_angles = 2.0 * np.arange(1, 45)  # 2, 4, ..., 88
@@ -209,8 +215,9 @@ def test_load_chairs_split_rules() -> None:
     i = 5
     expected = render_chairs(ds.y_test[i : i + 1].numpy(), ds.attr_test[i : i + 1].numpy(), 16, seed=3)
     assert torch.equal(ds.x_test[i : i + 1], expected)
-    again = load_chairs(image_size=16, n_models=4, angle_step=2.0, train_angle_fraction=0.75, max_per_angle=2,
-                        val_fraction=0.2, seed=3)
+    again = load_chairs(
+        image_size=16, n_models=4, angle_step=2.0, train_angle_fraction=0.75, max_per_angle=2, val_fraction=0.2, seed=3
+    )
     assert torch.equal(again.x_train, ds.x_train) and torch.equal(again.y_val, ds.y_val)
 
 
@@ -264,8 +271,13 @@ def test_rc49(rc49: Path) -> None:
 
 def test_rc49_reference_split(tmp_path: Path) -> None:
     angles = np.repeat([0.5, 1.5, 2.5, 3.5], 10)
-    _write_h5(tmp_path / "RC-49_64x64.h5", images=_pixels(40), labels=angles, types=np.tile(np.arange(10), 4),
-              indx_train=np.arange(0, 20))  # the two smallest angles
+    _write_h5(
+        tmp_path / "RC-49_64x64.h5",
+        images=_pixels(40),
+        labels=angles,
+        types=np.tile(np.arange(10), 4),
+        indx_train=np.arange(0, 20),
+    )  # the two smallest angles
     ds = load_hdf5_regression("rc49", tmp_path, val_fraction=0.0)
     assert set(ds.y_train.tolist()) == {0.5, 1.5} and set(ds.y_test.tolist()) == {2.5, 3.5} and len(ds.y_train) == 20
 

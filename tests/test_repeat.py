@@ -7,7 +7,10 @@ def _summary(acc_real, acc_kd, fid):
     return {
         "teacher": {"test_accuracy": 0.9},
         "gan": {"fid_teacher_features": fid},
-        "students": {"real_only": {"test_accuracy": acc_real, "n_train": 10}, "cgan_kd": {"test_accuracy": acc_kd, "n_train": 50}},
+        "students": {
+            "real_only": {"test_accuracy": acc_real, "n_train": 10},
+            "cgan_kd": {"test_accuracy": acc_kd, "n_train": 50},
+        },
     }
 
 

@@ -13,27 +13,52 @@ def _students(metric, **scores):
 
 def test_headline_classification_by_hand():
     summary = {
-        "gan": {"cgan": {"fid_teacher_features": 2.0}, "cgan+dre": {"fid_teacher_features": 1.5, "acceptance_rate": 0.5},
-                "cgan+cdre": {"fid_teacher_features": 1.0, "acceptance_rate": 0.25, "labels_short": 1}},
-        "gan_equal_labels": {"cgan": {"fid_teacher_features": 1.8, "n_labels": 9}, "cgan+cdre": {"fid_teacher_features": 1.1, "n_labels": 9}},
+        "gan": {
+            "cgan": {"fid_teacher_features": 2.0},
+            "cgan+dre": {"fid_teacher_features": 1.5, "acceptance_rate": 0.5},
+            "cgan+cdre": {"fid_teacher_features": 1.0, "acceptance_rate": 0.25, "labels_short": 1},
+        },
+        "gan_equal_labels": {
+            "cgan": {"fid_teacher_features": 1.8, "n_labels": 9},
+            "cgan+cdre": {"fid_teacher_features": 1.1, "n_labels": 9},
+        },
         "teacher": {"test_accuracy": 0.9},
         "students": _students("test_accuracy", real_only=0.8, blkd=0.82, cgan_kd=0.85, cgan_kd_blkd=0.86),
     }
     row = headline("classification", summary, "cgan")
     assert row.pop("cgan_kd_gain") == pytest.approx(0.05)
     # the GAN columns compare on the labels both rows filled (gan_equal_labels), not on all of them
-    assert row == {"task": "classification", "score": "test accuracy", "teacher": 0.9, "real_only": 0.8, "cgan_kd": 0.85,
-                   "gan_metric": "FID (teacher features)", "gan": 1.8, "gan_cdre": 1.1, "cdre_acceptance": 0.25}
+    assert row == {
+        "task": "classification",
+        "score": "test accuracy",
+        "teacher": 0.9,
+        "real_only": 0.8,
+        "cgan_kd": 0.85,
+        "gan_metric": "FID (teacher features)",
+        "gan": 1.8,
+        "gan_cdre": 1.1,
+        "cdre_acceptance": 0.25,
+    }
 
 
 def test_headline_regression_gain_is_positive_when_the_mae_drops_and_circle_has_no_students():
     summary = {
-        "gan": {"svdl_ili": {"intra_fid_eval_regressor_features": 3.0}, "svdl_ili+cdre": {"intra_fid_eval_regressor_features": 2.0, "acceptance_rate": 0.4}},
-        "teacher": {"test_mae": 1.0}, "students": _students("test_mae", real_only=2.0, cgan_kd=1.5, oracle=1.2),
+        "gan": {
+            "svdl_ili": {"intra_fid_eval_regressor_features": 3.0},
+            "svdl_ili+cdre": {"intra_fid_eval_regressor_features": 2.0, "acceptance_rate": 0.4},
+        },
+        "teacher": {"test_mae": 1.0},
+        "students": _students("test_mae", real_only=2.0, cgan_kd=1.5, oracle=1.2),
     }
     row = headline("regression", summary, "svdl_ili")
-    assert row["cgan_kd_gain"] == pytest.approx(0.5) and row["score"] == "test MAE" and (row["gan"], row["gan_cdre"]) == (3.0, 2.0)
-    circle = headline("circle", {"gan": {"svdl": {"w2": 3e-4}, "svdl+cdre": {"w2": 1e-4, "acceptance_rate": 0.2}}}, "svdl")
+    assert (
+        row["cgan_kd_gain"] == pytest.approx(0.5)
+        and row["score"] == "test MAE"
+        and (row["gan"], row["gan_cdre"]) == (3.0, 2.0)
+    )
+    circle = headline(
+        "circle", {"gan": {"svdl": {"w2": 3e-4}, "svdl+cdre": {"w2": 1e-4, "acceptance_rate": 0.2}}}, "svdl"
+    )
     assert circle == {"task": "circle", "gan_metric": "W2", "gan": 3e-4, "gan_cdre": 1e-4, "cdre_acceptance": 0.2}
     assert not any(isinstance(x, float) and math.isnan(x) for x in circle.values())
 

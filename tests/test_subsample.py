@@ -1,4 +1,5 @@
 import pytest
+
 """Density-ratio subsampling: the Softplus loss, psi on a known ratio, rejection sampling, the window."""
 
 import math
@@ -24,7 +25,15 @@ def test_softplus_loss_by_hand():
     want = fake - real + 0.1 * (mean_fake - 1) ** 2
     assert abs(float(softplus_dre_loss(psi_real, psi_fake, penalty=0.1)) - want) < 1e-6
     # the penalty vanishes when the fakes' mean ratio is 1
-    assert abs(float(softplus_dre_loss(psi_real, torch.tensor([0.5, 1.5]), 5.0) - softplus_dre_loss(psi_real, torch.tensor([0.5, 1.5]), 0.0))) < 1e-7
+    assert (
+        abs(
+            float(
+                softplus_dre_loss(psi_real, torch.tensor([0.5, 1.5]), 5.0)
+                - softplus_dre_loss(psi_real, torch.tensor([0.5, 1.5]), 0.0)
+            )
+        )
+        < 1e-7
+    )
 
 
 def test_softplus_loss_is_minimised_at_the_true_ratio():
@@ -57,8 +66,17 @@ def test_trained_psi_ranks_a_known_ratio():
     torch.manual_seed(0)
     real, fake = _gaussians(4000)
     net = RatioNet(1, width=32, depth=2, dropout=0.0)
-    train_ratio(net, real, torch.zeros(len(real), dtype=torch.long), fake.view(len(fake), 1, 1),
-                penalty=0.01, steps=600, batch_size=256, lr=3e-3, weight_decay=0.0)
+    train_ratio(
+        net,
+        real,
+        torch.zeros(len(real), dtype=torch.long),
+        fake.view(len(fake), 1, 1),
+        penalty=0.01,
+        steps=600,
+        batch_size=256,
+        lr=3e-3,
+        weight_decay=0.0,
+    )
     grid = torch.linspace(-1.5, 2.5, 41)[:, None]
     psi = ratio(net, grid)
     true = torch.exp(grid[:, 0] - 0.5)
@@ -69,8 +87,14 @@ def test_trained_psi_ranks_a_known_ratio():
     mid = (grid[:, 0] > -0.5) & (grid[:, 0] < 1.5)
     assert float((psi[mid] / true[mid]).log().abs().mean()) < 0.35
     # fakes drawn through the trained psi move towards the real distribution
-    x, _, _, _ = collect(lambda y: torch.randn(len(y), 1), lambda x, y: (ratio(net, x), torch.ones(len(x), dtype=torch.bool)),
-                         torch.zeros(1, dtype=torch.long), 4000, burnin=1000, batch_size=1000)
+    x, _, _, _ = collect(
+        lambda y: torch.randn(len(y), 1),
+        lambda x, y: (ratio(net, x), torch.ones(len(x), dtype=torch.bool)),
+        torch.zeros(1, dtype=torch.long),
+        4000,
+        burnin=1000,
+        batch_size=1000,
+    )
     assert 0.75 < float(x.mean()) < 1.15
 
 
@@ -81,8 +105,17 @@ def test_psi_without_groupnorm_learns_a_radial_ratio_of_points():
     real, fake = torch.randn(4000, 2), 2 * torch.randn(4000, 2)
     net = RatioNet(2, width=32, depth=2, dropout=0.0, norm="none")
     assert not any(isinstance(m, torch.nn.GroupNorm) for m in net.modules())
-    train_ratio(net, real, torch.zeros(len(real), dtype=torch.long), fake.view(len(fake), 1, 2),
-                penalty=0.01, steps=600, batch_size=256, lr=3e-3, weight_decay=0.0)
+    train_ratio(
+        net,
+        real,
+        torch.zeros(len(real), dtype=torch.long),
+        fake.view(len(fake), 1, 2),
+        penalty=0.01,
+        steps=600,
+        batch_size=256,
+        lr=3e-3,
+        weight_decay=0.0,
+    )
     radius = torch.linspace(0.0, 3.0, 31)
     angle = torch.rand(31) * 6.283
     psi = ratio(net, torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], 1))
@@ -131,8 +164,14 @@ def test_rejection_sampling_keeps_fakes_in_proportion_to_the_ratio():
 def test_a_broken_sampler_fails_the_proportion_check():
     """The same check as above fails for a sampler that ignores the ratio (a test that can fail)."""
     torch.manual_seed(0)
-    x, _, _, _ = collect(_uniform_fakes, lambda x, y: (torch.ones(len(x)), torch.ones(len(x), dtype=torch.bool)),
-                         torch.tensor([0]), 20000, burnin=10, batch_size=4000)
+    x, _, _, _ = collect(
+        _uniform_fakes,
+        lambda x, y: (torch.ones(len(x)), torch.ones(len(x), dtype=torch.bool)),
+        torch.tensor([0]),
+        20000,
+        burnin=10,
+        batch_size=4000,
+    )
     assert abs(float(x.mean()) - 2 / 3) > 0.1
 
 
@@ -150,8 +189,15 @@ def test_label_window_drops_what_it_should():
         return torch.ones(len(x)), window_mask(x[:, 0], y, 0.05)
 
     got = []
-    stats = rejection_sample(lambda y: y[:, None] + 0.1 * torch.randn(len(y), 1), score, labels, 500,
-                             lambda x, y, psi: got.append((x, y)), burnin=10, batch_size=400)
+    stats = rejection_sample(
+        lambda y: y[:, None] + 0.1 * torch.randn(len(y), 1),
+        score,
+        labels,
+        500,
+        lambda x, y, psi: got.append((x, y)),
+        burnin=10,
+        batch_size=400,
+    )
     x = torch.cat([g[0] for g in got])[:, 0]
     y = torch.cat([g[1] for g in got])
     assert ((x - y).abs() <= 0.05).all()
@@ -162,16 +208,31 @@ def test_label_window_drops_what_it_should():
 
 
 def test_a_label_the_generator_cannot_serve_ends_short():
-    stats = rejection_sample(_uniform_fakes, lambda x, y: (torch.ones(len(x)), y == 0), torch.tensor([0, 1]), 50,
-                             lambda *a: None, burnin=5, batch_size=100, max_proposals=1000)
+    stats = rejection_sample(
+        _uniform_fakes,
+        lambda x, y: (torch.ones(len(x)), y == 0),
+        torch.tensor([0, 1]),
+        50,
+        lambda *a: None,
+        burnin=5,
+        batch_size=100,
+        max_proposals=1000,
+    )
     assert stats.accepted.tolist() == [50, 0] and int(stats.proposed[1]) >= 1000
     assert stats.summary()["n_labels_short"] == 1
 
 
 def test_streaming_hands_out_bounded_chunks():
     sizes = []
-    rejection_sample(_uniform_fakes, _triangle_score, torch.zeros(40, dtype=torch.long), 100,
-                     lambda x, y, psi: sizes.append(len(x)), burnin=10, batch_size=256)
+    rejection_sample(
+        _uniform_fakes,
+        _triangle_score,
+        torch.zeros(40, dtype=torch.long),
+        100,
+        lambda x, y, psi: sizes.append(len(x)),
+        burnin=10,
+        batch_size=256,
+    )
     assert sum(sizes) == 4000 and max(sizes) <= 256
 
 
@@ -195,7 +256,7 @@ def test_conditional_psi_pairs_fakes_with_real_labels():
 def test_draw_groups_by_label_and_pool_shapes():
     class G(torch.nn.Module):
         def forward(self, z, y):
-            return (y.float()[:, None] + 0.01 * z[:, :1])
+            return y.float()[:, None] + 0.01 * z[:, :1]
 
     class Phi(torch.nn.Module):
         feature_dim = 1

@@ -74,6 +74,7 @@ class MeanRegressor(nn.Module):
 
 def test_regression_filter_drops_the_fakes_with_large_label_error():
     torch.manual_seed(0)
+
     def fakes(n):
         y = 0.2 + 0.6 * torch.rand(n)
         return sample(LabelPlusNoiseG(), y, 1, 512), y

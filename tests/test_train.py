@@ -24,8 +24,17 @@ def _fraction_of_fakes(fake_fraction, n_real=10, n_fake=30):
     torch.manual_seed(0)
     model = Recorder()
     x_real, x_fake = -torch.ones(n_real, 1, 2, 2), torch.ones(n_fake, 1, 2, 2)  # reals are -1, fakes +1
-    train_classifier(model, x_real, torch.zeros(n_real, dtype=torch.long), steps=20, batch_size=8, lr=0.01,
-                     x_fake=x_fake, y_fake=torch.ones(n_fake, dtype=torch.long), fake_fraction=fake_fraction)
+    train_classifier(
+        model,
+        x_real,
+        torch.zeros(n_real, dtype=torch.long),
+        steps=20,
+        batch_size=8,
+        lr=0.01,
+        x_fake=x_fake,
+        y_fake=torch.ones(n_fake, dtype=torch.long),
+        fake_fraction=fake_fraction,
+    )
     seen = torch.cat(model.seen)
     assert len(seen) == 20 * 8
     return float((seen > 0).float().mean())
@@ -100,8 +109,17 @@ def test_keep_best_ends_with_the_weights_of_the_best_validation_step():
     def progress(step, record):
         snapshots[step] = {k: v.clone() for k, v in model.state_dict().items()}
 
-    history = train_classifier(model, x, y, steps=20, batch_size=8, lr=0.5, log_every=5, progress=progress,
-                               validate=lambda m: (next(scores), m.training)[0])
+    history = train_classifier(
+        model,
+        x,
+        y,
+        steps=20,
+        batch_size=8,
+        lr=0.5,
+        log_every=5,
+        progress=progress,
+        validate=lambda m: (next(scores), m.training)[0],
+    )
     assert [r["val"] for r in history] == [0.5, 0.9, 0.7, 0.9]
     assert [r["best_step"] for r in history] == [5, 10, 10, 10]
     for k, v in model.state_dict().items():
@@ -122,6 +140,15 @@ def test_validate_sees_the_model_in_eval_mode_and_training_resumes():
     def progress(step, record):
         after.append(model.training)
 
-    train_classifier(model, torch.randn(16, 1, 2, 2), torch.randint(0, 2, (16,)), steps=10, batch_size=4, lr=0.1, log_every=5,
-                     validate=validate, progress=progress)
+    train_classifier(
+        model,
+        torch.randn(16, 1, 2, 2),
+        torch.randint(0, 2, (16,)),
+        steps=10,
+        batch_size=4,
+        lr=0.1,
+        log_every=5,
+        validate=validate,
+        progress=progress,
+    )
     assert modes == [False, False] and after == [True, True]

@@ -72,7 +72,9 @@ def _mlflow_children(study_name: str) -> list:
     from pipeline import tracking
 
     mlflow.set_tracking_uri(tracking.tracking_uri())
-    runs = mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.study = '{study_name}'", output_format="list")
+    runs = mlflow.search_runs(
+        search_all_experiments=True, filter_string=f"tags.study = '{study_name}'", output_format="list"
+    )
     parents = [r for r in runs if r.data.tags.get("stage") == "tune"]
     assert len(parents) == 1, "one MLflow run per study"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
@@ -98,7 +100,9 @@ def test_n_fake_study_reuses_the_pipeline_and_logs_every_trial(tiny_class):
     parent, children = _mlflow_children("tiny-n-fake")
     assert sorted(int(r.data.tags["optuna_trial"]) for r in children) == [0, 1, 2]
     assert all(r.info.status == "FINISHED" and "student_val_accuracy" in r.data.metrics for r in children)
-    assert {c.data.params["synthesize.n_fake_per_class"] for c in children} == {str(t.params["synthesize.n_fake_per_class"]) for t in study.trials}
+    assert {c.data.params["synthesize.n_fake_per_class"] for c in children} == {
+        str(t.params["synthesize.n_fake_per_class"]) for t in study.trials
+    }
     assert parent.info.status == "FINISHED" and parent.data.metrics["best_value"] == summary["best_value"]
     assert params.read_bytes() == before  # no --apply: params untouched
     # the teacher, GAN and ratio nets were reused, not retrained
@@ -117,7 +121,9 @@ def test_apply_changes_exactly_the_tuned_keys(tiny_class, tmp_path):
     mine = tmp_path / "params.yaml"
     text = "# my comment\n" + params.read_text().replace("  tiny:\n", "  tiny:   # the tiny one\n")
     mine.write_text(text)
-    result = _tune(mine, root, "n-fake", "-e", "tiny", "--n-trials", "2", "--rho", "--study-name", "apply-test", "--apply")
+    result = _tune(
+        mine, root, "n-fake", "-e", "tiny", "--n-trials", "2", "--rho", "--study-name", "apply-test", "--apply"
+    )
     assert result.exit_code == 0, result.output
     best = _study(root, "apply-test").best_params
     old, new = text.splitlines(), mine.read_text().splitlines()
@@ -242,7 +248,9 @@ def test_ctrl_c_that_a_library_turns_into_an_exception_still_stops_the_study(tin
 
 def test_two_workers_share_one_storage(tiny_circle):
     params, root = tiny_circle
-    result = _tune(params, root, "vicinity", "-e", "tiny_circle", "--n-trials", "4", "--workers", "2", "--study-name", "two")
+    result = _tune(
+        params, root, "vicinity", "-e", "tiny_circle", "--n-trials", "4", "--workers", "2", "--study-name", "two"
+    )
     assert result.exit_code == 0, result.output
     study = _study(root, "two")
     assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]  # none lost, none duplicated
@@ -254,9 +262,26 @@ def test_two_workers_share_one_storage(tiny_circle):
 
 
 def _start(params: Path, root: Path, name: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-c", "from pipeline.cli import main; main()", "tune", "vicinity", "-e", "tiny_circle", "--n-trials", "4",
-           "--study-name", name, "-p", str(params), "--root", str(root)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy())
+    cmd = [
+        sys.executable,
+        "-c",
+        "from pipeline.cli import main; main()",
+        "tune",
+        "vicinity",
+        "-e",
+        "tiny_circle",
+        "--n-trials",
+        "4",
+        "--study-name",
+        name,
+        "-p",
+        str(params),
+        "--root",
+        str(root),
+    ]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy()
+    )
 
 
 def _wait_for_a_fresh_running_trial(root: Path, name: str, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -275,7 +300,9 @@ def _wait_for_a_fresh_running_trial(root: Path, name: str, proc: subprocess.Pope
         history.append(",".join(states))
         time.sleep(0.1)
     proc.kill()
-    raise AssertionError(f"no trial started; states seen: {sorted(set(history))}; output: {proc.communicate()[0].decode()[-3000:]}")
+    raise AssertionError(
+        f"no trial started; states seen: {sorted(set(history))}; output: {proc.communicate()[0].decode()[-3000:]}"
+    )
 
 
 def test_interrupted_and_killed_workers_leave_a_study_that_a_rerun_completes(tiny_circle):
@@ -317,7 +344,11 @@ def test_an_rdb_url_storage_and_clear_errors(tiny_class, tmp_path):
     assert (root / "runs" / "tune" / "on-rdb" / "summary.json").exists()
     assert redact("postgresql://me:secret@db.lab:5432/optuna") == "postgresql://me:***@db.lab:5432/optuna"
     result = _tune(params, root, "n-fake", "-e", "tiny", "--storage", "nosuchdriver://x/y", "--study-name", "bad")
-    assert result.exit_code == 1 and result.output.startswith("error: --storage nosuchdriver://x/y: cannot open") and "Traceback" not in result.output
+    assert (
+        result.exit_code == 1
+        and result.output.startswith("error: --storage nosuchdriver://x/y: cannot open")
+        and "Traceback" not in result.output
+    )
     result = _tune(params, root, "n-fake", "-e", "nope")
     assert result.exit_code == 2 and "experiments.nope: no such experiment" in result.output
     result = _tune(params, root, "bogus", "-e", "tiny")

@@ -7,7 +7,14 @@ files.
 from pipeline.data.builtin import load_digits
 from pipeline.data.chairs import load_chair_models, load_chairs, load_chairs_all, render_chairs
 from pipeline.data.circle import circle_centres, make_circle
-from pipeline.data.core import ImageDataset, limit_per_class, load_dataset, per_class_indices, save_dataset, training_label_grid
+from pipeline.data.core import (
+    ImageDataset,
+    limit_per_class,
+    load_dataset,
+    per_class_indices,
+    save_dataset,
+    training_label_grid,
+)
 from pipeline.data.files import load_torchvision
 from pipeline.data.hdf5 import load_hdf5_regression
 from pipeline.data.regression import RegressionDataset

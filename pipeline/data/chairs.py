@@ -70,7 +70,9 @@ def chair_model(model_id: int, seed: int = 0) -> Chair:
     seat_top = leg_h + seat_t
     boxes = [Box((0.0, leg_h + seat_t / 2, 0.0), (width / 2, seat_t / 2, depth / 2))]
     leg_x, leg_z = width / 2 - inset - leg_t / 2, depth / 2 - inset - leg_t / 2
-    boxes += [Box((sx * leg_x, leg_h / 2, sz * leg_z), (leg_t / 2, leg_h / 2, leg_t / 2)) for sx in (-1, 1) for sz in (-1, 1)]
+    boxes += [
+        Box((sx * leg_x, leg_h / 2, sz * leg_z), (leg_t / 2, leg_h / 2, leg_t / 2)) for sx in (-1, 1) for sz in (-1, 1)
+    ]
     boxes += _backrest(rng, width, depth, seat_top)
     if rng.random() < 0.45:
         boxes += _armrests(rng, width, depth, seat_top)
@@ -239,7 +241,9 @@ def _supersampling(image_size: int) -> int:
     return max(2, math.ceil(128 / image_size))
 
 
-def render_chairs(angles_deg: Tensor | np.ndarray, model_ids: Tensor | np.ndarray, image_size: int = 32, seed: int = 0) -> Tensor:
+def render_chairs(
+    angles_deg: Tensor | np.ndarray, model_ids: Tensor | np.ndarray, image_size: int = 32, seed: int = 0
+) -> Tensor:
     """Render chair ``model_ids[i]`` at yaw ``angles_deg[i]`` (degrees) for each i: float32 ``(N, 1, S, S)`` in [-1, 1].
 
     Pure and deterministic: the models are drawn from ``seed`` (model k is the same whichever others are rendered)
@@ -300,7 +304,9 @@ def _dataset(
             f"y_{split}": torch.from_numpy(angles[idx].astype(np.float32)),
             f"attr_{split}": torch.from_numpy(models[idx].astype(np.int64)),
         }
-    return RegressionDataset(**fields, num_attr=n_models, label_min=0.0, label_max=90.0, label_name="yaw angle (degrees)")
+    return RegressionDataset(
+        **fields, num_attr=n_models, label_min=0.0, label_max=90.0, label_name="yaw angle (degrees)"
+    )
 
 
 def load_chairs(
@@ -335,10 +341,14 @@ def load_chairs(
     n_val = min(max(1, round(val_fraction * len(train))) if val_fraction > 0 else 0, len(train) - 1)
     is_val = np.zeros(len(train), dtype=bool)
     is_val[rng.permutation(len(train))[:n_val]] = True
-    return _dataset(angles, models, {"train": train[~is_val], "test": test, "val": train[is_val]}, n_models, image_size, seed)
+    return _dataset(
+        angles, models, {"train": train[~is_val], "test": test, "val": train[is_val]}, n_models, image_size, seed
+    )
 
 
-def load_chairs_all(image_size: int = 32, n_models: int = 10, angle_step: float = 0.25, seed: int = 0) -> RegressionDataset:
+def load_chairs_all(
+    image_size: int = 32, n_models: int = 10, angle_step: float = 0.25, seed: int = 0
+) -> RegressionDataset:
     """Every rendered image (all grid angles, all models) as the training split; test and validation are empty.
 
     For training the evaluation networks on all real images, as the CcGAN paper does. With the same arguments,
@@ -346,10 +356,14 @@ def load_chairs_all(image_size: int = 32, n_models: int = 10, angle_step: float 
     """
     angles, models = _grid(n_models, angle_step)
     empty = np.zeros(0, dtype=np.int64)
-    return _dataset(angles, models, {"train": np.arange(len(angles)), "test": empty, "val": empty}, n_models, image_size, seed)
+    return _dataset(
+        angles, models, {"train": np.arange(len(angles)), "test": empty, "val": empty}, n_models, image_size, seed
+    )
 
 
-def render_uniform(n: int, lo: float, hi: float, n_models: int, image_size: int, seed: int, draw_seed: int) -> tuple[Tensor, Tensor]:
+def render_uniform(
+    n: int, lo: float, hi: float, n_models: int, image_size: int, seed: int, draw_seed: int
+) -> tuple[Tensor, Tensor]:
     """n fresh chairs of the family ``seed`` (random models, yaw uniform in [lo, hi] degrees): images and their true
     angles (float32). Perfect fakes for a regression student: cGAN-KD's ceiling (the `oracle` student)."""
     rng = np.random.default_rng([draw_seed, 0x0AC1E])

@@ -22,7 +22,9 @@ def circle_angles(n_angles: int, offset: float = 0.0) -> np.ndarray:
     return 2.0 * math.pi * (np.arange(n_angles, dtype=np.float64) + offset) / n_angles
 
 
-def _draw(angles: np.ndarray, per_angle: int, radius: float, std: float, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+def _draw(
+    angles: np.ndarray, per_angle: int, radius: float, std: float, rng: np.random.Generator
+) -> tuple[Tensor, Tensor]:
     """``per_angle`` Gaussian draws around each angle's centre (angle-major order) and their float32 labels."""
     labels = np.repeat(angles, per_angle)
     centres = circle_centres(labels, radius).numpy().astype(np.float64)
@@ -46,8 +48,12 @@ def make_circle(
     defaults (120 and 360) no evaluation angle is a training angle. No validation split; label range ``[0, 2 pi]``.
     Deterministic for a given ``seed``.
     """
-    for name, value in (("n_train_angles", n_train_angles), ("per_angle", per_angle),
-                        ("n_eval_angles", n_eval_angles), ("eval_per_angle", eval_per_angle)):
+    for name, value in (
+        ("n_train_angles", n_train_angles),
+        ("per_angle", per_angle),
+        ("n_eval_angles", n_eval_angles),
+        ("eval_per_angle", eval_per_angle),
+    ):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if radius <= 0 or std < 0:

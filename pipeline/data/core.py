@@ -53,7 +53,9 @@ class ImageDataset:
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
                 raise ValueError(f"y_{split} has labels outside 0..{self.num_classes - 1}")
         if not self.x_train.shape[1:] == self.x_test.shape[1:] == self.x_val.shape[1:]:
-            raise ValueError(f"train images {tuple(self.x_train.shape[1:])} != test images {tuple(self.x_test.shape[1:])}")
+            raise ValueError(
+                f"train images {tuple(self.x_train.shape[1:])} != test images {tuple(self.x_test.shape[1:])}"
+            )
 
     @property
     def channels(self) -> int:
@@ -107,7 +109,9 @@ def limit_per_class(
     return x[keep], y[keep]
 
 
-def per_class_indices(y: Tensor, fraction: float | None = None, n_per_class: int | None = None, seed: int = 0) -> Tensor:
+def per_class_indices(
+    y: Tensor, fraction: float | None = None, n_per_class: int | None = None, seed: int = 0
+) -> Tensor:
     """Sorted indices of the subset that :func:`limit_per_class` keeps."""
     generator = torch.Generator().manual_seed(seed)
     kept = []

@@ -57,14 +57,19 @@ _IDX = "{train-images-idx3-ubyte,train-labels-idx1-ubyte,t10k-images-idx3-ubyte,
 _IDX_NOTE = "uncompressed big-endian idx files as torchvision {} reads them; gunzip any .gz files"
 SOURCES: dict[str, _Source] = {
     "cifar10": _Source(
-        "CIFAR-10", "CIFAR10", "cifar-10-batches-py", "{data_batch_1..5,test_batch,batches.meta}",
+        "CIFAR-10",
+        "CIFAR10",
+        "cifar-10-batches-py",
+        "{data_batch_1..5,test_batch,batches.meta}",
         "the python version of CIFAR-10, extracted",
     ),
     "cifar100": _Source(
         "CIFAR-100", "CIFAR100", "cifar-100-python", "{train,test,meta}", "the python version of CIFAR-100, extracted"
     ),
     "mnist": _Source("MNIST", "MNIST", "MNIST/raw", _IDX, _IDX_NOTE.format("MNIST")),
-    "fashion_mnist": _Source("Fashion-MNIST", "FashionMNIST", "FashionMNIST/raw", _IDX, _IDX_NOTE.format("FashionMNIST")),
+    "fashion_mnist": _Source(
+        "Fashion-MNIST", "FashionMNIST", "FashionMNIST/raw", _IDX, _IDX_NOTE.format("FashionMNIST")
+    ),
 }
 
 
@@ -106,7 +111,11 @@ class _ArrayUnpickler(pickle.Unpickler):
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
-        *((core, fn) for core in ("numpy.core.multiarray", "numpy._core.multiarray") for fn in ("_reconstruct", "scalar")),
+        *(
+            (core, fn)
+            for core in ("numpy.core.multiarray", "numpy._core.multiarray")
+            for fn in ("_reconstruct", "scalar")
+        ),
         *((core, "_frombuffer") for core in ("numpy.core.numeric", "numpy._core.numeric")),
     }
 

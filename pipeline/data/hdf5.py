@@ -109,7 +109,9 @@ def load_hdf5_regression(
     try:
         return _dataset(source, data, {"train": train, "test": test, "val": val}, image_size)
     except ValueError as exc:  # e.g. all labels equal: no label range to normalise by
-        raise DataError(f"{source.title} file {path} is inconsistent ({exc}): {source.expected(root, image_size)}") from exc
+        raise DataError(
+            f"{source.title} file {path} is inconsistent ({exc}): {source.expected(root, image_size)}"
+        ) from exc
 
 
 # --- files --------------------------------------------------------------------------------------------------------
@@ -121,7 +123,9 @@ def _find_file(source: _Source, root: Path, image_size: int) -> Path:
     if exact.is_file():
         return exact
     pattern = re.compile(rf"{re.escape(source.prefix)}_(\d+)x\1\.h5")
-    sizes = sorted(int(m.group(1)) for p in (root.iterdir() if root.is_dir() else ()) if (m := pattern.fullmatch(p.name)))
+    sizes = sorted(
+        int(m.group(1)) for p in (root.iterdir() if root.is_dir() else ()) if (m := pattern.fullmatch(p.name))
+    )
     if not sizes:
         raise DataError(f"{source.title} not found: {source.expected(root, image_size)}")
     larger = [s for s in sizes if s >= image_size]
@@ -224,7 +228,9 @@ def _carve_val(train: np.ndarray, fraction: float, rng: np.random.Generator) -> 
     return train[~is_val], train[is_val]
 
 
-def _dataset(source: _Source, data: dict[str, np.ndarray], splits: dict[str, np.ndarray], image_size: int) -> RegressionDataset:
+def _dataset(
+    source: _Source, data: dict[str, np.ndarray], splits: dict[str, np.ndarray], image_size: int
+) -> RegressionDataset:
     """Build the RegressionDataset: images to [-1, 1] at ``image_size``, labels float32, attributes int64."""
     labels = data["labels"]
     label_min = min(source.label_floor, float(labels.min()))

@@ -57,8 +57,17 @@ def best_step(history: list[dict[str, float]]) -> dict[str, float]:
     return {"best_step": history[-1]["best_step"]} if history and "best_step" in history[-1] else {}
 
 
-def fit(p, task: str, ds, *, seed: int, teacher: nn.Module | None = None, fakes: tuple[torch.Tensor, torch.Tensor] | None = None,
-        progress: Progress | None = None, check: Callable[[int, nn.Module], None] | None = None) -> tuple[nn.Module, list[dict[str, float]]]:
+def fit(
+    p,
+    task: str,
+    ds,
+    *,
+    seed: int,
+    teacher: nn.Module | None = None,
+    fakes: tuple[torch.Tensor, torch.Tensor] | None = None,
+    progress: Progress | None = None,
+    check: Callable[[int, nn.Module], None] | None = None,
+) -> tuple[nn.Module, list[dict[str, float]]]:
     """A fresh `p.net` (teacher or student params) trained from `seed` on the real training split
     (regression: on normalised labels, with `p.loss`), plus `fakes` (x, training labels) as a
     `p.fake_fraction` share of each batch when given, and distilling `teacher`'s logits by BLKD
@@ -69,21 +78,49 @@ def fit(p, task: str, ds, *, seed: int, teacher: nn.Module | None = None, fakes:
     model = build_classifier(p.net, ds.channels, ds.num_classes if classification else 1, p.width)
     x_fake, y_fake = fakes if fakes is not None else (None, None)
     history = train_classifier(
-        model, ds.x_train, ds.y_train if classification else ds.normalise(ds.y_train), steps=p.steps, batch_size=p.batch_size,
-        lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0,
-        loss=("blkd" if teacher is not None else "ce") if classification else p.loss, teacher=teacher,
-        loss_kwargs=p.blkd.model_dump() if teacher is not None else None, x_fake=x_fake, y_fake=y_fake,
-        fake_fraction=getattr(p, "fake_fraction", None), progress=watched(progress, check, model), log_every=p.eval_every,
+        model,
+        ds.x_train,
+        ds.y_train if classification else ds.normalise(ds.y_train),
+        steps=p.steps,
+        batch_size=p.batch_size,
+        lr=p.lr,
+        momentum=p.momentum,
+        weight_decay=p.weight_decay,
+        max_shift=p.max_shift if p.augment else 0,
+        loss=("blkd" if teacher is not None else "ce") if classification else p.loss,
+        teacher=teacher,
+        loss_kwargs=p.blkd.model_dump() if teacher is not None else None,
+        x_fake=x_fake,
+        y_fake=y_fake,
+        fake_fraction=getattr(p, "fake_fraction", None),
+        progress=watched(progress, check, model),
+        log_every=p.eval_every,
         validate=validation_score(task, ds) if p.keep_best else None,
     )
     return model, history
 
 
-def fit_student(exp, ds, variant: str, *, teacher: nn.Module | None, fakes: tuple[torch.Tensor, torch.Tensor] | None,
-                seed: int, progress: Progress | None = None,
-                check: Callable[[int, nn.Module], None] | None = None) -> tuple[nn.Module, list[dict[str, float]]]:
+def fit_student(
+    exp,
+    ds,
+    variant: str,
+    *,
+    teacher: nn.Module | None,
+    fakes: tuple[torch.Tensor, torch.Tensor] | None,
+    seed: int,
+    progress: Progress | None = None,
+    check: Callable[[int, nn.Module], None] | None = None,
+) -> tuple[nn.Module, list[dict[str, float]]]:
     """One student variant of `exp.student` (the fakes and the teacher used only when the variant
     uses them). The student stage and the n-fake study share it."""
     distil = exp.task == "classification" and VARIANTS[variant][1]
-    return fit(exp.student, exp.task, ds, seed=seed, teacher=teacher if distil else None,
-               fakes=fakes if uses_fakes(exp.task, variant) else None, progress=progress, check=check)
+    return fit(
+        exp.student,
+        exp.task,
+        ds,
+        seed=seed,
+        teacher=teacher if distil else None,
+        fakes=fakes if uses_fakes(exp.task, variant) else None,
+        progress=progress,
+        check=check,
+    )

@@ -17,12 +17,16 @@ def ce_loss(logits: Tensor, y: Tensor, teacher_logits: Tensor | None = None, **_
     return F.cross_entropy(logits, y)
 
 
-def blkd_loss(logits: Tensor, y: Tensor, teacher_logits: Tensor | None = None, *, temperature: float, alpha: float) -> Tensor:
+def blkd_loss(
+    logits: Tensor, y: Tensor, teacher_logits: Tensor | None = None, *, temperature: float, alpha: float
+) -> Tensor:
     """Hinton's KD: alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(s, y)."""
     if teacher_logits is None:
         raise ValueError("blkd needs teacher logits")
     T = temperature
-    kl = F.kl_div(F.log_softmax(logits / T, 1), F.log_softmax(teacher_logits / T, 1), log_target=True, reduction="batchmean")
+    kl = F.kl_div(
+        F.log_softmax(logits / T, 1), F.log_softmax(teacher_logits / T, 1), log_target=True, reduction="batchmean"
+    )
     return alpha * T * T * kl + (1 - alpha) * F.cross_entropy(logits, y)
 
 

@@ -67,7 +67,9 @@ def build_synthetic(
     keep = keep_mask(F.cross_entropy(logits, y_cond, reduction="none"), y_cond, thresholds)
     y = logits.argmax(1)[keep] if relabel else y_cond[keep]
     x, y_cond = x[keep], y_cond[keep]
-    kept = torch.bincount(y_cond, minlength=num_classes).float() / torch.bincount(fakes[1], minlength=num_classes).clamp(min=1)
+    kept = torch.bincount(y_cond, minlength=num_classes).float() / torch.bincount(
+        fakes[1], minlength=num_classes
+    ).clamp(min=1)
     changed = float((y != y_cond).float().mean()) if len(y) else 0.0
     return SyntheticSet(x, y, y_cond, thresholds, kept, changed)
 
@@ -81,7 +83,9 @@ class RegressionSyntheticSet:
     kept_fraction: float
 
 
-def build_synthetic_regression(teacher: nn.Module, burnin: tuple[Tensor, Tensor], fakes: tuple[Tensor, Tensor], *, rho: float) -> RegressionSyntheticSet:
+def build_synthetic_regression(
+    teacher: nn.Module, burnin: tuple[Tensor, Tensor], fakes: tuple[Tensor, Tensor], *, rho: float
+) -> RegressionSyntheticSet:
     """Drop the fakes (x, y_cond) whose |teacher(x) - y| exceeds the rho-quantile of the burn-in
     fakes' errors; keep the teacher's predictions for label adjustment (labels normalised)."""
     x_burn, y_burn = burnin
@@ -89,7 +93,9 @@ def build_synthetic_regression(teacher: nn.Module, burnin: tuple[Tensor, Tensor]
     x, y_cond = fakes
     pred = predict(teacher, x).view(-1)
     keep = (pred - y_cond).abs() <= threshold
-    return RegressionSyntheticSet(x[keep], y_cond[keep], pred[keep], threshold, float(keep.float().mean()) if len(keep) else 0.0)
+    return RegressionSyntheticSet(
+        x[keep], y_cond[keep], pred[keep], threshold, float(keep.float().mean()) if len(keep) else 0.0
+    )
 
 
 class Drawn(NamedTuple):
@@ -106,7 +112,9 @@ class Drawn(NamedTuple):
 Bar = Callable[[str, int], AbstractContextManager[Progress | None]]
 
 
-def synthetic_set(exp, ds, teacher: nn.Module, G: nn.Module, sub, seed: int, bar: Bar = lambda name, total: nullcontext()) -> Drawn:
+def synthetic_set(
+    exp, ds, teacher: nn.Module, G: nn.Module, sub, seed: int, bar: Bar = lambda name, total: nullcontext()
+) -> Drawn:
     """Draw the burn-in set and the fakes (through the Subsampler `sub` when given), then filter
     (and relabel) them with the teacher, by `exp.synthesize`. Class labels: every class; continuous
     labels: uniform over the training range (normalised). `bar(name, total)` gives each draw a
@@ -117,14 +125,29 @@ def synthetic_set(exp, ds, teacher: nn.Module, G: nn.Module, sub, seed: int, bar
 
     def drawn(what: str, labels: Tensor, n: int):
         with bar(f"{what} ({p.subsampling})", len(labels) * n) as progress:
-            return draw(G, exp.gan.z_dim, labels, n, sub, burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs, progress=progress)
+            return draw(
+                G,
+                exp.gan.z_dim,
+                labels,
+                n,
+                sub,
+                burnin=exp.dre.burnin,
+                batch_size=exp.dre.batch_size_rs,
+                progress=progress,
+            )
 
     seed_everything(seed)
     if exp.task == "classification":
         labels = torch.arange(ds.num_classes)
         burn = drawn("burn-in", labels, p.n_burnin_per_class)
         x, y, stats = drawn("fakes", labels, p.n_fake_per_class)
-        return Drawn(build_synthetic(teacher, burn[:2], (x, y), num_classes=ds.num_classes, rho=p.rho, relabel=p.relabel), x, y, stats, labels)
+        return Drawn(
+            build_synthetic(teacher, burn[:2], (x, y), num_classes=ds.num_classes, rho=p.rho, relabel=p.relabel),
+            x,
+            y,
+            stats,
+            labels,
+        )
     u = ds.normalise(ds.y_train)
     lo, hi = float(u.min()), float(u.max())
     burn_labels = lo + (hi - lo) * torch.rand(max(1, p.n_burnin // p.n_per_label))
@@ -139,5 +162,7 @@ def oracle_fakes(exp, ds, n: int, seed: int) -> tuple[Tensor, Tensor]:
     yaw uniform over the training label range, with their true (normalised) labels."""
     from pipeline.data.chairs import render_uniform
 
-    x, y = render_uniform(n, float(ds.y_train.min()), float(ds.y_train.max()), exp.data.n_models, exp.data.image_size, seed, seed + 1)
+    x, y = render_uniform(
+        n, float(ds.y_train.min()), float(ds.y_train.max()), exp.data.n_models, exp.data.image_size, seed, seed + 1
+    )
     return x, ds.normalise(y)

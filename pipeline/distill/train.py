@@ -47,7 +47,9 @@ def train_classifier(
     the earliest on ties (the convergence rule: the student is judged at its best validation
     step, not at an arbitrary last one); the records then carry "best_step"."""
     loss_fn, kwargs = LOSSES[loss], loss_kwargs or {}
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     if teacher is not None:
         teacher.eval()

@@ -46,16 +46,29 @@ class _Adam:
     def __init__(self, opt: torch.optim.Optimizer, params: list[Tensor]) -> None:
         (group,) = opt.param_groups
         if [p.data_ptr() for p in group["params"]] != [p.data_ptr() for p in params]:
-            raise ValueError("compiled GAN steps: the optimiser must hold the net's trainable parameters, in module order")
+            raise ValueError(
+                "compiled GAN steps: the optimiser must hold the net's trainable parameters, in module order"
+            )
         if group["amsgrad"]:
             raise ValueError("compiled GAN steps: amsgrad is not supported")
         for p in group["params"]:
             if not opt.state[p]:
-                opt.state[p] = {"step": torch.zeros(()), "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+                opt.state[p] = {
+                    "step": torch.zeros(()),
+                    "exp_avg": torch.zeros_like(p),
+                    "exp_avg_sq": torch.zeros_like(p),
+                }
         states = [opt.state[p] for p in group["params"]]
         self.tensors = ([s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [s["step"] for s in states])
-        self.hyper = {"amsgrad": False, "beta1": group["betas"][0], "beta2": group["betas"][1], "lr": group["lr"],
-                      "weight_decay": group["weight_decay"], "eps": group["eps"], "maximize": group["maximize"]}
+        self.hyper = {
+            "amsgrad": False,
+            "beta1": group["betas"][0],
+            "beta2": group["betas"][1],
+            "lr": group["lr"],
+            "weight_decay": group["weight_decay"],
+            "eps": group["eps"],
+            "maximize": group["maximize"],
+        }
 
 
 def _adam_update(params: list[Tensor], grads: list[Tensor], state: _Adam) -> None:
@@ -71,35 +84,75 @@ class CompiledIteration:
     trainable parameters of its net, in module order (as `GanState.create` builds them). The nets'
     tensors and the optimisers' state are gathered once: load any state before building this."""
 
-    def __init__(self, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, loss: GanLoss, z_dim: int, augment: Augment) -> None:
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        opt_g: torch.optim.Optimizer,
+        opt_d: torch.optim.Optimizer,
+        loss: GanLoss,
+        z_dim: int,
+        augment: Augment,
+    ) -> None:
         self.G, self.D, self.loss, self.z_dim, self.augment = G, D, loss, z_dim, augment
         self.g_params, self.g_fixed = _split(G)
         self.d_params, self.d_fixed = _split(D)
-        self.adam_g, self.adam_d = _Adam(opt_g, list(self.g_params.values())), _Adam(opt_d, list(self.d_params.values()))
+        self.adam_g, self.adam_d = (
+            _Adam(opt_g, list(self.g_params.values())),
+            _Adam(opt_d, list(self.d_params.values())),
+        )
         self._compiled = torch.compile(self._iteration, fullgraph=True, dynamic=False)
 
     # The tensors the nets mutate (batch-norm statistics) must be arguments of a function that
     # torch.func differentiates, hence the `*_fixed` arguments.
-    def _d_loss(self, d_params: dict[str, Tensor], d_fixed: dict[str, Tensor], x_real: Tensor, x_fake: Tensor, y: Tensor, w_real: Tensor | None, w_fake: Tensor | None) -> Tensor:
+    def _d_loss(
+        self,
+        d_params: dict[str, Tensor],
+        d_fixed: dict[str, Tensor],
+        x_real: Tensor,
+        x_fake: Tensor,
+        y: Tensor,
+        w_real: Tensor | None,
+        w_fake: Tensor | None,
+    ) -> Tensor:
         n = len(x_real)
         logits = functional_call(self.D, (d_params, d_fixed), (self.augment(torch.cat([x_real, x_fake])), y))
         return self.loss.d(logits[:n], logits[n:], w_real, w_fake)
 
-    def _g_loss(self, g_params: dict[str, Tensor], g_fixed: dict[str, Tensor], d_all: tuple[dict[str, Tensor], ...], z: Tensor, y: Tensor) -> Tensor:
+    def _g_loss(
+        self,
+        g_params: dict[str, Tensor],
+        g_fixed: dict[str, Tensor],
+        d_all: tuple[dict[str, Tensor], ...],
+        z: Tensor,
+        y: Tensor,
+    ) -> Tensor:
         x = functional_call(self.G, (g_params, g_fixed), (z, y))
         return self.loss.g(functional_call(self.D, d_all, (self.augment(x), y)))
 
-    def _iteration(self, nets: tuple[dict[str, Tensor], ...], adam_g: _Adam, adam_d: _Adam, d_batches: list[tuple[DBatch, Tensor]], y_g: Tensor, z_g: Tensor) -> tuple[list[Tensor], Tensor]:
+    def _iteration(
+        self,
+        nets: tuple[dict[str, Tensor], ...],
+        adam_g: _Adam,
+        adam_d: _Adam,
+        d_batches: list[tuple[DBatch, Tensor]],
+        y_g: Tensor,
+        z_g: Tensor,
+    ) -> tuple[list[Tensor], Tensor]:
         g_params, g_fixed, d_params, d_fixed = nets
         d_losses = []
         for batch, z in d_batches:  # as train.d_step
             with torch.no_grad():
                 x_fake = functional_call(self.G, (g_params, g_fixed), (z, batch.y_gen))
             y = torch.cat([batch.y_real, batch.y_fake])
-            grads, d_loss = grad_and_value(self._d_loss)(d_params, d_fixed, batch.x_real, x_fake, y, batch.w_real, batch.w_fake)
+            grads, d_loss = grad_and_value(self._d_loss)(
+                d_params, d_fixed, batch.x_real, x_fake, y, batch.w_real, batch.w_fake
+            )
             _adam_update(list(d_params.values()), list(grads.values()), adam_d)
             d_losses.append(d_loss)
-        grads, g_loss = grad_and_value(self._g_loss)(g_params, g_fixed, (d_params, d_fixed), z_g, y_g)  # as train.g_step
+        grads, g_loss = grad_and_value(self._g_loss)(
+            g_params, g_fixed, (d_params, d_fixed), z_g, y_g
+        )  # as train.g_step
         _adam_update(list(g_params.values()), list(grads.values()), adam_g)
         return d_losses, g_loss
 

@@ -18,7 +18,9 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 @torch.no_grad()
-def standing_stats(G: nn.Module, z_dim: int, labels: Callable[[int], torch.Tensor], n_batches: int = 20, batch_size: int = 128) -> None:
+def standing_stats(
+    G: nn.Module, z_dim: int, labels: Callable[[int], torch.Tensor], n_batches: int = 20, batch_size: int = 128
+) -> None:
     """Recompute G's batch-norm statistics as a plain average over generated batches.
 
     The EMA generator's weights are an average over training, so the statistics copied from the

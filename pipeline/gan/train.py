@@ -133,7 +133,15 @@ class VicinalConditioning:
         return self.sampler.g_labels(batch_size)
 
 
-def d_step(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, loss: GanLoss, batch: DBatch, z_dim: int, augment: Augment = _identity) -> Tensor:
+def d_step(
+    G: nn.Module,
+    D: nn.Module,
+    opt_d: torch.optim.Optimizer,
+    loss: GanLoss,
+    batch: DBatch,
+    z_dim: int,
+    augment: Augment = _identity,
+) -> Tensor:
     """One discriminator update; `augment` (differentiable, DiffAugment-style) is applied to
     real and fake images alike before D. Returns the loss (a detached scalar tensor)."""
     with torch.no_grad():
@@ -160,7 +168,15 @@ def no_param_grads(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def g_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, loss: GanLoss, y: Tensor, z_dim: int, augment: Augment = _identity) -> Tensor:
+def g_step(
+    G: nn.Module,
+    D: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    loss: GanLoss,
+    y: Tensor,
+    z_dim: int,
+    augment: Augment = _identity,
+) -> Tensor:
     """One generator update at labels y (D judges at the same labels). D's weight gradients are
     not computed (the D step discards them anyway): the backward pass through D only carries the
     gradient to its input."""
@@ -199,8 +215,12 @@ def train_gan(
     if compiled:
         iteration = CompiledIteration(state.G, state.D, state.opt_g, state.opt_d, loss, z_dim, augment)
     else:
+
         def iteration(cond: Conditioning, batch_size: int, n_dis: int) -> tuple[list[Tensor], Tensor]:
-            d_losses = [d_step(state.G, state.D, state.opt_d, loss, cond.d_batch(batch_size), z_dim, augment) for _ in range(n_dis)]
+            d_losses = [
+                d_step(state.G, state.D, state.opt_d, loss, cond.d_batch(batch_size), z_dim, augment)
+                for _ in range(n_dis)
+            ]
             return d_losses, g_step(state.G, state.D, state.opt_g, loss, cond.g_labels(batch_size), z_dim, augment)
 
     d_acc, g_acc, n_acc = torch.zeros(()), torch.zeros(()), 0

@@ -32,40 +32,80 @@ class VariantSetup:
         return {k: v for k, v in self.arch.items() if k != "bins"}
 
 
-def vicinity_of(u: torch.Tensor, kind: str, m_kappa: float, gap: float | None = None, sigma: float | None = None, kappa: float | None = None, nu: float | None = None) -> Vicinity:
+def vicinity_of(
+    u: torch.Tensor,
+    kind: str,
+    m_kappa: float,
+    gap: float | None = None,
+    sigma: float | None = None,
+    kappa: float | None = None,
+    nu: float | None = None,
+) -> Vicinity:
     """The rule-of-thumb vicinity on normalised training labels u, with optional overrides."""
     s, k, n = rule_of_thumb(u, m_kappa, gap)
     return Vicinity(kind, s if sigma is None else sigma, k if kappa is None else kappa, n if nu is None else nu)
 
 
 def class_setup(net: dict[str, Any], x: torch.Tensor, y: torch.Tensor, num_classes: int) -> VariantSetup:
-    return VariantSetup({**net, "label_input": "class", "num_classes": num_classes}, ClassConditioning(x, y, num_classes))
+    return VariantSetup(
+        {**net, "label_input": "class", "num_classes": num_classes}, ClassConditioning(x, y, num_classes)
+    )
 
 
-def continuous_setup(net: dict[str, Any], x: torch.Tensor, u: torch.Tensor, *, vicinity: str, label_input: str, n_bins: int, widths: dict[str, Any]) -> VariantSetup:
+def continuous_setup(
+    net: dict[str, Any],
+    x: torch.Tensor,
+    u: torch.Tensor,
+    *,
+    vicinity: str,
+    label_input: str,
+    n_bins: int,
+    widths: dict[str, Any],
+) -> VariantSetup:
     """`vicinity` is "hard", "soft" or "binned"; `widths` holds vicinity_of's m_kappa, gap, sigma, kappa, nu."""
     if vicinity == "binned":
         bins = Bins.of(u, n_bins)
         arch = {**net, "label_input": "class", "num_classes": n_bins, "bins": [float(b) for b in bins.range]}
         return VariantSetup(arch, ClassConditioning(x, bins.classes(u), n_bins))
     vic = vicinity_of(u, vicinity, **widths)
-    return VariantSetup({**net, "label_input": label_input}, VicinalConditioning(x, VicinalSampler(u, vic)), vic, {"vicinity": [vic.sigma, vic.kappa, vic.nu]})
+    return VariantSetup(
+        {**net, "label_input": label_input},
+        VicinalConditioning(x, VicinalSampler(u, vic)),
+        vic,
+        {"vicinity": [vic.sigma, vic.kappa, vic.nu]},
+    )
 
 
 def variant_setup(exp, ds, spec) -> VariantSetup:
     """The nets and label sampling of one variant of `exp.gan` on the data set ds (spec None: the
     class-conditional GAN); ILI's label embedding is not loaded here (build_variant does that)."""
     p = exp.gan
-    net = {"arch": p.arch, "data_shape": tuple(ds.x_train.shape[1:]), "z_dim": p.z_dim, "g_width": p.g_width, "d_width": p.d_width}
+    net = {
+        "arch": p.arch,
+        "data_shape": tuple(ds.x_train.shape[1:]),
+        "z_dim": p.z_dim,
+        "g_width": p.g_width,
+        "d_width": p.d_width,
+    }
     if spec is None:
         return class_setup(net, ds.x_train, ds.y_train, ds.num_classes)
     if p.arch == "mlp":
         net |= {"depth": p.depth, "periodic_label": p.periodic_label}
     widths = {"m_kappa": p.m_kappa, "gap": p.label_gap, "sigma": p.sigma, "kappa": p.kappa, "nu": p.nu}
-    return continuous_setup(net, ds.x_train, ds.normalise(ds.y_train), vicinity=spec.vicinity, label_input=spec.label_input, n_bins=p.n_bins, widths=widths)
+    return continuous_setup(
+        net,
+        ds.x_train,
+        ds.normalise(ds.y_train),
+        vicinity=spec.vicinity,
+        label_input=spec.label_input,
+        n_bins=p.n_bins,
+        widths=widths,
+    )
 
 
-def build_variant(exp, ds, spec, load_y2h: Callable[[], dict[str, torch.Tensor]]) -> tuple[VariantSetup, torch.nn.Module, torch.nn.Module, dict]:
+def build_variant(
+    exp, ds, spec, load_y2h: Callable[[], dict[str, torch.Tensor]]
+) -> tuple[VariantSetup, torch.nn.Module, torch.nn.Module, dict]:
     """A fresh (G, D) for one variant (spec None: the class-conditional GAN), its label sampling
     and what besides params identifies its checkpoint (ILI: the y2h weights from load_y2h(),
     loaded into G and D). The gan stage and the vicinity study share it."""

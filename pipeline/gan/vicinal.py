@@ -114,7 +114,9 @@ class VicinalSampler:
             targets[empty], lo[empty], hi[empty] = t, l, h
             empty = empty[h <= l]
         else:
-            raise RuntimeError(f"no real label within {self.vicinity.radius:.4g} of some target after {self.max_redraws} redraws")
+            raise RuntimeError(
+                f"no real label within {self.vicinity.radius:.4g} of some target after {self.max_redraws} redraws"
+            )
         pos = lo + (torch.rand(n) * (hi - lo)).long().clamp_max(hi - lo - 1)
         real_index = self.order[pos]
         r = self.vicinity.radius

@@ -1,6 +1,14 @@
 """Generative-quality and classification metrics."""
 
-from pipeline.metrics.continuous import binned_fid, circle_metrics, counts_by_label, diversity, label_bins, label_score, label_score_by_bin
+from pipeline.metrics.continuous import (
+    binned_fid,
+    circle_metrics,
+    counts_by_label,
+    diversity,
+    label_bins,
+    label_score,
+    label_score_by_bin,
+)
 from pipeline.metrics.image import (
     classifier_accuracy,
     fid,

@@ -47,7 +47,13 @@ def circle_metrics(
     if fake.dim() == 3 and counts is None and fake.shape[2] == 2 and fake.shape[1] >= 2 and fake.shape[0] == A:
         counts = torch.full((A,), fake.shape[1], dtype=torch.long)
         fake = fake.reshape(-1, 2)
-    elif not (fake.dim() == 2 and fake.shape[1] == 2 and counts is not None and counts.shape == (A,) and int(counts.sum()) == len(fake)):
+    elif not (
+        fake.dim() == 2
+        and fake.shape[1] == 2
+        and counts is not None
+        and counts.shape == (A,)
+        and int(counts.sum()) == len(fake)
+    ):
         raise ValueError(
             f"fake must be (A, n >= 2, 2), or (N, 2) with counts (A,) summing to N, for angles (A,); got {tuple(fake.shape)}, "
             f"angles {tuple(angles.shape)}, counts {None if counts is None else tuple(counts.shape)}"
@@ -64,7 +70,9 @@ def circle_metrics(
     m = torch.zeros(A, 2, dtype=x.dtype, device=x.device).index_add_(0, group, x) / n
     centred = x - m[group]
     outer = centred[:, :, None] * centred[:, None, :]  # (N, 2, 2)
-    cov = torch.zeros(A, 2, 2, dtype=x.dtype, device=x.device).index_add_(0, group, outer) / (n[:, :, None] - 1).clamp_min(1)
+    cov = torch.zeros(A, 2, 2, dtype=x.dtype, device=x.device).index_add_(0, group, outer) / (
+        n[:, :, None] - 1
+    ).clamp_min(1)
     enough = counts >= 2
     eig = torch.linalg.eigvalsh(cov[enough]).clamp_min(0.0)  # clamp round-off negatives
     w2 = (mu[enough] - m[enough]).square().sum(dim=1) + (eig.sqrt() - std).square().sum(dim=1)

@@ -53,7 +53,9 @@ def _features(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
 def fid(feature_model: nn.Module, real: Tensor, fake: Tensor, batch_size: int = 256) -> float:
     """FID between ``real`` and ``fake`` in the penultimate feature space of ``feature_model``."""
     _check_pair(real, fake)
-    return frechet_distance(*_stats(_features(feature_model, real, batch_size)), *_stats(_features(feature_model, fake, batch_size)))
+    return frechet_distance(
+        *_stats(_features(feature_model, real, batch_size)), *_stats(_features(feature_model, fake, batch_size))
+    )
 
 
 def intra_fid(

@@ -56,7 +56,9 @@ def variant_rows(
     everything = torch.ones(len(labels), dtype=torch.bool)
     for method, subsampler in subsamplers.items():
         with bar(f"{variant} fakes ({method})", len(labels) * n) as progress:
-            x, y, stats = draw(G, z_dim, labels, n, subsampler(), burnin=burnin, batch_size=batch_size, progress=progress)
+            x, y, stats = draw(
+                G, z_dim, labels, n, subsampler(), burnin=burnin, batch_size=batch_size, progress=progress
+            )
         row = metrics_of(x, y, everything)
         if stats is not None:
             summary = stats.summary()
@@ -67,7 +69,13 @@ def variant_rows(
     return rows, equal_label_rows(drawn, rows, labels, n, metrics_of) if len(subsamplers) > 1 else {}
 
 
-def equal_label_rows(drawn: dict[str, tuple[torch.Tensor, torch.Tensor]], rows: dict[str, dict], labels: torch.Tensor, n: int, metrics_of: MetricsOf) -> dict[str, dict]:
+def equal_label_rows(
+    drawn: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    rows: dict[str, dict],
+    labels: torch.Tensor,
+    n: int,
+    metrics_of: MetricsOf,
+) -> dict[str, dict]:
     """Each row's metrics on the labels that every row of `drawn` (name -> fakes x, y grouped by
     label) filled with n fakes, with their number `n_labels`: reused from `rows` when no label was
     left short, measured again on the common labels when some were, empty (but n_labels 0) when none is common."""

@@ -65,7 +65,16 @@ class GBlock(nn.Module):
 class Generator(nn.Module):
     """Conditional ResNet generator; the label enters through conditional BN (class, ili) or the first layer (nli)."""
 
-    def __init__(self, z_dim: int, image_size: int, channels: int, width: int = 64, *, label_input: str = "class", num_classes: int = 0) -> None:
+    def __init__(
+        self,
+        z_dim: int,
+        image_size: int,
+        channels: int,
+        width: int = 64,
+        *,
+        label_input: str = "class",
+        num_classes: int = 0,
+    ) -> None:
         super().__init__()
         check_label_input(label_input, num_classes)
         self.z_dim, self.num_classes, self.label_input = z_dim, num_classes, label_input
@@ -79,7 +88,9 @@ class Generator(nn.Module):
         cond_dim = 0 if self.embed is None else EMBED_DIM
         self.dense = nn.Linear(z_dim, 4 * 4 * widths[0])
         self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], cond_dim) for i in range(n))
-        self.out = nn.Sequential(nn.BatchNorm2d(widths[-1]), nn.ReLU(), nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh())
+        self.out = nn.Sequential(
+            nn.BatchNorm2d(widths[-1]), nn.ReLU(), nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh()
+        )
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = self.dense(z)
@@ -109,7 +120,9 @@ class DBlock(nn.Module):
 class Discriminator(nn.Module):
     """Spectrally normalised ResNet discriminator with a projection term for the label."""
 
-    def __init__(self, image_size: int, channels: int, width: int = 64, *, label_input: str = "class", num_classes: int = 0) -> None:
+    def __init__(
+        self, image_size: int, channels: int, width: int = 64, *, label_input: str = "class", num_classes: int = 0
+    ) -> None:
         super().__init__()
         check_label_input(label_input, num_classes)
         self.label_input = label_input

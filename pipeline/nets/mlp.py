@@ -35,14 +35,26 @@ class LabelEncoder(nn.Module):
 def _stack(d_in: int, hidden: int, depth: int, norm: bool) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for i in range(depth):
-        layers += [nn.Linear(d_in if i == 0 else hidden, hidden)] + ([nn.BatchNorm1d(hidden)] if norm else []) + [nn.ReLU()]
+        layers += (
+            [nn.Linear(d_in if i == 0 else hidden, hidden)] + ([nn.BatchNorm1d(hidden)] if norm else []) + [nn.ReLU()]
+        )
     return layers
 
 
 class MLPGenerator(nn.Module):
     """(z, label) -> point: `depth` hidden layers with BN and ReLU, a linear output."""
 
-    def __init__(self, z_dim: int, out_dim: int = 2, hidden: int = 100, depth: int = 4, *, label_input: str = "nli", num_classes: int = 0, periodic: bool = False) -> None:
+    def __init__(
+        self,
+        z_dim: int,
+        out_dim: int = 2,
+        hidden: int = 100,
+        depth: int = 4,
+        *,
+        label_input: str = "nli",
+        num_classes: int = 0,
+        periodic: bool = False,
+    ) -> None:
         super().__init__()
         self.z_dim = z_dim
         self.label = LabelEncoder(label_input, num_classes, periodic)
@@ -55,7 +67,16 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """(point, label) -> logit: `depth` hidden ReLU layers."""
 
-    def __init__(self, in_dim: int = 2, hidden: int = 100, depth: int = 4, *, label_input: str = "nli", num_classes: int = 0, periodic: bool = False) -> None:
+    def __init__(
+        self,
+        in_dim: int = 2,
+        hidden: int = 100,
+        depth: int = 4,
+        *,
+        label_input: str = "nli",
+        num_classes: int = 0,
+        periodic: bool = False,
+    ) -> None:
         super().__init__()
         self.label = LabelEncoder(label_input, num_classes, periodic)
         self.net = nn.Sequential(*_stack(in_dim + self.label.dim, hidden, depth, norm=False), nn.Linear(hidden, 1))

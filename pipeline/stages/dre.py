@@ -33,22 +33,46 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     y_train = label(ds.y_train)
     zeta = label_window(y_train, p.zeta_factor, continuous)
     seed_everything(params.seed)
-    with tracking.stage_run(experiment, "dre", {"seed": params.seed, "dre": p.model_dump(mode="json"), "gan_variant": variant}):
-        data = ratio_data(phi, lambda y: sample(G, y, exp.gan.z_dim, p.batch_size_rs), (ds.x_train, y_train), (held[0], label(held[1])),
-                          fakes_per_real=p.fakes_per_real, batch_size=p.batch_size_rs)
+    with tracking.stage_run(
+        experiment, "dre", {"seed": params.seed, "dre": p.model_dump(mode="json"), "gan_variant": variant}
+    ):
+        data = ratio_data(
+            phi,
+            lambda y: sample(G, y, exp.gan.z_dim, p.batch_size_rs),
+            (ds.x_train, y_train),
+            (held[0], label(held[1])),
+            fakes_per_real=p.fakes_per_real,
+            batch_size=p.batch_size_rs,
+        )
         y2h = load_y2h(paths) if continuous else None
         fitted = {}
         for method in ("dre", "cdre"):
             with progress_bar(f"dre[{experiment}] {method}", p.steps) as bar:
-                fitted[method] = fit_ratio(data, method, p, num_classes=0 if continuous else ds.num_classes, y2h=y2h, progress=bar)
-        metrics = {"gan_variant": variant, "zeta": zeta, "held_out_split": split, **{m: f.stats for m, f in fitted.items()}}
+                fitted[method] = fit_ratio(
+                    data, method, p, num_classes=0 if continuous else ds.num_classes, y2h=y2h, progress=bar
+                )
+        metrics = {
+            "gan_variant": variant,
+            "zeta": zeta,
+            "held_out_split": split,
+            **{m: f.stats for m, f in fitted.items()},
+        }
         for m, f in fitted.items():
             tracking.log_history(f.history, f"{m}_train_")
             tracking.log_metrics({f"{m}_{k}": v for k, v in f.stats.items()})
-        save_curves({m: ([r["step"] for r in f.history], [r["loss"] for r in f.history]) for m, f in fitted.items()},
-                    paths.metrics / "dre_losses.png", f"{experiment}: Softplus DRE loss ({variant})")
+        save_curves(
+            {m: ([r["step"] for r in f.history], [r["loss"] for r in f.history]) for m, f in fitted.items()},
+            paths.metrics / "dre_losses.png",
+            f"{experiment}: Softplus DRE loss ({variant})",
+        )
         tracking.log_artifact(paths.metrics / "dre_losses.png")
     save_dre(paths.dre, gan_variant=variant, zeta=zeta, nets={m: f.checkpoint() for m, f in fitted.items()})
     write_json(paths.metrics / "dre.json", metrics)
-    info(f"dre[{experiment}] ({variant}): " + "; ".join(f"{m} {split} loss {f.stats['held_out_loss']:.4g}, AUC real vs fake {f.stats['auc_real_vs_fake']:.3f}" for m, f in fitted.items()))
+    info(
+        f"dre[{experiment}] ({variant}): "
+        + "; ".join(
+            f"{m} {split} loss {f.stats['held_out_loss']:.4g}, AUC real vs fake {f.stats['auc_real_vs_fake']:.3f}"
+            for m, f in fitted.items()
+        )
+    )
     return metrics

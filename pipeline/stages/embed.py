@@ -31,9 +31,20 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     y2h = Y2H()
     with tracking.stage_run(experiment, "embed", {"seed": params.seed, "embed": p.model_dump(mode="json")}):
         with progress_bar(f"embed[{experiment}] x->h->y", p.steps) as bar:
-            h1 = train_classifier(net, ds.x_train, u, steps=p.steps, batch_size=p.batch_size, lr=p.lr, loss="mse", progress=bar)
+            h1 = train_classifier(
+                net, ds.x_train, u, steps=p.steps, batch_size=p.batch_size, lr=p.lr, loss="mse", progress=bar
+            )
         with progress_bar(f"embed[{experiment}] y2h", p.y2h_steps) as bar:
-            h2 = train_y2h(y2h, net.head, u, steps=p.y2h_steps, batch_size=p.batch_size, lr=p.y2h_lr, gamma_std=p.gamma_std, progress=bar)
+            h2 = train_y2h(
+                y2h,
+                net.head,
+                u,
+                steps=p.y2h_steps,
+                batch_size=p.batch_size,
+                lr=p.y2h_lr,
+                gamma_std=p.gamma_std,
+                progress=bar,
+            )
         x_eval, y_eval = (ds.x_val, ds.y_val) if len(ds.y_val) else (ds.x_test, ds.y_test)
         grid = torch.linspace(0, 1, 501)
         with torch.no_grad():
@@ -48,5 +59,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
     save_embedding(paths.embed, y2h=y2h, net=net)
     write_json(paths.metrics / "embed.json", metrics)
-    info(f"embed[{experiment}]: regression net MAE {metrics['net_mae']:.4g} ({metrics['net_mae_split']}), y2h round trip MAE {metrics['y2h_roundtrip_mae']:.4g} ({ds.label_name})")
+    info(
+        f"embed[{experiment}]: regression net MAE {metrics['net_mae']:.4g} ({metrics['net_mae_split']}), y2h round trip MAE {metrics['y2h_roundtrip_mae']:.4g} ({ds.label_name})"
+    )
     return metrics

@@ -32,13 +32,17 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     with tracking.stage_run(experiment, "evalnets", {"seed": params.seed, "evalnets": nets}):
         regressor = build_classifier(p.net, ds.channels, 1, p.width)
         with progress_bar(f"evalnets[{experiment}] evaluation regressor", p.steps) as bar:
-            train_classifier(regressor, x, ds.normalise(y), steps=p.steps, batch_size=p.batch_size, lr=p.lr, loss="mse", progress=bar)
+            train_classifier(
+                regressor, x, ds.normalise(y), steps=p.steps, batch_size=p.batch_size, lr=p.lr, loss="mse", progress=bar
+            )
         # trained on every image, so these are fits, not generalisation: how closely the nets can judge at all
         metrics = {"regressor_train_mae": mae(regressor, ds, x, y)}
         if with_classifier:
             classifier = build_classifier(p.net, ds.channels, ds.num_attr, p.width)
             with progress_bar(f"evalnets[{experiment}] attribute classifier", p.steps) as bar:
-                train_classifier(classifier, x, attr, steps=p.steps, batch_size=p.batch_size, lr=p.lr, loss="ce", progress=bar)
+                train_classifier(
+                    classifier, x, attr, steps=p.steps, batch_size=p.batch_size, lr=p.lr, loss="ce", progress=bar
+                )
             metrics["classifier_train_accuracy"] = accuracy(classifier, x, attr)
         tracking.log_metrics(metrics)
     arch = {"net": p.net, "in_channels": ds.channels, "width": p.width}
@@ -48,6 +52,8 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     else:
         (paths.eval_nets / "classifier.pt").unlink(missing_ok=True)  # left from data that had the attribute
     write_json(paths.metrics / "evalnets.json", metrics)
-    info(f"evalnets[{experiment}]: regressor MAE {metrics['regressor_train_mae']:.4g} {ds.label_name} on the real images it was trained on"
-         + (f", attribute classifier accuracy {metrics['classifier_train_accuracy']:.4g}" if with_classifier else ""))
+    info(
+        f"evalnets[{experiment}]: regressor MAE {metrics['regressor_train_mae']:.4g} {ds.label_name} on the real images it was trained on"
+        + (f", attribute classifier accuracy {metrics['classifier_train_accuracy']:.4g}" if with_classifier else "")
+    )
     return metrics

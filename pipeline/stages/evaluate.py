@@ -9,7 +9,16 @@ import torch
 import torch.nn.functional as F
 
 from pipeline import tracking
-from pipeline.artifacts import CLASS_VARIANT, Paths, load_classifier, load_generator, load_subsampler, read_json, write_json, write_text
+from pipeline.artifacts import (
+    CLASS_VARIANT,
+    Paths,
+    load_classifier,
+    load_generator,
+    load_subsampler,
+    read_json,
+    write_json,
+    write_text,
+)
 from pipeline.data import load_dataset
 from pipeline.metrics import classifier_accuracy, fid, inception_fid, inception_score, intra_fid
 from pipeline.metrics.variants import MetricsOf, evaluation_labels, variant_rows
@@ -22,7 +31,14 @@ from pipeline.utils import predict, seed_everything
 STUDENT_NAMES = {"real_only": "real only", "blkd": "BLKD", "cgan_kd": "cGAN-KD", "cgan_kd_blkd": "cGAN-KD + BLKD"}
 
 
-def summary_markdown(experiment: str, gan: dict[str, dict[str, float]], gan_equal: dict[str, dict[str, float]], reference: dict[str, float], teacher_acc: float, students: dict[str, dict]) -> str:
+def summary_markdown(
+    experiment: str,
+    gan: dict[str, dict[str, float]],
+    gan_equal: dict[str, dict[str, float]],
+    reference: dict[str, float],
+    teacher_acc: float,
+    students: dict[str, dict],
+) -> str:
     lines = [
         f"## {experiment}",
         "",
@@ -45,14 +61,24 @@ def summary_markdown(experiment: str, gan: dict[str, dict[str, float]], gan_equa
     return "\n".join(lines)
 
 
-def gan_rows(exp, paths: Paths, experiment: str, variant: str, labels: torch.Tensor, n: int, metrics_of: MetricsOf) -> tuple[dict, dict]:
+def gan_rows(
+    exp, paths: Paths, experiment: str, variant: str, labels: torch.Tensor, n: int, metrics_of: MetricsOf
+) -> tuple[dict, dict]:
     """variant_rows of one GAN variant, from its checkpoint; for the variant the dre stage
     subsampled, also through DRE-F-SP+RS and cDRE-F-cSP+RS (with the equal-label rows)."""
     G = load_generator(paths.generator(variant))
     methods = METHODS if variant == exp.dre_variant else ("none",)
     return variant_rows(
-        G, variant, {m: partial(load_subsampler, paths, m) for m in methods}, labels, n, metrics_of, z_dim=exp.gan.z_dim,
-        burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs, bar=lambda name, total: progress_bar(f"evaluate[{experiment}] {name}", total),
+        G,
+        variant,
+        {m: partial(load_subsampler, paths, m) for m in methods},
+        labels,
+        n,
+        metrics_of,
+        z_dim=exp.gan.z_dim,
+        burnin=exp.dre.burnin,
+        batch_size=exp.dre.batch_size_rs,
+        bar=lambda name, total: progress_bar(f"evaluate[{experiment}] {name}", total),
     )
 
 
@@ -66,6 +92,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     ds = load_dataset(paths.prepared)
     teacher = load_classifier(paths.teacher)
     seed_everything(params.seed)
+
     def metrics_of(x_fake: torch.Tensor, y_fake: torch.Tensor, _keep: torch.Tensor) -> dict[str, float]:
         intra, _ = intra_fid(teacher, ds.x_test, ds.y_test, x_fake, y_fake)
         row = {
@@ -78,19 +105,35 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             row["fid_inception"] = inception_fid(p.inception_weights, ds.x_test, x_fake)
         return row
 
-    gan, gan_equal = gan_rows(exp, paths, experiment, CLASS_VARIANT, evaluation_labels(exp, ds), p.n_fake_per_class, metrics_of)
+    gan, gan_equal = gan_rows(
+        exp, paths, experiment, CLASS_VARIANT, evaluation_labels(exp, ds), p.n_fake_per_class, metrics_of
+    )
     reference = {"fid_teacher_features_real_train_vs_test": fid(teacher, ds.x_test, ds.x_train)}
     teacher_acc = read_json(paths.metrics / "teacher.json")["test_accuracy"]
     students = read_json(paths.metrics / "students.json")
-    summary = {"gan": gan, "gan_equal_labels": gan_equal, "reference": reference, "teacher": {"test_accuracy": teacher_acc}, "students": students}
+    summary = {
+        "gan": gan,
+        "gan_equal_labels": gan_equal,
+        "reference": reference,
+        "teacher": {"test_accuracy": teacher_acc},
+        "students": students,
+    }
     with tracking.stage_run(experiment, "evaluate", {"seed": params.seed, "evaluate": p.model_dump(mode="json")}):
-        tracking.log_metrics({
-            **{f"{v}_{k}": x for v, m in gan.items() for k, x in m.items()}, **reference, "teacher_test_accuracy": teacher_acc,
-            **{f"student_{v}_test_accuracy": r["test_accuracy"] for v, r in students.items()},
-        })
+        tracking.log_metrics(
+            {
+                **{f"{v}_{k}": x for v, m in gan.items() for k, x in m.items()},
+                **reference,
+                "teacher_test_accuracy": teacher_acc,
+                **{f"student_{v}_test_accuracy": r["test_accuracy"] for v, r in students.items()},
+            }
+        )
         write_json(paths.summary_json, summary)
         write_json(paths.headline, headline("classification", summary, exp.dre_variant))
         write_text(paths.summary_md, summary_markdown(experiment, gan, gan_equal, reference, teacher_acc, students))
         tracking.log_artifact(paths.summary_md)
-    info(f"evaluate[{experiment}]: fid_teacher_features " + ", ".join(f"{v} {m['fid_teacher_features']:.3f}" for v, m in gan.items()) + f" -> {paths.summary_md}")
+    info(
+        f"evaluate[{experiment}]: fid_teacher_features "
+        + ", ".join(f"{v} {m['fid_teacher_features']:.3f}" for v, m in gan.items())
+        + f" -> {paths.summary_md}"
+    )
     return summary

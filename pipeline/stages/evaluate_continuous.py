@@ -39,14 +39,26 @@ from pipeline.stages.evaluate import gan_rows
 from pipeline.ui import info
 from pipeline.utils import predict, seed_everything
 
-STUDENT_NAMES = {"real_only": "real only", "cgan_kd": "cGAN-KD", "cgan_kd_adjusted": "cGAN-KD (label adjustment)", "oracle": "oracle: perfect fakes, true labels"}
+STUDENT_NAMES = {
+    "real_only": "real only",
+    "cgan_kd": "cGAN-KD",
+    "cgan_kd_adjusted": "cGAN-KD (label adjustment)",
+    "oracle": "oracle: perfect fakes, true labels",
+}
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp = params.experiment(experiment)
     ds = load_dataset(paths.prepared)
     seed_everything(params.seed)
-    with tracking.stage_run(experiment, "evaluate", {"seed": params.seed, **({"evaluate": exp.evaluate.model_dump(mode="json")} if exp.task == "regression" else {})}):
+    with tracking.stage_run(
+        experiment,
+        "evaluate",
+        {
+            "seed": params.seed,
+            **({"evaluate": exp.evaluate.model_dump(mode="json")} if exp.task == "regression" else {}),
+        },
+    ):
         by_bin = None
         if exp.task == "circle":
             summary = _circle(exp, ds, paths, experiment)
@@ -68,7 +80,9 @@ def _circle(exp, ds, paths: Paths, experiment: str) -> dict[str, dict[str, dict[
 
     def metrics_of(x: torch.Tensor, y: torch.Tensor, keep: torch.Tensor) -> dict[str, float]:
         # fakes come grouped by label in the order of `labels`; rejection sampling may leave a label short
-        return circle_metrics(x, angles[keep], radius=exp.data.radius, std=exp.data.std, counts=counts_by_label(y, labels[keep]))
+        return circle_metrics(
+            x, angles[keep], radius=exp.data.radius, std=exp.data.std, counts=counts_by_label(y, labels[keep])
+        )
 
     out: dict[str, dict[str, float]] = {}
     equal: dict[str, dict[str, float]] = {}
@@ -82,8 +96,12 @@ def _eval_nets(paths: Paths) -> tuple[torch.nn.Module, torch.nn.Module | None]:
     """The evalnets stage's evaluation regressor and attribute classifier (None without an attribute)."""
     classifier = paths.eval_nets / "classifier.pt"
     if not (paths.eval_nets / "regressor.pt").exists():
-        raise CheckpointError(f"{paths.eval_nets / 'regressor.pt'}: evaluation regressor not found (run the evalnets stage first)")
-    return load_classifier(paths.eval_nets / "regressor.pt"), load_classifier(classifier) if classifier.exists() else None
+        raise CheckpointError(
+            f"{paths.eval_nets / 'regressor.pt'}: evaluation regressor not found (run the evalnets stage first)"
+        )
+    return load_classifier(paths.eval_nets / "regressor.pt"), load_classifier(
+        classifier
+    ) if classifier.exists() else None
 
 
 class ByBin(NamedTuple):
@@ -122,14 +140,24 @@ def _regression(exp, ds, paths: Paths, experiment: str) -> tuple[dict, ByBin]:
     for variant in exp.gan.variants:
         rows, rows_equal = gan_rows(exp, paths, experiment, variant, labels, p.n_fake_per_label, metrics_of)
         gan, equal = gan | rows, equal | rows_equal
-    by_bin = ByBin([lo + (hi - lo) * i / p.n_bins for i in range(p.n_bins + 1)], {v: row.pop("label_score_by_bin") for v, row in gan.items()})
+    by_bin = ByBin(
+        [lo + (hi - lo) * i / p.n_bins for i in range(p.n_bins + 1)],
+        {v: row.pop("label_score_by_bin") for v, row in gan.items()},
+    )
     for row in equal.values():
         row.pop("label_score_by_bin", None)
     if classifier is not None:
         reference["diversity_real_test"] = diversity(predict(classifier, ds.x_test).argmax(1), ds.y_test)
     teacher = read_json(paths.metrics / "teacher.json")
     students = read_json(paths.metrics / "students.json")
-    return {"gan": gan, "gan_equal_labels": equal, "reference": reference, "teacher": teacher, "students": students, "synthetic": _label_noise(ds, paths, regressor)}, by_bin
+    return {
+        "gan": gan,
+        "gan_equal_labels": equal,
+        "reference": reference,
+        "teacher": teacher,
+        "students": students,
+        "synthetic": _label_noise(ds, paths, regressor),
+    }, by_bin
 
 
 def _label_noise(ds, paths: Paths, regressor: torch.nn.Module) -> dict[str, float]:
@@ -153,7 +181,12 @@ def _log_by_bin_plot(by_bin: ByBin, label_name: str) -> None:
     centres = [(a + b) / 2 for a, b in zip(by_bin.edges, by_bin.edges[1:])]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "label_score_by_label.png"
-        save_curves({v: (centres, scores) for v, scores in by_bin.rows.items()}, path, f"Label Score by label ({label_name})", xlabel=label_name)
+        save_curves(
+            {v: (centres, scores) for v, scores in by_bin.rows.items()},
+            path,
+            f"Label Score by label ({label_name})",
+            xlabel=label_name,
+        )
         tracking.log_artifact(path)
 
 
@@ -161,7 +194,8 @@ def by_bin_table(by_bin: ByBin) -> list[str]:
     """Markdown rows: Label Score of each GAN row within each label bin (- for an empty bin)."""
     heads = [f"{a:.4g}-{b:.4g}" for a, b in zip(by_bin.edges, by_bin.edges[1:])]
     return ["| GAN | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)] + [
-        f"| {v} | " + " | ".join("-" if math.isnan(x) else f"{x:.3g}" for x in scores) + " |" for v, scores in by_bin.rows.items()
+        f"| {v} | " + " | ".join("-" if math.isnan(x) else f"{x:.3g}" for x in scores) + " |"
+        for v, scores in by_bin.rows.items()
     ]
 
 
@@ -177,16 +211,33 @@ def synthetic_text(noise: dict[str, float], label_name: str) -> list[str]:
 
 
 def markdown(experiment: str, label_name: str, summary: dict, by_bin: ByBin | None = None) -> str:
-    lines = [f"## {experiment}", "", *gan_table(summary["gan"]), "", "+dre / +cdre: the fakes drawn by DRE-F-SP+RS / cDRE-F-cSP+RS.", ""]
+    lines = [
+        f"## {experiment}",
+        "",
+        *gan_table(summary["gan"]),
+        "",
+        "+dre / +cdre: the fakes drawn by DRE-F-SP+RS / cDRE-F-cSP+RS.",
+        "",
+    ]
     lines += equal_labels_text(summary["gan"], summary.get("gan_equal_labels", {}))
     if by_bin is not None:
-        lines += [f"Label Score within each label bin ({label_name}; where G follows its label):", "", *by_bin_table(by_bin), ""]
+        lines += [
+            f"Label Score within each label bin ({label_name}; where G follows its label):",
+            "",
+            *by_bin_table(by_bin),
+            "",
+        ]
     if "reference" in summary:
         ref = summary["reference"]
         lines += [
             f"Label Score and MAE in {label_name}. FID / intra-FID use the evaluation regressor's features (not Inception), "
             f"so compare them within this experiment only. The evaluation regressor's own error on real test images: "
-            f"{ref['label_score']:.4g}" + (f"; Diversity of real test images: {ref['diversity_real_test']:.4g}." if "diversity_real_test" in ref else "."),
+            f"{ref['label_score']:.4g}"
+            + (
+                f"; Diversity of real test images: {ref['diversity_real_test']:.4g}."
+                if "diversity_real_test" in ref
+                else "."
+            ),
             "",
             f"Teacher test MAE: {summary['teacher']['test_mae']:.4g}",
             "",

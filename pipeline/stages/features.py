@@ -38,17 +38,38 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
                 model = build_classifier(**arch)
                 with progress_bar(f"features[{experiment}] classifier", p.steps) as bar:
                     history = train_classifier(
-                        model, ds.x_train, ds.y_train, steps=p.steps, batch_size=p.batch_size, lr=p.lr, momentum=p.momentum,
-                        weight_decay=p.weight_decay, max_shift=p.max_shift if p.augment else 0, progress=bar,
+                        model,
+                        ds.x_train,
+                        ds.y_train,
+                        steps=p.steps,
+                        batch_size=p.batch_size,
+                        lr=p.lr,
+                        momentum=p.momentum,
+                        weight_decay=p.weight_decay,
+                        max_shift=p.max_shift if p.augment else 0,
+                        progress=bar,
                     )
                 tracking.log_history(history, "train_")
-            metrics = {"source": p.net, f"{split}_accuracy": accuracy(model, x_eval, y_eval), "feature_dim": model.feature_dim}
+            metrics = {
+                "source": p.net,
+                f"{split}_accuracy": accuracy(model, x_eval, y_eval),
+                "feature_dim": model.feature_dim,
+            }
             kind = "classifier"
         else:
             arch = {"data_shape": list(ds.x_train.shape[1:]), "code_dim": p.code_dim, "width": p.width}
             model = SparseAutoencoder(tuple(arch["data_shape"]), p.code_dim, p.width)
             with progress_bar(f"features[{experiment}] sparse autoencoder", p.steps) as bar:
-                history = train_autoencoder(model, ds.x_train, ds.normalise(ds.y_train), steps=p.steps, batch_size=p.batch_size, lr=p.lr, sparsity=p.sparsity, progress=bar)
+                history = train_autoencoder(
+                    model,
+                    ds.x_train,
+                    ds.normalise(ds.y_train),
+                    steps=p.steps,
+                    batch_size=p.batch_size,
+                    lr=p.lr,
+                    sparsity=p.sparsity,
+                    progress=bar,
+                )
             tracking.log_history(history, "train_")
             with torch.no_grad():
                 x_hat, h, _ = model.reconstruct(x_eval)
@@ -62,7 +83,8 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
     save_features(model, paths.features, kind=kind, arch=arch)
     write_json(paths.metrics / "features.json", metrics)
-    info(f"features[{experiment}]: {kind} " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    info(
+        f"features[{experiment}]: {kind} "
+        + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+    )
     return metrics
-
-

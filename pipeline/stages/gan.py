@@ -33,7 +33,16 @@ from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 
 
-def _fit(name: str, p: GanParams, G: torch.nn.Module, D: torch.nn.Module, cond: Conditioning, arch: dict, config: str, path: Path) -> GanState:
+def _fit(
+    name: str,
+    p: GanParams,
+    G: torch.nn.Module,
+    D: torch.nn.Module,
+    cond: Conditioning,
+    arch: dict,
+    config: str,
+    path: Path,
+) -> GanState:
     """Train (or resume) one GAN; checkpoints go to `path`."""
     state = GanState.create(G, D, p.lr_g, p.lr_d, (p.beta1, p.beta2))
     if path.exists():
@@ -54,9 +63,21 @@ def _fit(name: str, p: GanParams, G: torch.nn.Module, D: torch.nn.Module, cond: 
     with progress_bar(name, p.steps) as bar:
         bar(state.step, {})
         train_gan(
-            state, cond, loss=get_loss(p.loss), z_dim=p.z_dim, steps=p.steps, n_dis=p.n_dis, batch_size=p.batch_size,
-            ema_decay=p.ema_decay, ema_start=p.ema_start, augment=augment, compiled=p.compile, log_every=p.log_every,
-            checkpoint_every=p.checkpoint_every, on_checkpoint=checkpoint, progress=bar,
+            state,
+            cond,
+            loss=get_loss(p.loss),
+            z_dim=p.z_dim,
+            steps=p.steps,
+            n_dis=p.n_dis,
+            batch_size=p.batch_size,
+            ema_decay=p.ema_decay,
+            ema_start=p.ema_start,
+            augment=augment,
+            compiled=p.compile,
+            log_every=p.log_every,
+            checkpoint_every=p.checkpoint_every,
+            on_checkpoint=checkpoint,
+            progress=bar,
         )
     return state
 
@@ -85,16 +106,34 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             if setup.vicinity is not None:
                 v = setup.vicinity
                 summary[variant] = {"sigma": v.sigma, "kappa": v.kappa, "nu": v.nu, "window": v.radius}
-            config = _config(p, params.seed, ds.x_train, ds.y_train, variant=variant, spec=None if spec is None else spec.model_dump(), **extra)
-            state = _fit(f"gan[{experiment}/{variant}]", p, G, D, setup.cond, setup.arch, config, paths.generator(variant))
+            config = _config(
+                p,
+                params.seed,
+                ds.x_train,
+                ds.y_train,
+                variant=variant,
+                spec=None if spec is None else spec.model_dump(),
+                **extra,
+            )
+            state = _fit(
+                f"gan[{experiment}/{variant}]", p, G, D, setup.cond, setup.arch, config, paths.generator(variant)
+            )
             tracking.log_history(state.history, f"{variant}_")
             histories[variant] = state.history
             write_csv(paths.metrics / "gan_losses" / f"{variant}.csv", state.history)
             last = state.history[-1] if state.history else {}
-            summary.setdefault(variant, {}).update(steps=state.step, d_loss=last.get("d_loss"), g_loss=last.get("g_loss"))
-            info(f"gan[{experiment}/{variant}]: {state.step} steps, last d_loss {last.get('d_loss', float('nan')):.3f} g_loss {last.get('g_loss', float('nan')):.3f}")
+            summary.setdefault(variant, {}).update(
+                steps=state.step, d_loss=last.get("d_loss"), g_loss=last.get("g_loss")
+            )
+            info(
+                f"gan[{experiment}/{variant}]: {state.step} steps, last d_loss {last.get('d_loss', float('nan')):.3f} g_loss {last.get('g_loss', float('nan')):.3f}"
+            )
         _pictures(exp, ds, paths, list(histories), params.seed)
-        curves = {f"{v} {k}": ([r["step"] for r in h], [r[k] for r in h]) for v, h in histories.items() for k in ("d_loss", "g_loss")}
+        curves = {
+            f"{v} {k}": ([r["step"] for r in h], [r[k] for r in h])
+            for v, h in histories.items()
+            for k in ("d_loss", "g_loss")
+        }
         save_curves(curves, paths.metrics / "gan_losses.png", f"GAN losses ({experiment})")
         for f in sorted(paths.metrics.glob("gan_*.png")):
             tracking.log_artifact(f)
@@ -110,13 +149,19 @@ def _pictures(exp, ds, paths: Paths, variants: list[str], seed: int) -> None:
         torch.manual_seed(seed)
         if exp.task == "classification":
             n = 10
-            save_grid(sample(G, torch.arange(ds.num_classes).repeat_interleave(n), z_dim), paths.metrics / "gan_samples.png", nrow=n)
+            save_grid(
+                sample(G, torch.arange(ds.num_classes).repeat_interleave(n), z_dim),
+                paths.metrics / "gan_samples.png",
+                nrow=n,
+            )
         elif ds.is_image:
             n = 10  # rows: 10 labels evenly spaced over the training range; columns: 10 samples
             u = training_label_grid(ds, 10)
             save_grid(sample(G, u.repeat_interleave(n), z_dim), paths.metrics / f"gan_samples_{variant}.png", nrow=n)
         else:
-            _scatter(ds, sample(G, ds.normalise(ds.y_test), z_dim), paths.metrics / f"gan_samples_{variant}.png", variant)
+            _scatter(
+                ds, sample(G, ds.normalise(ds.y_test), z_dim), paths.metrics / f"gan_samples_{variant}.png", variant
+            )
 
 
 def _scatter(ds, fake: torch.Tensor, path: Path, title: str) -> None:

@@ -54,7 +54,9 @@ def check_labels(exp, ds, labels: list[float] | None, experiment: str) -> torch.
     slack = 1e-6 * (ds.label_max - ds.label_min)
     for v in labels:
         if not (math.isfinite(v) and ds.label_min - slack <= v <= ds.label_max + slack):
-            raise ParamsError(f"--label {_label_text(v)}: outside {experiment}'s label range [{ds.label_min:g}, {ds.label_max:g}] ({ds.label_name})")
+            raise ParamsError(
+                f"--label {_label_text(v)}: outside {experiment}'s label range [{ds.label_min:g}, {ds.label_max:g}] ({ds.label_name})"
+            )
     return ds.normalise(torch.tensor(labels, dtype=torch.float32)).clamp(0, 1)
 
 
@@ -66,14 +68,18 @@ def _unique(wanted: torch.Tensor, labels: list[float]) -> None:
         raise ParamsError(f"--label {_label_text(twice)} given twice")
 
 
-def _generator_path(exp, paths: Paths, experiment: str, variant: str | None, generator: Path | None, subsampling: str) -> tuple[Path, str | None]:
+def _generator_path(
+    exp, paths: Paths, experiment: str, variant: str | None, generator: Path | None, subsampling: str
+) -> tuple[Path, str | None]:
     """The checkpoint to load and its variant name (None for a user's own file), after checking that
     the subsampling method's ratio nets belong to it."""
     if subsampling not in METHODS:
         raise ParamsError(f"--subsample {subsampling!r}: use {', '.join(METHODS)}")
     if variant is not None and generator is not None:
         raise ParamsError("give --variant or --generator, not both")
-    subsampled = CLASS_VARIANT if exp.task == "classification" else exp.dre_variant  # the variant whose fakes the ratio nets saw
+    subsampled = (
+        CLASS_VARIANT if exp.task == "classification" else exp.dre_variant
+    )  # the variant whose fakes the ratio nets saw
     if generator is None:
         known = (CLASS_VARIANT,) if exp.task == "classification" else tuple(exp.gan.variants)
         variant = variant or subsampled
@@ -144,8 +150,19 @@ def run(
     G = load_generator(path)
     sub = load_subsampler(paths, subsampling)
     seed_everything(params.seed if seed is None else seed)
-    with progress_bar(f"generate[{experiment}] {variant or path.name} ({subsampling})", len(wanted) * n_per_label) as bar:
-        x, y, stats = draw(G, exp.gan.z_dim, wanted, n_per_label, sub, burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs, progress=bar)
+    with progress_bar(
+        f"generate[{experiment}] {variant or path.name} ({subsampling})", len(wanted) * n_per_label
+    ) as bar:
+        x, y, stats = draw(
+            G,
+            exp.gan.z_dim,
+            wanted,
+            n_per_label,
+            sub,
+            burnin=exp.dre.burnin,
+            batch_size=exp.dre.batch_size_rs,
+            progress=bar,
+        )
     # labels back in the data set's units: the user's own values (not a float round trip of them)
     if exp.task == "classification":
         shown = wanted

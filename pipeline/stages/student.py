@@ -38,18 +38,34 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
                         loaded[label] = load_synthetic(paths, label)
                 fakes = loaded[label]
             n_train = len(ds.y_train) + (0 if fakes is None else len(fakes[1]))
-            with tracking.stage_run(experiment, "student", {"variant": variant, "n_train": n_train}, run_name=f"student/{variant}", nested=True):
+            with tracking.stage_run(
+                experiment,
+                "student",
+                {"variant": variant, "n_train": n_train},
+                run_name=f"student/{variant}",
+                nested=True,
+            ):
                 with progress_bar(f"student[{experiment}/{variant}]", p.steps) as bar:
-                    model, history = fit_student(exp, ds, variant, teacher=teacher, fakes=fakes, seed=params.seed, progress=bar)
+                    model, history = fit_student(
+                        exp, ds, variant, teacher=teacher, fakes=fakes, seed=params.seed, progress=bar
+                    )
                 results[variant] = {f"test_{metric}": score(exp.task, ds, model, "test"), "n_train": n_train}
                 if len(ds.y_val):
                     results[variant][f"val_{metric}"] = score(exp.task, ds, model, "val")
                 results[variant] |= best_step(history)
                 tracking.log_history(history, "train_")
                 tracking.log_metrics({k: v for k, v in results[variant].items() if k != "n_train"})
-            save_classifier(model, paths.students / f"{variant}.pt", net=p.net, in_channels=ds.channels,
-                            num_classes=ds.num_classes if classification else 1, width=p.width)
-            info(f"student[{experiment}/{variant}]: test {metric} {results[variant][f'test_{metric}']:.4g} ({n_train} training images)")
+            save_classifier(
+                model,
+                paths.students / f"{variant}.pt",
+                net=p.net,
+                in_channels=ds.channels,
+                num_classes=ds.num_classes if classification else 1,
+                width=p.width,
+            )
+            info(
+                f"student[{experiment}/{variant}]: test {metric} {results[variant][f'test_{metric}']:.4g} ({n_train} training images)"
+            )
         tracking.log_metrics({f"{v}_test_{metric}": r[f"test_{metric}"] for v, r in results.items()})
     write_json(paths.metrics / "students.json", results)
     return results

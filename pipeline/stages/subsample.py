@@ -27,7 +27,9 @@ from pipeline.ui import info, progress_bar
 from pipeline.utils import save_torch, seed_everything
 
 
-def run(params: Params, experiment: str, paths: Paths, *, generator: Path, method: str, n_per_label: int, out: Path) -> dict:
+def run(
+    params: Params, experiment: str, paths: Paths, *, generator: Path, method: str, n_per_label: int, out: Path
+) -> dict:
     exp = params.experiment(experiment)
     p = exp.dre
     continuous = exp.task != "classification"
@@ -37,22 +39,44 @@ def run(params: Params, experiment: str, paths: Paths, *, generator: Path, metho
     label = ds.normalise if continuous else (lambda y: y)
     held = (ds.x_val, ds.y_val) if len(ds.y_val) else (ds.x_test, ds.y_test)
     seed_everything(params.seed)
-    data = ratio_data(phi, lambda y: sample(G, y, exp.gan.z_dim, p.batch_size_rs), (ds.x_train, label(ds.y_train)), (held[0], label(held[1])),
-                      fakes_per_real=p.fakes_per_real, batch_size=p.batch_size_rs)
+    data = ratio_data(
+        phi,
+        lambda y: sample(G, y, exp.gan.z_dim, p.batch_size_rs),
+        (ds.x_train, label(ds.y_train)),
+        (held[0], label(held[1])),
+        fakes_per_real=p.fakes_per_real,
+        batch_size=p.batch_size_rs,
+    )
     with progress_bar(f"subsample[{experiment}] {method} ratio", p.steps) as bar:
-        fitted = fit_ratio(data, method, p, num_classes=0 if continuous else ds.num_classes, y2h=load_y2h(paths) if continuous and method == "cdre" else None, progress=bar)
+        fitted = fit_ratio(
+            data,
+            method,
+            p,
+            num_classes=0 if continuous else ds.num_classes,
+            y2h=load_y2h(paths) if continuous and method == "cdre" else None,
+            progress=bar,
+        )
     zeta = label_window(label(ds.y_train), p.zeta_factor, continuous)
     sub = Subsampler(phi, fitted.net, zeta)
     labels = evaluation_labels(exp, ds)
     with progress_bar(f"subsample[{experiment}] {method}+RS", len(labels) * n_per_label) as bar:
-        x, y, stats = draw(G, exp.gan.z_dim, labels, n_per_label, sub, burnin=p.burnin, batch_size=p.batch_size_rs, progress=bar)
+        x, y, stats = draw(
+            G, exp.gan.z_dim, labels, n_per_label, sub, burnin=p.burnin, batch_size=p.batch_size_rs, progress=bar
+        )
     psi, _ = sub.score(x, y)
-    report = {"generator": str(generator), "experiment": experiment, **subsampling_report(stats, method), "ratio": fitted.stats}
+    report = {
+        "generator": str(generator),
+        "experiment": experiment,
+        **subsampling_report(stats, method),
+        "ratio": fitted.stats,
+    }
     y_out = ds.denormalise(y) if continuous else y
     save_torch({"x": x, "y": y_out, "psi": psi}, out.with_suffix(".pt"))
     write_json(out.with_suffix(".json"), report)
     if x.dim() == 4:  # images
         show = labels[torch.linspace(0, len(labels) - 1, min(SHOW_LABELS, len(labels))).long()]
         save_split_grid(accepted_vs_rejected(G, exp.gan.z_dim, sub, stats, show), out.with_suffix(".png"))
-    info(f"subsample[{experiment}]: {len(x)} fakes at {len(labels)} labels, acceptance rate {report['acceptance_rate']:.1%} -> {out.with_suffix('.pt')}")
+    info(
+        f"subsample[{experiment}]: {len(x)} fakes at {len(labels)} labels, acceptance rate {report['acceptance_rate']:.1%} -> {out.with_suffix('.pt')}"
+    )
     return report

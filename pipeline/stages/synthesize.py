@@ -10,7 +10,15 @@ from __future__ import annotations
 import torch
 
 from pipeline import tracking
-from pipeline.artifacts import CLASS_VARIANT, Paths, load_classifier, load_generator, load_subsampler, save_synthetic, write_json
+from pipeline.artifacts import (
+    CLASS_VARIANT,
+    Paths,
+    load_classifier,
+    load_generator,
+    load_subsampler,
+    save_synthetic,
+    write_json,
+)
 from pipeline.data import load_dataset
 from pipeline.distill.synthetic import keep_mask, synthetic_set, teacher_ce
 from pipeline.figures import save_grid, save_split_grid
@@ -24,7 +32,9 @@ def _bar(experiment: str):
     return lambda what, total: progress_bar(f"synthesize[{experiment}] {what}", total)
 
 
-def _log_subsampling(paths: Paths, G, z_dim: int, sub: Subsampler | None, stats: RSStats | None, method: str, show: torch.Tensor) -> dict:
+def _log_subsampling(
+    paths: Paths, G, z_dim: int, sub: Subsampler | None, stats: RSStats | None, method: str, show: torch.Tensor
+) -> dict:
     """The filtered set and its metadata as DVC outputs (in data/<exp>/synthetic) and MLflow artifacts."""
     report = subsampling_report(stats, method)
     write_json(paths.synthetic / "subsampling.json", report)
@@ -49,11 +59,23 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     with tracking.stage_run(experiment, "synthesize", {"seed": params.seed, "synthesize": p.model_dump(mode="json")}):
         syn, x, y, stats, classes = synthetic_set(exp, ds, teacher, G, sub, params.seed, _bar(experiment))
         paths.synthetic.mkdir(parents=True, exist_ok=True)
-        save_synthetic(paths, {"x": syn.x, "y": syn.y, "y_cond": syn.y_cond, "thresholds": syn.thresholds, "kept_fraction": syn.kept_fraction})
+        save_synthetic(
+            paths,
+            {
+                "x": syn.x,
+                "y": syn.y,
+                "y_cond": syn.y_cond,
+                "thresholds": syn.thresholds,
+                "kept_fraction": syn.kept_fraction,
+            },
+        )
 
         # what the teacher filter does: per class, 8 kept fakes | gap | 8 dropped ones (of the drawn fakes)
         ce_keep = keep_mask(teacher_ce(teacher, x, y), y, syn.thresholds)
-        save_split_grid([(x[(y == k) & ce_keep][:8], x[(y == k) & ~ce_keep][:8]) for k in classes], paths.synthetic / "kept_vs_dropped.png")
+        save_split_grid(
+            [(x[(y == k) & ce_keep][:8], x[(y == k) & ~ce_keep][:8]) for k in classes],
+            paths.synthetic / "kept_vs_dropped.png",
+        )
         metrics = {
             "n_kept": len(syn.y),
             "kept_fraction": float(syn.kept_fraction.mean()),
@@ -62,14 +84,21 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         }
         tracking.log_metrics(metrics)
         tracking.log_artifact(paths.synthetic / "kept_vs_dropped.png")
-        metrics["subsampling"] = _log_subsampling(paths, G, exp.gan.z_dim, sub, stats, p.subsampling, classes[:SHOW_LABELS])
+        metrics["subsampling"] = _log_subsampling(
+            paths, G, exp.gan.z_dim, sub, stats, p.subsampling, classes[:SHOW_LABELS]
+        )
     write_json(paths.metrics / "synthesize.json", metrics)
-    info(f"synthesize[{experiment}]: kept {metrics['n_kept']} of {len(y)} fakes ({metrics['kept_fraction']:.1%}), relabelled {syn.relabelled_fraction:.1%}" + _rs_text(metrics["subsampling"]))
+    info(
+        f"synthesize[{experiment}]: kept {metrics['n_kept']} of {len(y)} fakes ({metrics['kept_fraction']:.1%}), relabelled {syn.relabelled_fraction:.1%}"
+        + _rs_text(metrics["subsampling"])
+    )
     return metrics
 
 
 def _rs_text(report: dict) -> str:
-    return f"; {report['method']} acceptance rate {report['acceptance_rate']:.1%}" if "acceptance_rate" in report else ""
+    return (
+        f"; {report['method']} acceptance rate {report['acceptance_rate']:.1%}" if "acceptance_rate" in report else ""
+    )
 
 
 def _run_regression(exp, seed: int, experiment: str, paths: Paths) -> dict:
@@ -82,7 +111,9 @@ def _run_regression(exp, seed: int, experiment: str, paths: Paths) -> dict:
     with tracking.stage_run(experiment, "synthesize", {"seed": seed, "synthesize": p.model_dump(mode="json")}):
         syn, x, y, stats, labels = synthetic_set(exp, ds, teacher, G, sub, seed, _bar(experiment))
         paths.synthetic.mkdir(parents=True, exist_ok=True)
-        save_synthetic(paths, {"x": syn.x, "y_cond": syn.y_cond, "y_teacher": syn.y_teacher, "threshold": syn.threshold})
+        save_synthetic(
+            paths, {"x": syn.x, "y_cond": syn.y_cond, "y_teacher": syn.y_teacher, "threshold": syn.threshold}
+        )
         order = torch.argsort(syn.y_cond)
         show = order[torch.linspace(0, len(order) - 1, 64).long()] if len(order) else order
         save_grid(syn.x[show], paths.synthetic / "kept_samples.png", nrow=8)
@@ -90,12 +121,19 @@ def _run_regression(exp, seed: int, experiment: str, paths: Paths) -> dict:
             "n_kept": len(syn.y_cond),
             "kept_fraction": syn.kept_fraction,
             "threshold": float(ds.denormalise(torch.tensor(syn.threshold)) - ds.denormalise(torch.tensor(0.0))),
-            "adjustment_mae": float((ds.denormalise(syn.y_teacher) - ds.denormalise(syn.y_cond)).abs().mean()) if len(syn.y_cond) else 0.0,
+            "adjustment_mae": float((ds.denormalise(syn.y_teacher) - ds.denormalise(syn.y_cond)).abs().mean())
+            if len(syn.y_cond)
+            else 0.0,
         }
         tracking.log_metrics(metrics)
         tracking.log_artifact(paths.synthetic / "kept_samples.png")
-        show_labels = torch.sort(labels).values[torch.linspace(0, len(labels) - 1, min(SHOW_LABELS, len(labels))).long()]
+        show_labels = torch.sort(labels).values[
+            torch.linspace(0, len(labels) - 1, min(SHOW_LABELS, len(labels))).long()
+        ]
         metrics["subsampling"] = _log_subsampling(paths, G, exp.gan.z_dim, sub, stats, p.subsampling, show_labels)
     write_json(paths.metrics / "synthesize.json", metrics)
-    info(f"synthesize[{experiment}]: kept {metrics['n_kept']} of {len(y)} fakes ({metrics['kept_fraction']:.1%}); filter |teacher(x) - y| <= {metrics['threshold']:.3g} ({ds.label_name}); label adjustment moves labels by {metrics['adjustment_mae']:.3g} on average" + _rs_text(metrics["subsampling"]))
+    info(
+        f"synthesize[{experiment}]: kept {metrics['n_kept']} of {len(y)} fakes ({metrics['kept_fraction']:.1%}); filter |teacher(x) - y| <= {metrics['threshold']:.3g} ({ds.label_name}); label adjustment moves labels by {metrics['adjustment_mae']:.3g} on average"
+        + _rs_text(metrics["subsampling"])
+    )
     return metrics

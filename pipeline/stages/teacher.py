@@ -21,11 +21,24 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     with tracking.stage_run(experiment, "teacher", {"seed": params.seed, "teacher": p.model_dump(mode="json")}):
         with progress_bar(f"teacher[{experiment}]", p.steps) as bar:
             model, history = fit(p, exp.task, ds, seed=params.seed, progress=bar)
-        metrics = {f"{split}_{name}": score(exp.task, ds, model, split) for split in ("test", "train", *(("val",) if len(ds.y_val) else ()))}
+        metrics = {
+            f"{split}_{name}": score(exp.task, ds, model, split)
+            for split in ("test", "train", *(("val",) if len(ds.y_val) else ()))
+        }
         metrics |= best_step(history)
         tracking.log_history(history, "train_")
         tracking.log_metrics(metrics)
-    save_classifier(model, paths.teacher, net=p.net, in_channels=ds.channels, num_classes=ds.num_classes if classification else 1, width=p.width)
+    save_classifier(
+        model,
+        paths.teacher,
+        net=p.net,
+        in_channels=ds.channels,
+        num_classes=ds.num_classes if classification else 1,
+        width=p.width,
+    )
     write_json(paths.metrics / "teacher.json", metrics)
-    info(f"teacher[{experiment}]: test {name} {metrics[f'test_{name}']:.4g}" + ("" if classification else f" ({ds.label_name})"))
+    info(
+        f"teacher[{experiment}]: test {name} {metrics[f'test_{name}']:.4g}"
+        + ("" if classification else f" ({ds.label_name})")
+    )
     return metrics

@@ -20,25 +20,47 @@ class SparseAutoencoder(nn.Module):
         self.feature_dim = code_dim
         if len(data_shape) == 1:
             (d,) = data_shape
-            self.encoder = nn.Sequential(nn.Linear(d, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, code_dim), nn.ReLU())
-            self.decoder = nn.Sequential(nn.Linear(code_dim, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, d))
+            self.encoder = nn.Sequential(
+                nn.Linear(d, width),
+                nn.ReLU(),
+                nn.Linear(width, width),
+                nn.ReLU(),
+                nn.Linear(width, code_dim),
+                nn.ReLU(),
+            )
+            self.decoder = nn.Sequential(
+                nn.Linear(code_dim, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, d)
+            )
         elif len(data_shape) == 3:
             c, size = data_shape[0], data_shape[1]
             if size % 4:
                 raise ValueError(f"image size {size}: the autoencoder needs a multiple of 4")
             s = size // 4
             self.encoder = nn.Sequential(
-                nn.Conv2d(c, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
-                nn.Conv2d(width, 2 * width, 4, 2, 1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-                nn.Flatten(), nn.Linear(2 * width * s * s, code_dim), nn.ReLU(),
+                nn.Conv2d(c, width, 4, 2, 1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.Conv2d(width, 2 * width, 4, 2, 1),
+                nn.BatchNorm2d(2 * width),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(2 * width * s * s, code_dim),
+                nn.ReLU(),
             )
             self.decoder = nn.Sequential(
-                nn.Linear(code_dim, 2 * width * s * s), nn.ReLU(), nn.Unflatten(1, (2 * width, s, s)),
-                nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
-                nn.ConvTranspose2d(width, c, 4, 2, 1), nn.Tanh(),
+                nn.Linear(code_dim, 2 * width * s * s),
+                nn.ReLU(),
+                nn.Unflatten(1, (2 * width, s, s)),
+                nn.ConvTranspose2d(2 * width, width, 4, 2, 1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.ConvTranspose2d(width, c, 4, 2, 1),
+                nn.Tanh(),
             )
         else:
-            raise ValueError(f"data of shape {tuple(data_shape)}: the autoencoder takes points (D,) or images (C, H, W)")
+            raise ValueError(
+                f"data of shape {tuple(data_shape)}: the autoencoder takes points (D,) or images (C, H, W)"
+            )
         self.head = nn.Linear(code_dim, 1)
 
     def features(self, x: Tensor) -> Tensor:

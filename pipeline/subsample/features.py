@@ -44,5 +44,3 @@ def train_autoencoder(
     history = minimise(opt, batch_loss, steps, sched=sched, log_every=log_every, progress=progress)
     model.eval()
     return history
-
-

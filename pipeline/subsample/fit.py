@@ -57,7 +57,15 @@ class RatioData:
     h_held_fake: Tensor
 
 
-def ratio_data(phi: nn.Module, generate: Callable[[Tensor], Tensor], train: tuple[Tensor, Tensor], held_out: tuple[Tensor, Tensor], *, fakes_per_real: int, batch_size: int = 1000) -> RatioData:
+def ratio_data(
+    phi: nn.Module,
+    generate: Callable[[Tensor], Tensor],
+    train: tuple[Tensor, Tensor],
+    held_out: tuple[Tensor, Tensor],
+    *,
+    fakes_per_real: int,
+    batch_size: int = 1000,
+) -> RatioData:
     (x_train, y_train), (x_held, y_held) = train, held_out
     pool = fake_feature_pool(phi.features, generate, y_train, fakes_per_real, batch_size)
     h_held_fake = fake_feature_pool(phi.features, generate, y_held, 1, batch_size)[:, 0]
@@ -79,7 +87,16 @@ def fit_ratio(
     continuous labels (cDRE embeds them with CcGAN's frozen y2h). `check(step, net)` runs at each
     logged step (a study evaluates the net there, and may stop the training by raising)."""
     label = "none" if method == "dre" else ("class" if num_classes else "y2h")
-    arch = {"in_dim": data.h_real.shape[1], "width": p.width, "depth": p.depth, "dropout": p.dropout, "label": label, "num_classes": num_classes, "embed_dim": p.embed_dim, "norm": p.norm}
+    arch = {
+        "in_dim": data.h_real.shape[1],
+        "width": p.width,
+        "depth": p.depth,
+        "dropout": p.dropout,
+        "label": label,
+        "num_classes": num_classes,
+        "embed_dim": p.embed_dim,
+        "norm": p.norm,
+    }
     net = RatioNet(**arch)
     if label == "y2h":
         if y2h is None:
@@ -87,8 +104,16 @@ def fit_ratio(
         net.embed.load_state_dict(y2h)
 
     history = train_ratio(
-        net, data.h_real, data.y_real, data.pool, penalty=p.penalty, steps=p.steps, batch_size=p.batch_size, lr=p.lr,
-        weight_decay=p.weight_decay, progress=watched(progress, check, net),
+        net,
+        data.h_real,
+        data.y_real,
+        data.pool,
+        penalty=p.penalty,
+        steps=p.steps,
+        batch_size=p.batch_size,
+        lr=p.lr,
+        weight_decay=p.weight_decay,
+        progress=watched(progress, check, net),
     )
     psi_real, psi_fake = ratio(net, data.h_held, data.y_held), ratio(net, data.h_held_fake, data.y_held)
     stats = {

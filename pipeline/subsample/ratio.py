@@ -84,7 +84,11 @@ class RatioNet(nn.Module):
 
 @torch.no_grad()
 def fake_feature_pool(
-    features: Callable[[Tensor], Tensor], generate: Callable[[Tensor], Tensor], labels: Tensor, per_label: int, batch_size: int = 500
+    features: Callable[[Tensor], Tensor],
+    generate: Callable[[Tensor], Tensor],
+    labels: Tensor,
+    per_label: int,
+    batch_size: int = 500,
 ) -> Tensor:
     """Features of `per_label` fakes generated at each of `labels`: (len(labels), per_label, D).
 
@@ -131,7 +135,11 @@ def train_ratio(
 def ratio(net: RatioNet, h: Tensor, y: Tensor | None = None, batch_size: int = 2048) -> Tensor:
     """psi in eval mode, in batches."""
     net.eval()
-    return torch.cat([net(h[s], None if y is None or not net.conditional else y[s]) for s in batches(len(h), batch_size)]) if len(h) else torch.empty(0)
+    return (
+        torch.cat([net(h[s], None if y is None or not net.conditional else y[s]) for s in batches(len(h), batch_size)])
+        if len(h)
+        else torch.empty(0)
+    )
 
 
 @torch.no_grad()

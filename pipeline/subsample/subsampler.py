@@ -63,7 +63,9 @@ def draw(
     def generate(y: Tensor) -> Tensor:
         return sample(G, y, z_dim, batch_size)
 
-    x, y, _, stats = collect(generate, subsampler.score, labels, n_per_label, burnin=burnin, batch_size=batch_size, progress=progress)
+    x, y, _, stats = collect(
+        generate, subsampler.score, labels, n_per_label, burnin=burnin, batch_size=batch_size, progress=progress
+    )
     # chunks come in acceptance order; group them by label like the plain branch
     order = torch.sort(label_positions(labels, y), stable=True).indices
     return x[order], y[order], stats
@@ -85,7 +87,9 @@ def subsampling_report(stats: RSStats | None, method: str) -> dict:
     }
 
 
-def accepted_vs_rejected(G, z_dim: int, sub: Subsampler, stats: RSStats, labels: torch.Tensor, n: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def accepted_vs_rejected(
+    G, z_dim: int, sub: Subsampler, stats: RSStats, labels: torch.Tensor, n: int = 8
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """For each label: fresh candidates split by one rejection-sampling draw at that label's final M."""
     rows = []
     for lab in labels:

@@ -60,7 +60,9 @@ def make_study(spec: StudySpec) -> Study:
 
     if spec.kind not in STUDIES:
         raise ParamsError(f"study {spec.kind!r}: use one of {', '.join(STUDIES)}")
-    return STUDIES[spec.kind](load_params(spec.params_path), spec.experiment, Paths(spec.experiment, spec.root), spec.options)
+    return STUDIES[spec.kind](
+        load_params(spec.params_path), spec.experiment, Paths(spec.experiment, spec.root), spec.options
+    )
 
 
 def open_storage(spec: StudySpec):
@@ -72,7 +74,9 @@ def open_storage(spec: StudySpec):
         try:
             return optuna.storages.RDBStorage(spec.storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
         except Exception as err:  # a bad URL, a missing driver, a server that does not answer
-            raise CgankdError(f"--storage {redact(spec.storage)}: cannot open ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+            raise CgankdError(
+                f"--storage {redact(spec.storage)}: cannot open ({type(err).__name__}: {str(err).splitlines()[0]})"
+            ) from None
     path = Path(spec.storage) if spec.storage else spec.folder / "journal.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
@@ -179,10 +183,17 @@ def objective_fn(spec: StudySpec, study_def: Study, parent_run_id: str):
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", worker_id())
         values = study_def.suggest(trial)
-        run = mlflow.start_run(run_name=f"{spec.study_name}/trial-{trial.number}", parent_run_id=parent_run_id, tags={
-            "study": spec.study_name, "study_kind": spec.kind, "experiment": spec.experiment, "optuna_trial": str(trial.number),
-            "pipeline_run_id": f"tune-{spec.study_name}",
-        })
+        run = mlflow.start_run(
+            run_name=f"{spec.study_name}/trial-{trial.number}",
+            parent_run_id=parent_run_id,
+            tags={
+                "study": spec.study_name,
+                "study_kind": spec.kind,
+                "experiment": spec.experiment,
+                "optuna_trial": str(trial.number),
+                "pipeline_run_id": f"tune-{spec.study_name}",
+            },
+        )
         trial.set_user_attr("mlflow_run_id", run.info.run_id)
         mlflow.log_params({**values, "trial": trial.number})
 
@@ -264,8 +275,16 @@ def _stop_if_interrupted(study, trial) -> None:
         raise KeyboardInterrupt
 
 
-def run_worker(spec: StudySpec, n_trials: int, target: int, timeout: float | None, seed: int, parent_run_id: str,
-               threads: int | None = None, study_def: Study | None = None) -> None:
+def run_worker(
+    spec: StudySpec,
+    n_trials: int,
+    target: int,
+    timeout: float | None,
+    seed: int,
+    parent_run_id: str,
+    threads: int | None = None,
+    study_def: Study | None = None,
+) -> None:
     """Run up to n_trials trials of the study in this process (stops early once the study holds
     `target` finished trials, counting other workers'). Also the entry point of spawned workers,
     which rebuild the study object from `spec` (in process, the caller's `study_def` serves)."""
@@ -276,7 +295,9 @@ def run_worker(spec: StudySpec, n_trials: int, target: int, timeout: float | Non
 
     if threads:
         torch.set_num_threads(threads)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial from _print_trial instead (errors in MLflow)
+    optuna.logging.set_verbosity(
+        optuna.logging.ERROR
+    )  # one line per trial from _print_trial instead (errors in MLflow)
     study_def = study_def or make_study(spec)
     study_def.load()
     study = _load(spec, open_storage(spec), seed)
@@ -284,7 +305,10 @@ def run_worker(spec: StudySpec, n_trials: int, target: int, timeout: float | Non
     states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED)
     with remember_sigint():
         study.optimize(
-            objective_fn(spec, study_def, parent_run_id), n_trials=n_trials, timeout=timeout, catch=(Exception,),
+            objective_fn(spec, study_def, parent_run_id),
+            n_trials=n_trials,
+            timeout=timeout,
+            catch=(Exception,),
             callbacks=[optuna.study.MaxTrialsCallback(target, states=states), _print_trial, _stop_if_interrupted],
         )
 
@@ -319,12 +343,25 @@ def _study_run(spec: StudySpec, study, study_def: Study) -> str:
             return run_id
         except Exception:  # noqa: BLE001 - another tracking store: start a run here
             pass
-    run = client.create_run(tracking.use_experiment(spec.experiment), run_name=f"tune/{spec.study_name}", tags={
-        "study": spec.study_name, "study_kind": spec.kind, "experiment": spec.experiment, "stage": "tune",
-        "git_commit": tracking.git_commit(), "pipeline_run_id": f"tune-{spec.study_name}",
-    })
-    for k, v in {"study_kind": spec.kind, "objective": study_def.objective, "direction": study_def.direction,
-                 "storage": redact(spec.storage) if spec.storage else "journal file (default)", **study.user_attrs.get("options", {})}.items():
+    run = client.create_run(
+        tracking.use_experiment(spec.experiment),
+        run_name=f"tune/{spec.study_name}",
+        tags={
+            "study": spec.study_name,
+            "study_kind": spec.kind,
+            "experiment": spec.experiment,
+            "stage": "tune",
+            "git_commit": tracking.git_commit(),
+            "pipeline_run_id": f"tune-{spec.study_name}",
+        },
+    )
+    for k, v in {
+        "study_kind": spec.kind,
+        "objective": study_def.objective,
+        "direction": study_def.direction,
+        "storage": redact(spec.storage) if spec.storage else "journal file (default)",
+        **study.user_attrs.get("options", {}),
+    }.items():
         client.log_param(run.info.run_id, k, str(v))
     study.set_user_attr("mlflow_run_id", run.info.run_id)
     return run.info.run_id
@@ -341,14 +378,24 @@ def optimize(spec: StudySpec, *, n_trials: int, timeout: float | None = None, wo
     storage = open_storage(spec)
     seed = study_def.params.seed
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(study_name=spec.study_name, storage=storage, direction=study_def.direction, load_if_exists=True,
-                                sampler=_sampler(seed), pruner=_pruner())
+    study = optuna.create_study(
+        study_name=spec.study_name,
+        storage=storage,
+        direction=study_def.direction,
+        load_if_exists=True,
+        sampler=_sampler(seed),
+        pruner=_pruner(),
+    )
     what = {"kind": spec.kind, "experiment": spec.experiment}
     if "kind" in study.user_attrs and {k: study.user_attrs[k] for k in what} != what:
         old = study.user_attrs
-        raise ParamsError(f"--study-name {spec.study_name}: that study is a {old['kind']} study of {old['experiment']}; choose another name")
+        raise ParamsError(
+            f"--study-name {spec.study_name}: that study is a {old['kind']} study of {old['experiment']}; choose another name"
+        )
     if study.direction.name.lower() != study_def.direction:
-        raise ParamsError(f"--study-name {spec.study_name}: that study {study.direction.name.lower()}s; choose another name")
+        raise ParamsError(
+            f"--study-name {spec.study_name}: that study {study.direction.name.lower()}s; choose another name"
+        )
     if "kind" not in study.user_attrs:
         for k, v in what.items():
             study.set_user_attr(k, v)
@@ -361,8 +408,11 @@ def optimize(spec: StudySpec, *, n_trials: int, timeout: float | None = None, wo
     fail_dead_trials(study, say)
     done = sum(counts(study).get(s, 0) for s in FINISHED)
     missing = max(0, n_trials - done)
-    say(f"study {spec.study_name} ({spec.kind} on {spec.experiment}, {study_def.direction} {study_def.objective}): "
-        f"{done} finished trial(s), running {missing} more" + (f" in {workers} workers" if workers > 1 and missing else ""))
+    say(
+        f"study {spec.study_name} ({spec.kind} on {spec.experiment}, {study_def.direction} {study_def.objective}): "
+        f"{done} finished trial(s), running {missing} more"
+        + (f" in {workers} workers" if workers > 1 and missing else "")
+    )
     interrupted = False
     start = time.monotonic()
     try:
@@ -372,8 +422,13 @@ def optimize(spec: StudySpec, *, n_trials: int, timeout: float | None = None, wo
             ctx = multiprocessing.get_context("spawn")
             shares = [missing // workers + (i < missing % workers) for i in range(workers)]
             threads = max(1, (os.cpu_count() or 1) // workers)
-            procs = [ctx.Process(target=_spawned, args=((spec, k, n_trials, timeout, seed + done + 1000 * i, parent, threads),))
-                     for i, k in enumerate(shares) if k]
+            procs = [
+                ctx.Process(
+                    target=_spawned, args=((spec, k, n_trials, timeout, seed + done + 1000 * i, parent, threads),)
+                )
+                for i, k in enumerate(shares)
+                if k
+            ]
             for p in procs:
                 p.start()
             try:
@@ -385,7 +440,9 @@ def optimize(spec: StudySpec, *, n_trials: int, timeout: float | None = None, wo
                 raise
             bad = [p.exitcode for p in procs if p.exitcode]
             if bad:
-                say(f"{len(bad)} worker(s) ended abnormally (exit codes {bad}); their running trials are marked failed on the next run")
+                say(
+                    f"{len(bad)} worker(s) ended abnormally (exit codes {bad}); their running trials are marked failed on the next run"
+                )
     except KeyboardInterrupt:
         interrupted = True
     elapsed = time.monotonic() - start
@@ -405,9 +462,14 @@ def summarise(study, study_def: Study, elapsed: float) -> dict:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     default = next((t for t in complete if t.user_attrs.get("defaults")), None)
     out: dict[str, Any] = {
-        "study": study.study_name, "kind": study.user_attrs.get("kind"), "experiment": study.user_attrs.get("experiment"),
-        "objective": study_def.objective, "direction": study_def.direction, "trials": counts(study),
-        "wall_time_s_this_run": round(elapsed, 1), "defaults": study.user_attrs.get("defaults"),
+        "study": study.study_name,
+        "kind": study.user_attrs.get("kind"),
+        "experiment": study.user_attrs.get("experiment"),
+        "objective": study_def.objective,
+        "direction": study_def.direction,
+        "trials": counts(study),
+        "wall_time_s_this_run": round(elapsed, 1),
+        "defaults": study.user_attrs.get("defaults"),
         "default_value": default.value if default else None,
     }
     if complete:
@@ -454,8 +516,12 @@ def save_plots(study, folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for name, plot in (("optimization_history", ov.plot_optimization_history), ("intermediate_values", ov.plot_intermediate_values),
-                       ("param_importances", ov.plot_param_importances), ("slice", ov.plot_slice)):
+    for name, plot in (
+        ("optimization_history", ov.plot_optimization_history),
+        ("intermediate_values", ov.plot_intermediate_values),
+        ("param_importances", ov.plot_param_importances),
+        ("slice", ov.plot_slice),
+    ):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -471,16 +537,24 @@ def save_plots(study, folder: Path) -> list[Path]:
 
 def summary_text(summary: dict) -> str:
     t = summary["trials"]
-    lines = [f"study {summary['study']}: {summary['kind']} on {summary['experiment']}, {summary['direction']} {summary['objective']}",
-             "trials: " + ", ".join(f"{v} {k.lower()}" for k, v in sorted(t.items())) + f" ({summary['wall_time_s_this_run']:.0f} s this run)"]
+    lines = [
+        f"study {summary['study']}: {summary['kind']} on {summary['experiment']}, {summary['direction']} {summary['objective']}",
+        "trials: "
+        + ", ".join(f"{v} {k.lower()}" for k, v in sorted(t.items()))
+        + f" ({summary['wall_time_s_this_run']:.0f} s this run)",
+    ]
     if "best_params" in summary:
         defaults = summary.get("defaults") or {}
         lines.append(f"| param | default | best (trial {summary['best_trial']}) |")
         lines.append("|---|---|---|")
         lines += [f"| {k} | {_fmt(defaults.get(k))} | {_fmt(v)} |" for k, v in summary["best_params"].items()]
-        lines.append(f"| {summary['objective']} | {_fmt(summary.get('default_value'))} | {_fmt(summary['best_value'])} |")
+        lines.append(
+            f"| {summary['objective']} | {_fmt(summary.get('default_value'))} | {_fmt(summary['best_value'])} |"
+        )
         if summary.get("gain") is not None:
-            lines.append(f"gain over the defaults: {summary['gain']:.4g} ({'higher' if summary['direction'] == 'maximize' else 'lower'} is better)")
+            lines.append(
+                f"gain over the defaults: {summary['gain']:.4g} ({'higher' if summary['direction'] == 'maximize' else 'lower'} is better)"
+            )
     else:
         lines.append("no complete trial yet")
     return "\n".join(lines)

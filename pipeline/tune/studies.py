@@ -135,7 +135,9 @@ class Study:
     def _val_split(self, ds) -> None:
         if not len(ds.y_val):
             key = "val_per_class" if self.exp.task == "classification" else "val_fraction"
-            raise ParamsError(f"experiments.{self.experiment}.data.{key}: the {self.name} study needs a validation split (carved from the training data)")
+            raise ParamsError(
+                f"experiments.{self.experiment}.data.{key}: the {self.name} study needs a validation split (carved from the training data)"
+            )
 
     def _regression_val_labels(self, ds) -> torch.Tensor:
         return ds.normalise(_spaced(ds.y_val, self.exp.evaluate.n_labels))
@@ -144,8 +146,13 @@ class Study:
         """circle: the metrics of fakes x at labels y, grouped in the order of self.labels (the validation angles)."""
         from pipeline.metrics import circle_metrics, counts_by_label
 
-        return circle_metrics(x, self.ds.denormalise(self.labels), radius=self.exp.data.radius, std=self.exp.data.std,
-                              counts=counts_by_label(y, self.labels))
+        return circle_metrics(
+            x,
+            self.ds.denormalise(self.labels),
+            radius=self.exp.data.radius,
+            std=self.exp.data.std,
+            counts=counts_by_label(y, self.labels),
+        )
 
     def _label_score(self, teacher, ds, x: torch.Tensor, y: torch.Tensor) -> float:
         from pipeline.metrics import label_score
@@ -161,15 +168,23 @@ class VicinityStudy(Study):
     def check(cls, params: Params, experiment: str, options: Options) -> None:
         exp = params.experiment(experiment)
         if exp.task == "classification":
-            raise ParamsError(f"experiments.{experiment}: the vicinity study needs continuous labels (a regression or circle experiment)")
+            raise ParamsError(
+                f"experiments.{experiment}: the vicinity study needs continuous labels (a regression or circle experiment)"
+            )
         variant = cls._variant(exp, options)
         if variant not in exp.gan.variants:
-            raise ParamsError(f"--variant {variant!r}: not a gan variant of {experiment} ({', '.join(exp.gan.variants)})")
+            raise ParamsError(
+                f"--variant {variant!r}: not a gan variant of {experiment} ({', '.join(exp.gan.variants)})"
+            )
         kind = exp.gan.variants[variant].vicinity
         if kind == "binned":
-            raise ParamsError(f"--variant {variant!r} is the binned baseline: the vicinity study tunes an HVDL or SVDL variant")
+            raise ParamsError(
+                f"--variant {variant!r} is the binned baseline: the vicinity study tunes an HVDL or SVDL variant"
+            )
         if kind == "hard" and exp.gan.kappa is not None:
-            raise ParamsError(f"experiments.{experiment}.gan.kappa is set and overrides m_kappa: remove it to tune the HVDL width")
+            raise ParamsError(
+                f"experiments.{experiment}.gan.kappa is set and overrides m_kappa: remove it to tune the HVDL width"
+            )
 
     def __init__(self, params: Params, experiment: str, paths: Paths, options: Options) -> None:
         super().__init__(params, experiment, paths, options)
@@ -257,8 +272,20 @@ class VicinityStudy(Study):
             if due(step):  # no EMA: G itself (G_ema is copied from it at the end)
                 report(step, self.measure(state.G_ema if p.ema_decay > 0 else state.G)[0])
 
-        train_gan(state, setup.cond, loss=get_loss(p.loss), z_dim=p.z_dim, steps=p.steps, n_dis=p.n_dis, batch_size=p.batch_size,
-                  ema_decay=p.ema_decay, ema_start=p.ema_start, compiled=p.compile, log_every=p.log_every, progress=logged)
+        train_gan(
+            state,
+            setup.cond,
+            loss=get_loss(p.loss),
+            z_dim=p.z_dim,
+            steps=p.steps,
+            n_dis=p.n_dis,
+            batch_size=p.batch_size,
+            ema_decay=p.ema_decay,
+            ema_start=p.ema_start,
+            compiled=p.compile,
+            log_every=p.log_every,
+            progress=logged,
+        )
         value, extra = self.measure(state.G_ema)
         v = setup.vicinity
         return value, {**extra, "kappa": v.kappa, "nu": v.nu, "window": v.radius}
@@ -273,8 +300,11 @@ class DrePenaltyStudy(Study):
             raise ParamsError(f"--method {options.method!r}: use dre or cdre")
 
     def goal(self) -> tuple[str, str]:
-        return {"classification": ("minimize", "fid_teacher_features_val"), "regression": ("minimize", "label_score_val"),
-                "circle": ("maximize", "pct_high_quality_val")}[self.exp.task]
+        return {
+            "classification": ("minimize", "fid_teacher_features_val"),
+            "regression": ("minimize", "label_score_val"),
+            "circle": ("maximize", "pct_high_quality_val"),
+        }[self.exp.task]
 
     def load(self) -> None:
         from pipeline.data import load_dataset
@@ -305,8 +335,14 @@ class DrePenaltyStudy(Study):
             self.labels, self.n = ds.normalise(validation_angles(exp)), exp.data.eval_per_angle
         # the fake-feature pool does not depend on lambda: made once
         held = (ds.x_val, label(ds.y_val)) if len(ds.y_val) else (ds.x_train[:256], y_train[:256])
-        self.data = ratio_data(self.phi, lambda y: sample(self.G, y, exp.gan.z_dim, p.batch_size_rs), (ds.x_train, y_train), held,
-                               fakes_per_real=p.fakes_per_real, batch_size=p.batch_size_rs)
+        self.data = ratio_data(
+            self.phi,
+            lambda y: sample(self.G, y, exp.gan.z_dim, p.batch_size_rs),
+            (ds.x_train, y_train),
+            held,
+            fakes_per_real=p.fakes_per_real,
+            batch_size=p.batch_size_rs,
+        )
         self.plain = self.measure(None)
 
     def defaults(self) -> dict[str, Any]:
@@ -320,7 +356,9 @@ class DrePenaltyStudy(Study):
 
         exp = self.exp
         with evaluation_rng(self.params.seed):
-            x, y, stats = draw(self.G, exp.gan.z_dim, self.labels, self.n, sub, burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs)
+            x, y, stats = draw(
+                self.G, exp.gan.z_dim, self.labels, self.n, sub, burnin=exp.dre.burnin, batch_size=exp.dre.batch_size_rs
+            )
         extra = {} if stats is None else {"acceptance_rate": stats.summary()["acceptance_rate"]}
         if exp.task == "classification":
             from pipeline.metrics import fid
@@ -350,7 +388,11 @@ class DrePenaltyStudy(Study):
 
         fitted = fit_ratio(self.data, self.method, p, num_classes=num_classes, y2h=self.y2h, check=check)
         value, extra = self.measure(Subsampler(self.phi, fitted.net.eval(), self.zeta))
-        return value, {**extra, f"{self.objective}_without_subsampling": self.plain[0], **{f"dre_{k}": v for k, v in fitted.stats.items()}}
+        return value, {
+            **extra,
+            f"{self.objective}_without_subsampling": self.plain[0],
+            **{f"dre_{k}": v for k, v in fitted.stats.items()},
+        }
 
 
 class NFakeStudy(Study):
@@ -359,7 +401,9 @@ class NFakeStudy(Study):
     @classmethod
     def check(cls, params: Params, experiment: str, options: Options) -> None:
         if params.experiment(experiment).task == "circle":
-            raise ParamsError(f"experiments.{experiment}: the n-fake study needs students (a classification or regression experiment, not circle)")
+            raise ParamsError(
+                f"experiments.{experiment}: the n-fake study needs students (a classification or regression experiment, not circle)"
+            )
 
     def goal(self) -> tuple[str, str]:
         self.classification = self.exp.task == "classification"
@@ -375,11 +419,15 @@ class NFakeStudy(Study):
         self.ds = load_dataset(self.paths.prepared)
         self._val_split(self.ds)
         self.teacher = load_classifier(self.paths.teacher)
-        self.G = load_generator(self.paths.generator(CLASS_VARIANT if self.classification else exp.synthesize.gan_variant))
+        self.G = load_generator(
+            self.paths.generator(CLASS_VARIANT if self.classification else exp.synthesize.gan_variant)
+        )
         self.sub = load_subsampler(self.paths, exp.synthesize.subsampling)
         variants = [v for v in exp.student.variants if uses_fakes(exp.task, v) and v != "oracle"]
         if not variants:
-            raise ParamsError(f"experiments.{self.experiment}.student.variants: the n-fake study needs a cGAN-KD variant")
+            raise ParamsError(
+                f"experiments.{self.experiment}.student.variants: the n-fake study needs a cGAN-KD variant"
+            )
         self.variant = variants[0]
 
     def defaults(self) -> dict[str, Any]:
@@ -402,7 +450,15 @@ class NFakeStudy(Study):
         from pipeline.ui import progress_bar
 
         exp = with_values(self.params, self.experiment, values).experiment(self.experiment)
-        syn = synthetic_set(exp, self.ds, self.teacher, self.G, self.sub, self.params.seed, lambda what, total: progress_bar(f"{self.name} {what}", total)).syn
+        syn = synthetic_set(
+            exp,
+            self.ds,
+            self.teacher,
+            self.G,
+            self.sub,
+            self.params.seed,
+            lambda what, total: progress_bar(f"{self.name} {what}", total),
+        ).syn
         y = syn.y if self.classification else getattr(syn, REGRESSION_VARIANTS[self.variant])
         fakes = (syn.x.half().float(), y)  # as the synthesize stage stores them
 
@@ -412,7 +468,9 @@ class NFakeStudy(Study):
             if due(step):
                 report(step, score(exp.task, self.ds, model, "val"))
 
-        model, _ = fit_student(exp, self.ds, self.variant, teacher=self.teacher, fakes=fakes, seed=self.params.seed, check=check)
+        model, _ = fit_student(
+            exp, self.ds, self.variant, teacher=self.teacher, fakes=fakes, seed=self.params.seed, check=check
+        )
         return score(exp.task, self.ds, model, "val"), {"n_fakes_kept": float(len(y))}
 
 
