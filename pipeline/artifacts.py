@@ -159,7 +159,8 @@ def load_generator(path: Path) -> nn.Module:
     ckpt = load_checkpoint(path)
     if "arch" not in ckpt or "G_ema" not in ckpt.get("state", {}):
         raise CheckpointError(
-            f"{path}: not a generator checkpoint (needs the build arguments `arch` and `state.G_ema`, as the gan stage writes)"
+            f"{path}: not a generator checkpoint (needs the build arguments `arch` and `state.G_ema`, as the "
+            "gan stage writes)"
         )
     arch = dict(ckpt["arch"])
     bins = arch.pop("bins", None)

@@ -18,10 +18,10 @@ from pipeline.data.circle import make_circle
 from pipeline.gan.binned import BinnedGenerator, Bins
 from pipeline.gan.losses import get_loss
 from pipeline.gan.train import GanState, sample, train_gan
+from pipeline.gan.variants import variant_setup
 from pipeline.metrics import circle_metrics
 from pipeline.nets import build_gan
 from pipeline.params import CircleExperiment
-from pipeline.gan.variants import variant_setup
 from pipeline.utils import seed_everything
 
 WARMUP = 10  # iterations timed apart: they hold the compile of compiled iterations
@@ -88,7 +88,8 @@ def bench_circle(
             **metrics,
         }
         report(
-            f"{variant} ({'compiled' if compiled else 'eager'}): {steps} iterations (batch {p.batch_size}) in {seconds:.1f} s = "
+            f"{variant} ({'compiled' if compiled else 'eager'}): {steps} iterations (batch {p.batch_size}) "
+            f"in {seconds:.1f} s = "
             f"{r['it_per_s']:.0f} it/s ({r['ms_per_it']:.2f} ms/it); first {WARMUP} iterations {warmup:.1f} s, "
             f"then {1000 / steady:.0f} it/s ({steady:.2f} ms/it); high quality {r['pct_high_quality']:.1f}%, "
             f"recovered modes {r['pct_recovered_modes']:.1f}%, 2-Wasserstein {r['w2']:.2e}"
@@ -103,10 +104,10 @@ def _subsample_run(
     sink that streams them elsewhere), so peak memory is the sampler's own."""
     import resource
 
-    from pipeline.data import load_dataset
-    from pipeline.params import load_params
     from pipeline.artifacts import Paths, load_generator, load_subsampler
+    from pipeline.data import load_dataset
     from pipeline.metrics.variants import evaluation_labels
+    from pipeline.params import load_params
     from pipeline.subsample.sampling import rejection_sample
 
     exp = load_params(params_path).experiment(experiment)
@@ -165,7 +166,9 @@ def bench_subsample(
                 r = pool.submit(_subsample_run, str(params_path), str(root), name, method, n, seed).result()
             out[name].append(r)
             report(
-                f"{name} {method}+RS: {r['accepted']} fakes in {r['seconds']:.2f} s = {r['accepted_per_s']:.0f} accepted fakes/s, "
-                f"acceptance rate {r['acceptance_rate']:.1%}, peak RSS {r['peak_rss_mb']:.0f} MB (+{r['rss_growth_mb']:.0f} MB while sampling)"
+                f"{name} {method}+RS: {r['accepted']} fakes in {r['seconds']:.2f} s = "
+                f"{r['accepted_per_s']:.0f} accepted fakes/s, "
+                f"acceptance rate {r['acceptance_rate']:.1%}, peak RSS {r['peak_rss_mb']:.0f} MB "
+                f"(+{r['rss_growth_mb']:.0f} MB while sampling)"
             )
     return out

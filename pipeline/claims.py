@@ -189,13 +189,15 @@ def _bound(c: Claim) -> str:
 def table(verdicts: list[Verdict], seeds: list[int]) -> str:
     """Markdown: one line per claim with both sides (mean ± std), the margin per seed and PASS/MISS."""
     lines = [
-        f"| experiment | claim | left: mean ± std | right: mean ± std | margin per seed ({', '.join(map(str, seeds))}) | result |",
+        "| experiment | claim | left: mean ± std | right: mean ± std | margin per seed "
+        f"({', '.join(map(str, seeds))}) | result |",
         "|---|---|---|---|---|---|",
     ]
     for v in verdicts:
         c = v.claim
         lines.append(
-            f"| {v.experiment} | {c.text} | {_short(c.left)}: {_mean_std(v.left)} | {c.op} {_bound(c)}: {_mean_std(v.right)} "
+            f"| {v.experiment} | {c.text} | {_short(c.left)}: {_mean_std(v.left)} | {c.op} {_bound(c)}: "
+            f"{_mean_std(v.right)} "
             f"| {', '.join(f'{m:+.3g}' for m in v.margins)} | {v.result} |"
         )
     n_pass = sum(v.passed for v in verdicts)
@@ -252,7 +254,8 @@ def diagnostics(params, summaries: dict[str, list[dict]]) -> str:
             continue
         lines += [f"Diagnostics, {name}:", "", "| measure | mean ± std | per seed |", "|---|---|---|"]
         lines += [
-            f"| {label} | {_mean_std([value(r, path) for r in runs])} | {', '.join(f'{value(r, path):.4g}' for r in runs)} |"
+            f"| {label} | {_mean_std([value(r, path) for r in runs])} | "
+            f"{', '.join(f'{value(r, path):.4g}' for r in runs)} |"
             for label, path in present
         ]
         lines.append("")

@@ -45,7 +45,8 @@ def _run_stage(stage: str, experiment: str, params_path: Path, root: Path) -> No
         if stage not in params.stages(experiment):  # unknown experiment or stage: fail before any work
             task = params.experiment(experiment).task
             raise ParamsError(
-                f"experiments.{experiment}: a {task} experiment has no {stage} stage (its stages: {', '.join(params.stages(experiment))})"
+                f"experiments.{experiment}: a {task} experiment has no {stage} stage (its stages: "
+                f"{', '.join(params.stages(experiment))})"
             )
         from pipeline.artifacts import Paths
 
@@ -84,7 +85,8 @@ _stage_command(
 _stage_command("student", "Train the students (real only, BLKD, cGAN-KD, ...).")
 _stage_command(
     "evalnets",
-    "Train the evaluation nets of an image-regression experiment (label regressor, attribute classifier) on every real image.",
+    "Train the evaluation nets of an image-regression experiment (label regressor, attribute classifier) on "
+    "every real image.",
 )
 _stage_command("evaluate", "Measure GAN quality and collect the student table.")
 
@@ -92,9 +94,9 @@ _stage_command("evaluate", "Measure GAN quality and collect the student table.")
 @app.command()
 def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
     """Print the results table of every experiment that has been evaluated, then the claims table on them."""
+    from pipeline.artifacts import Paths, read_json
     from pipeline.claims import table, verdicts_for
     from pipeline.params import load_params
-    from pipeline.artifacts import Paths, read_json
 
     try:
         p = load_params(params)
@@ -154,7 +156,10 @@ def claims(
         list[str],
         typer.Option(
             "--from-stage",
-            help="EXPERIMENT:STAGE: rerun that experiment from STAGE on, reusing the earlier stages' outputs (when only STAGE's params or later ones changed); repeatable",
+            help=(
+                "EXPERIMENT:STAGE: rerun that experiment from STAGE on, reusing the earlier stages' "
+                "outputs (when only STAGE's params or later ones changed); repeatable"
+            ),
         ),
     ] = [],  # noqa: B006
 ) -> None:
@@ -248,7 +253,10 @@ def tune(
     study: Annotated[
         str,
         typer.Argument(
-            help="vicinity (CcGAN's sigma and kappa/nu), dre-penalty (DRE's lambda) or n-fake (synthetic set size for students)"
+            help=(
+                "vicinity (CcGAN's sigma and kappa/nu), dre-penalty (DRE's lambda) or n-fake (synthetic "
+                "set size for students)"
+            )
         ),
     ],
     experiment: ExperimentOpt,
@@ -264,7 +272,10 @@ def tune(
     storage: Annotated[
         str | None,
         typer.Option(
-            help="Optuna storage: a journal file path, or an RDB URL (postgresql://, mysql://) that workers on many machines share [default: runs/tune/<study-name>/journal.log]"
+            help=(
+                "Optuna storage: a journal file path, or an RDB URL (postgresql://, mysql://) that workers "
+                "on many machines share [default: runs/tune/<study-name>/journal.log]"
+            )
         ),
     ] = None,
     study_name: Annotated[
@@ -308,7 +319,8 @@ def tune(
         fail(str(err), err.exit_code)
     except KeyboardInterrupt:
         fail(
-            f"study {spec.study_name} interrupted: finished trials are kept, the running one is marked failed; rerun the same command to resume",
+            f"study {spec.study_name} interrupted: finished trials are kept, the running one is marked "
+            "failed; rerun the same command to resume",
             130,
         )
     typer.echo(summary_text(summary))
@@ -323,7 +335,8 @@ def tune(
         except CgankdError as err:
             fail(str(err), err.exit_code)
         typer.echo(
-            f"wrote {', '.join(f'experiments.{experiment}.{k}' for k in summary['best_params'])} into {params}; `dvc repro` picks them up"
+            f"wrote {', '.join(f'experiments.{experiment}.{k}' for k in summary['best_params'])} into "
+            f"{params}; `dvc repro` picks them up"
         )
 
 
@@ -346,10 +359,10 @@ def subsample(
 ) -> None:
     """Subsample a saved generator's fakes by density ratio, outside the pipeline (needs the
     experiment's prepare, features and, for continuous labels, embed outputs)."""
+    from pipeline.artifacts import Paths
     from pipeline.errors import CheckpointError, ParamsError
     from pipeline.params import load_params
     from pipeline.stages import subsample as stage
-    from pipeline.artifacts import Paths
 
     try:
         if method not in ("dre", "cdre"):
@@ -376,7 +389,10 @@ def generate(
         typer.Option(
             "--label",
             "-l",
-            help="a label in the data set's units (a class id; degrees for chairs, radians for the circle); repeat for several (default: every class, or 10 evenly spaced over the training range)",
+            help=(
+                "a label in the data set's units (a class id; degrees for chairs, radians for the circle); "
+                "repeat for several (default: every class, or 10 evenly spaced over the training range)"
+            ),
         ),
     ] = None,
     n_per_label: Annotated[
@@ -399,7 +415,10 @@ def generate(
         typer.Option(
             "--subsample",
             "-m",
-            help="none, or dre / cdre: rejection sampling through the dre stage's ratio nets (trained on dre.gan_variant's fakes)",
+            help=(
+                "none, or dre / cdre: rejection sampling through the dre stage's ratio nets (trained on "
+                "dre.gan_variant's fakes)"
+            ),
         ),
     ] = "none",
     seed: Annotated[int | None, typer.Option(help="random seed (default: params.yaml's seed)")] = None,
@@ -408,9 +427,9 @@ def generate(
 ) -> None:
     """Generate fakes at the labels you name with a trained GAN (a class, or a continuous label such
     as an angle); writes the fakes and a picture."""
+    from pipeline.artifacts import Paths
     from pipeline.params import load_params
     from pipeline.stages import generate as command
-    from pipeline.artifacts import Paths
 
     try:
         p = load_params(params)

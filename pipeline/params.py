@@ -7,7 +7,7 @@ Every tunable lives in params.yaml; this module mirrors it. Unknown keys are rej
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -110,7 +110,10 @@ class GanParams(Section):
     ema_start: int = Field(500, ge=0, description="EMA copies G until this step")
     compile: bool = Field(
         False,
-        description="run each iteration (D steps, G step, Adam updates) as one torch.compile graph: faster for small nets, after a one-off compile (needs a C++ compiler)",
+        description=(
+            "run each iteration (D steps, G step, Adam updates) as one torch.compile graph: faster "
+            "for small nets, after a one-off compile (needs a C++ compiler)"
+        ),
     )
     checkpoint_every: int = Field(250, ge=1)
     log_every: int = Field(50, ge=1)
@@ -370,16 +373,19 @@ class RegressionExperiment(Section):
     def _check(self) -> RegressionExperiment:
         if self.synthesize.gan_variant not in self.gan.variants:
             raise ValueError(
-                f"synthesize.gan_variant {self.synthesize.gan_variant!r} is not a gan variant ({', '.join(self.gan.variants)})"
+                f"synthesize.gan_variant {self.synthesize.gan_variant!r} is not a gan variant "
+                f"({', '.join(self.gan.variants)})"
             )
         _check_dre_variant(self.dre, self.gan)
         if "oracle" in self.student.variants and self.data.name != "chairs":
             raise ValueError(
-                f"student.variants: oracle renders perfect fakes, which only the built-in chairs can, not {self.data.name!r}"
+                "student.variants: oracle renders perfect fakes, which only the built-in chairs can, not "
+                f"{self.data.name!r}"
             )
         if self.synthesize.subsampling != "none" and self.dre_variant != self.synthesize.gan_variant:
             raise ValueError(
-                f"synthesize.subsampling needs the density ratio of synthesize.gan_variant {self.synthesize.gan_variant!r}, but dre.gan_variant is {self.dre_variant!r}"
+                "synthesize.subsampling needs the density ratio of synthesize.gan_variant "
+                f"{self.synthesize.gan_variant!r}, but dre.gan_variant is {self.dre_variant!r}"
             )
         return self
 
@@ -407,9 +413,7 @@ def _check_dre_variant(dre: DreParams, gan: CcGanParams) -> None:
         raise ValueError(f"dre.gan_variant {dre.gan_variant!r} is not a gan variant ({', '.join(gan.variants)})")
 
 
-Experiment = Annotated[
-    Union[ClassificationExperiment, RegressionExperiment, CircleExperiment], Field(discriminator="task")
-]
+Experiment = Annotated[ClassificationExperiment | RegressionExperiment | CircleExperiment, Field(discriminator="task")]
 TASKS = ("classification", "regression", "circle")
 # the stages of each task's pipeline, in order
 TASK_STAGES = {

@@ -36,7 +36,7 @@ def aggregate(summaries: list[dict]) -> dict:
     """Mean and (sample) std over seeds of every numeric result in the evaluate stage's summaries
     (GAN metrics, teacher, students), keyed by its dotted path."""
     leaves = [_leaves(s) for s in summaries]
-    return {"n_seeds": len(summaries), "metrics": {k: _mean_std([l[k] for l in leaves]) for k in leaves[0]}}
+    return {"n_seeds": len(summaries), "metrics": {k: _mean_std([leaf[k] for leaf in leaves]) for k in leaves[0]}}
 
 
 def markdown(experiment: str, seeds: list[int], agg: dict) -> str:

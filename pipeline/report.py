@@ -3,7 +3,6 @@ headline that `dvc metrics show` prints (pure functions of a summary)."""
 
 from __future__ import annotations
 
-
 HEADLINE = {  # task -> (what the teacher and students are scored by, the GAN metric and its summary key)
     "classification": ("test accuracy", "FID (teacher features)", "fid_teacher_features"),
     "regression": ("test MAE", "intra-FID (eval regressor)", "intra_fid_eval_regressor_features"),

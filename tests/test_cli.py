@@ -6,11 +6,11 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
+from pipeline.artifacts import load_classifier, load_generator, save_classifier
 from pipeline.checkpoint import load_checkpoint
 from pipeline.cli import app
 from pipeline.data import load_dataset
 from pipeline.params import load_params
-from pipeline.artifacts import load_classifier, load_generator, save_classifier
 from tests.conftest import tiny_raw_params
 
 runner = CliRunner()

@@ -31,7 +31,8 @@ def _stages_run(log: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", log))
 
 
-@pytest.mark.slow  # about 3.5 min (23 stage processes, three repros): `make test-slow`; test_cli runs the same stages in process
+# about 3.5 min (23 stage processes, three repros): `make test-slow`; test_cli runs the same stages in process
+@pytest.mark.slow
 def test_dvc_repro_tiny_config(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()

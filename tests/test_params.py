@@ -1,3 +1,4 @@
+import pydantic
 import pytest
 import yaml
 
@@ -14,7 +15,7 @@ def test_committed_params_are_valid():
 
 def test_params_are_frozen():
     params = validate(tiny_raw_params())
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError):
         params.experiments["tiny"].gan.steps = 3  # type: ignore[misc]
 
 
@@ -111,7 +112,8 @@ def test_ratio_width_is_free_without_groupnorm():
         ),
         (
             lambda r: r["experiments"]["tiny_reg"]["dre"].update(gan_variant="binned"),
-            "experiments.tiny_reg: synthesize.subsampling needs the density ratio of synthesize.gan_variant 'svdl_ili', but dre.gan_variant is 'binned'",
+            "experiments.tiny_reg: synthesize.subsampling needs the density ratio of synthesize.gan_variant "
+            "'svdl_ili', but dre.gan_variant is 'binned'",
         ),
         (
             lambda r: r["groups"].update(kd=["tiny"]),
@@ -148,7 +150,8 @@ def test_bad_continuous_params_name_the_key(mutate, expected):
             "features",
             "net",
             "teachr",
-            "experiments.tiny.features.net: unknown classifier net 'teachr' (known: cnn, mlp, resnet, resnet14, teacher)",
+            "experiments.tiny.features.net: unknown classifier net 'teachr' (known: cnn, mlp, resnet, "
+            "resnet14, teacher)",
         ),
         ("teacher", "lr", float("inf"), "experiments.tiny.teacher.lr: must be finite"),
         ("gan", "lr_d", float("nan"), "experiments.tiny.gan.lr_d: must be finite"),

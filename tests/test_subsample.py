@@ -1,9 +1,8 @@
-import pytest
-
 """Density-ratio subsampling: the Softplus loss, psi on a known ratio, rejection sampling, the window."""
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 

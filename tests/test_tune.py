@@ -152,8 +152,8 @@ def test_apply_inserts_a_missing_key_after_the_plain_values(tmp_path):
 
 
 def test_vicinity_study_on_circle_starts_at_the_rule_of_thumb(tiny_circle):
-    from pipeline.gan.vicinal import rule_of_thumb
     from pipeline.data import load_dataset
+    from pipeline.gan.vicinal import rule_of_thumb
 
     params, root = tiny_circle
     result = _tune(params, root, "vicinity", "-e", "tiny_circle", "--n-trials", "3", "--variant", "hvdl")
@@ -362,9 +362,9 @@ def test_a_vicinity_trial_trains_the_gan_that_the_pipeline_would(tiny_circle, tm
     defaults measures exactly the generator the gan stage trains at those params."""
     import shutil
 
+    from pipeline.artifacts import Paths, load_generator
     from pipeline.params import load_params
     from pipeline.stages import gan
-    from pipeline.artifacts import Paths, load_generator
     from pipeline.tune.studies import Options, VicinityStudy
 
     params_file, root = tiny_circle

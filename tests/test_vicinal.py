@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pipeline.gan.binned import Bins, BinnedGenerator
+from pipeline.gan.binned import BinnedGenerator, Bins
 from pipeline.gan.vicinal import VicinalSampler, Vicinity, rule_of_thumb
 
 

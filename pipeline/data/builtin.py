@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from pipeline.data.core import ImageDataset, resize, to_unit_range
 
 

@@ -74,7 +74,8 @@ def to_unit_range(images: Tensor, max_value: float) -> Tensor:
 
 
 def resize(images: Tensor, image_size: int | None) -> Tensor:
-    """Bilinearly resize ``(N, C, H, W)`` images to ``image_size`` x ``image_size`` (no-op for ``None`` or same size)."""
+    """Bilinearly resize ``(N, C, H, W)`` images to ``image_size`` x ``image_size`` (no-op for ``None``
+    or the same size)."""
     if image_size is None or tuple(images.shape[-2:]) == (image_size, image_size):
         return images
     if image_size < 1:

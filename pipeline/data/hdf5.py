@@ -39,7 +39,7 @@ class _Source:
         return f"{self.prefix}_{size}x{size}.h5"
 
     def expected(self, root: Path, size: int) -> str:
-        keys = "images uint8 (N, C, {s}, {s}), labels (N,)".format(s=size)
+        keys = f"images uint8 (N, C, {size}, {size}), labels (N,)"
         if self.attr_key:
             keys += f", {self.attr_key} (N,) int"
         return (
@@ -188,7 +188,8 @@ def _check(data: dict[str, np.ndarray], fail: Callable[[str], DataError]) -> Non
 def _split_by_label(
     labels: np.ndarray, indx_train: np.ndarray | None, fraction: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images at training labels (those of ``indx_train``, else a random fraction of the distinct labels) vs. the rest."""
+    """Images at training labels (those of ``indx_train``, else a random fraction of the distinct
+    labels) vs. the rest."""
     distinct = np.unique(labels)
     if indx_train is not None and len(indx_train):
         train_labels = np.unique(labels[indx_train])

@@ -4,7 +4,7 @@ Regression nets output (N, 1) or (N,) predictions of the normalised label."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -35,6 +35,6 @@ def standing_stats(
     G.train()
     for _ in range(n_batches):
         G(torch.randn(batch_size, z_dim), labels(batch_size))
-    for m, momentum in zip(norms, momenta):
+    for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     G.train(was_training)

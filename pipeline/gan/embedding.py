@@ -8,8 +8,8 @@ gamma ~ N(0, gamma_std^2), y drawn among the training labels.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from pipeline.utils import Progress, minimise
 

@@ -7,7 +7,8 @@ mean(w * l), as in the vicinal losses.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F

@@ -110,9 +110,9 @@ class VicinalSampler:
             if not len(empty):
                 break
             t = self.noisy(base[empty])
-            l, h = self.window(t)
-            targets[empty], lo[empty], hi[empty] = t, l, h
-            empty = empty[h <= l]
+            t_lo, t_hi = self.window(t)
+            targets[empty], lo[empty], hi[empty] = t, t_lo, t_hi
+            empty = empty[t_hi <= t_lo]
         else:
             raise RuntimeError(
                 f"no real label within {self.vicinity.radius:.4g} of some target after {self.max_redraws} redraws"

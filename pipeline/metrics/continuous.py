@@ -41,7 +41,8 @@ def circle_metrics(
     - ``w2`` / ``w2_std``: mean / std over angles (those with at least 2 fakes) of the squared 2-Wasserstein
       distance between N(mu_t, std^2 I) and N(m, S), m and S the sample mean and unbiased sample covariance of
       that angle's fakes: ||mu_t - m||^2 + tr(S1 + S - 2 (S1^1/2 S S1^1/2)^1/2) with S1 = std^2 I, which with
-      l_i the eigenvalues of S is ||mu_t - m||^2 + 2 std^2 + tr S - 2 std tr S^1/2 = ||mu_t - m||^2 + sum_i (sqrt(l_i) - std)^2.
+      l_i the eigenvalues of S is ||mu_t - m||^2 + 2 std^2 + tr S - 2 std tr S^1/2
+      = ||mu_t - m||^2 + sum_i (sqrt(l_i) - std)^2.
     """
     A = angles.shape[0] if angles.dim() == 1 else -1
     if fake.dim() == 3 and counts is None and fake.shape[2] == 2 and fake.shape[1] >= 2 and fake.shape[0] == A:
@@ -55,7 +56,8 @@ def circle_metrics(
         and int(counts.sum()) == len(fake)
     ):
         raise ValueError(
-            f"fake must be (A, n >= 2, 2), or (N, 2) with counts (A,) summing to N, for angles (A,); got {tuple(fake.shape)}, "
+            "fake must be (A, n >= 2, 2), or (N, 2) with counts (A,) summing to N, for angles (A,); got "
+            f"{tuple(fake.shape)}, "
             f"angles {tuple(angles.shape)}, counts {None if counts is None else tuple(counts.shape)}"
         )
     x = fake.double()

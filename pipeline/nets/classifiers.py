@@ -4,8 +4,8 @@ features(x) -> penultimate features, and an int `feature_dim`."""
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class BasicBlock(nn.Module):

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as sn
 
 from pipeline.nets.labels import EMBED_DIM, Y2H, check_label_input, frozen

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from pipeline.nets.labels import EMBED_DIM, Y2H, check_label_input, frozen
 

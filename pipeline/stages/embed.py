@@ -12,11 +12,11 @@ import torch
 from pipeline import tracking
 from pipeline.artifacts import Paths, save_embedding, write_json
 from pipeline.data import load_dataset
+from pipeline.distill.fit import mae
 from pipeline.distill.train import train_classifier
 from pipeline.gan.embedding import train_y2h
-from pipeline.nets import LabelEmbedNet, Y2H, build_classifier
+from pipeline.nets import Y2H, LabelEmbedNet, build_classifier
 from pipeline.params import Params
-from pipeline.distill.fit import mae
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 
@@ -60,6 +60,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     save_embedding(paths.embed, y2h=y2h, net=net)
     write_json(paths.metrics / "embed.json", metrics)
     info(
-        f"embed[{experiment}]: regression net MAE {metrics['net_mae']:.4g} ({metrics['net_mae_split']}), y2h round trip MAE {metrics['y2h_roundtrip_mae']:.4g} ({ds.label_name})"
+        f"embed[{experiment}]: regression net MAE {metrics['net_mae']:.4g} ({metrics['net_mae_split']}), y2h "
+        f"round trip MAE {metrics['y2h_roundtrip_mae']:.4g} ({ds.label_name})"
     )
     return metrics

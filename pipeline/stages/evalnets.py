@@ -53,7 +53,8 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         (paths.eval_nets / "classifier.pt").unlink(missing_ok=True)  # left from data that had the attribute
     write_json(paths.metrics / "evalnets.json", metrics)
     info(
-        f"evalnets[{experiment}]: regressor MAE {metrics['regressor_train_mae']:.4g} {ds.label_name} on the real images it was trained on"
+        f"evalnets[{experiment}]: regressor MAE {metrics['regressor_train_mae']:.4g} {ds.label_name} on the "
+        "real images it was trained on"
         + (f", attribute classifier accuracy {metrics['classifier_train_accuracy']:.4g}" if with_classifier else "")
     )
     return metrics

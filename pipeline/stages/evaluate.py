@@ -46,14 +46,17 @@ def summary_markdown(
         "",
         *gan_table(gan),
         "",
-        "+dre / +cdre: the fakes drawn by DRE-F-SP+RS / cDRE-F-cSP+RS. FID/IS here use the teacher's features and classifier "
-        f"(not Inception): compare them within this experiment only (real training vs test images: {reference['fid_teacher_features_real_train_vs_test']:.4g}).",
+        "+dre / +cdre: the fakes drawn by DRE-F-SP+RS / cDRE-F-cSP+RS. FID/IS here use the teacher's "
+        "features and classifier "
+        "(not Inception): compare them within this experiment only (real training vs test images: "
+        f"{reference['fid_teacher_features_real_train_vs_test']:.4g}).",
         "",
         *equal_labels_text(gan, gan_equal),
         "| student | training images | validation accuracy | test accuracy |",
         "|---|---|---|---|",
         *[
-            f"| {STUDENT_NAMES.get(v, v)} | {r['n_train']} | {r.get('val_accuracy', float('nan')):.4f} | {r['test_accuracy']:.4f} |"
+            f"| {STUDENT_NAMES.get(v, v)} | {r['n_train']} | {r.get('val_accuracy', float('nan')):.4f} | "
+            f"{r['test_accuracy']:.4f} |"
             for v, r in sorted(students.items(), key=lambda item: list(STUDENT_NAMES).index(item[0]))
         ],
         "",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from itertools import pairwise
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +24,7 @@ from pipeline import tracking
 from pipeline.artifacts import Paths, load_classifier, load_synthetic, read_json, write_json, write_text
 from pipeline.data import load_dataset
 from pipeline.errors import CheckpointError
+from pipeline.figures import save_curves
 from pipeline.metrics import (
     binned_fid,
     circle_metrics,
@@ -31,9 +33,8 @@ from pipeline.metrics import (
     label_score,
     label_score_by_bin,
 )
-from pipeline.params import Params
-from pipeline.figures import save_curves
 from pipeline.metrics.variants import evaluation_labels
+from pipeline.params import Params
 from pipeline.report import equal_labels_text, gan_table, headline
 from pipeline.stages.evaluate import gan_rows
 from pipeline.ui import info
@@ -178,7 +179,7 @@ def _label_noise(ds, paths: Paths, regressor: torch.nn.Module) -> dict[str, floa
 
 def _log_by_bin_plot(by_bin: ByBin, label_name: str) -> None:
     """Label Score against the label, one line per GAN row, as an MLflow artifact."""
-    centres = [(a + b) / 2 for a, b in zip(by_bin.edges, by_bin.edges[1:])]
+    centres = [(a + b) / 2 for a, b in pairwise(by_bin.edges)]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "label_score_by_label.png"
         save_curves(
@@ -192,7 +193,7 @@ def _log_by_bin_plot(by_bin: ByBin, label_name: str) -> None:
 
 def by_bin_table(by_bin: ByBin) -> list[str]:
     """Markdown rows: Label Score of each GAN row within each label bin (- for an empty bin)."""
-    heads = [f"{a:.4g}-{b:.4g}" for a, b in zip(by_bin.edges, by_bin.edges[1:])]
+    heads = [f"{a:.4g}-{b:.4g}" for a, b in pairwise(by_bin.edges)]
     return ["| GAN | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)] + [
         f"| {v} | " + " | ".join("-" if math.isnan(x) else f"{x:.3g}" for x in scores) + " |"
         for v, scores in by_bin.rows.items()
@@ -204,8 +205,10 @@ def synthetic_text(noise: dict[str, float], label_name: str) -> list[str]:
     if not noise.get("n_kept"):
         return []
     return [
-        f"Label noise of the {noise['n_kept']} kept fakes, judged by the evaluation regressor (mean |regressor(x) - label|, "
-        f"{label_name}): condition labels {noise['label_noise_cond']:.4g}, teacher-adjusted labels {noise['label_noise_adjusted']:.4g}.",
+        f"Label noise of the {noise['n_kept']} kept fakes, judged by the evaluation regressor (mean "
+        "|regressor(x) - label|, "
+        f"{label_name}): condition labels {noise['label_noise_cond']:.4g}, teacher-adjusted labels "
+        f"{noise['label_noise_adjusted']:.4g}.",
         "",
     ]
 
@@ -230,7 +233,8 @@ def markdown(experiment: str, label_name: str, summary: dict, by_bin: ByBin | No
     if "reference" in summary:
         ref = summary["reference"]
         lines += [
-            f"Label Score and MAE in {label_name}. FID / intra-FID use the evaluation regressor's features (not Inception), "
+            f"Label Score and MAE in {label_name}. FID / intra-FID use the evaluation regressor's features "
+            "(not Inception), "
             f"so compare them within this experiment only. The evaluation regressor's own error on real test images: "
             f"{ref['label_score']:.4g}"
             + (
@@ -245,7 +249,8 @@ def markdown(experiment: str, label_name: str, summary: dict, by_bin: ByBin | No
             "| student | training images | validation MAE | test MAE |",
             "|---|---|---|---|",
             *[
-                f"| {STUDENT_NAMES.get(v, v)} | {r['n_train']} | {r.get('val_mae', float('nan')):.4g} | {r['test_mae']:.4g} |"
+                f"| {STUDENT_NAMES.get(v, v)} | {r['n_train']} | {r.get('val_mae', float('nan')):.4g} | "
+                f"{r['test_mae']:.4g} |"
                 for v, r in sorted(summary["students"].items(), key=lambda item: list(STUDENT_NAMES).index(item[0]))
             ],
             "",

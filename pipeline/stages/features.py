@@ -15,8 +15,8 @@ from pipeline.data import load_dataset
 from pipeline.distill.fit import accuracy, mae
 from pipeline.distill.train import train_classifier
 from pipeline.nets import build_classifier
-from pipeline.subsample.autoencoder import SparseAutoencoder
 from pipeline.params import Params
+from pipeline.subsample.autoencoder import SparseAutoencoder
 from pipeline.subsample.features import train_autoencoder
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything

@@ -126,7 +126,8 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
                 steps=state.step, d_loss=last.get("d_loss"), g_loss=last.get("g_loss")
             )
             info(
-                f"gan[{experiment}/{variant}]: {state.step} steps, last d_loss {last.get('d_loss', float('nan')):.3f} g_loss {last.get('g_loss', float('nan')):.3f}"
+                f"gan[{experiment}/{variant}]: {state.step} steps, last d_loss "
+                f"{last.get('d_loss', float('nan')):.3f} g_loss {last.get('g_loss', float('nan')):.3f}"
             )
         _pictures(exp, ds, paths, list(histories), params.seed)
         curves = {

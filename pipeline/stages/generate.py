@@ -25,8 +25,8 @@ from pipeline.artifacts import CLASS_VARIANT, Paths, load_generator, load_subsam
 from pipeline.data import load_dataset, training_label_grid
 from pipeline.data.circle import circle_centres
 from pipeline.errors import CheckpointError, ParamsError
-from pipeline.params import Params
 from pipeline.figures import save_figure, save_grid
+from pipeline.params import Params
 from pipeline.subsample.subsampler import METHODS, draw
 from pipeline.ui import info, progress_bar
 from pipeline.utils import label_positions, save_torch, seed_everything
@@ -55,7 +55,8 @@ def check_labels(exp, ds, labels: list[float] | None, experiment: str) -> torch.
     for v in labels:
         if not (math.isfinite(v) and ds.label_min - slack <= v <= ds.label_max + slack):
             raise ParamsError(
-                f"--label {_label_text(v)}: outside {experiment}'s label range [{ds.label_min:g}, {ds.label_max:g}] ({ds.label_name})"
+                f"--label {_label_text(v)}: outside {experiment}'s label range [{ds.label_min:g}, "
+                f"{ds.label_max:g}] ({ds.label_name})"
             )
     return ds.normalise(torch.tensor(labels, dtype=torch.float32)).clamp(0, 1)
 
@@ -92,7 +93,8 @@ def _generator_path(
         raise CheckpointError(f"{generator}: generator checkpoint not found")
     if subsampling != "none" and variant != subsampled:
         raise ParamsError(
-            f"--subsample {subsampling}: the dre stage's ratio nets were trained on the fakes of {subsampled!r}, not of "
+            f"--subsample {subsampling}: the dre stage's ratio nets were trained on the fakes of "
+            f"{subsampled!r}, not of "
             f"{variant or str(generator)!r}; for another generator use `cgankd subsample`"
         )
     return generator, variant
@@ -186,7 +188,8 @@ def run(
         save_circle_picture(x, y_out, out.with_suffix(".png"), f"{experiment}: {variant or path.name} ({subsampling})")
     short = sum(c < n_per_label for c in counts)
     info(
-        f"generate[{experiment}]: {len(x)} fakes at {len(wanted)} labels ({', '.join(_label_text(v) for v in report['labels'])})"
+        f"generate[{experiment}]: {len(x)} fakes at {len(wanted)} labels "
+        f"({', '.join(_label_text(v) for v in report['labels'])})"
         + (f", {short} label(s) short" if short else "")
         + f" -> {out.with_suffix('.pt')}, {out.with_suffix('.png')}"
     )

@@ -55,7 +55,8 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     }
     write_json(paths.metrics / "prepare.json", stats)
     info(
-        f"prepare[{experiment}]: {stats['n_train']} training images (of {n_full}), {stats['n_val']} validation, {stats['n_test']} test, {ds.num_classes} classes -> {paths.prepared}"
+        f"prepare[{experiment}]: {stats['n_train']} training images (of {n_full}), {stats['n_val']} "
+        f"validation, {stats['n_test']} test, {ds.num_classes} classes -> {paths.prepared}"
     )
     return stats
 
@@ -99,6 +100,8 @@ def _run_continuous(p, seed: int, paths: Paths) -> dict:
     }
     write_json(paths.metrics / "prepare.json", stats)
     info(
-        f"prepare[{paths.experiment}]: {stats['n_train']} training samples at {stats['n_train_labels']} distinct labels, {stats['n_val']} validation, {stats['n_test']} test ({ds.label_name}) -> {paths.prepared}"
+        f"prepare[{paths.experiment}]: {stats['n_train']} training samples at {stats['n_train_labels']} "
+        f"distinct labels, {stats['n_val']} validation, {stats['n_test']} test ({ds.label_name}) -> "
+        f"{paths.prepared}"
     )
     return stats

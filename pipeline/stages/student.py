@@ -64,7 +64,8 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
                 width=p.width,
             )
             info(
-                f"student[{experiment}/{variant}]: test {metric} {results[variant][f'test_{metric}']:.4g} ({n_train} training images)"
+                f"student[{experiment}/{variant}]: test {metric} {results[variant][f'test_{metric}']:.4g} "
+                f"({n_train} training images)"
             )
         tracking.log_metrics({f"{v}_test_{metric}": r[f"test_{metric}"] for v, r in results.items()})
     write_json(paths.metrics / "students.json", results)

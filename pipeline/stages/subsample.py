@@ -19,8 +19,8 @@ from pipeline.artifacts import Paths, load_features, load_generator, load_y2h, w
 from pipeline.data import load_dataset
 from pipeline.figures import save_split_grid
 from pipeline.gan.train import sample
-from pipeline.params import Params
 from pipeline.metrics.variants import evaluation_labels
+from pipeline.params import Params
 from pipeline.subsample.fit import fit_ratio, label_window, ratio_data
 from pipeline.subsample.subsampler import SHOW_LABELS, Subsampler, accepted_vs_rejected, draw, subsampling_report
 from pipeline.ui import info, progress_bar
@@ -77,6 +77,7 @@ def run(
         show = labels[torch.linspace(0, len(labels) - 1, min(SHOW_LABELS, len(labels))).long()]
         save_split_grid(accepted_vs_rejected(G, exp.gan.z_dim, sub, stats, show), out.with_suffix(".png"))
     info(
-        f"subsample[{experiment}]: {len(x)} fakes at {len(labels)} labels, acceptance rate {report['acceptance_rate']:.1%} -> {out.with_suffix('.pt')}"
+        f"subsample[{experiment}]: {len(x)} fakes at {len(labels)} labels, acceptance rate "
+        f"{report['acceptance_rate']:.1%} -> {out.with_suffix('.pt')}"
     )
     return report

@@ -89,8 +89,8 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         )
     write_json(paths.metrics / "synthesize.json", metrics)
     info(
-        f"synthesize[{experiment}]: kept {metrics['n_kept']} of {len(y)} fakes ({metrics['kept_fraction']:.1%}), relabelled {syn.relabelled_fraction:.1%}"
-        + _rs_text(metrics["subsampling"])
+        f"synthesize[{experiment}]: kept {metrics['n_kept']} of {len(y)} fakes "
+        f"({metrics['kept_fraction']:.1%}), relabelled {syn.relabelled_fraction:.1%}" + _rs_text(metrics["subsampling"])
     )
     return metrics
 
@@ -133,7 +133,9 @@ def _run_regression(exp, seed: int, experiment: str, paths: Paths) -> dict:
         metrics["subsampling"] = _log_subsampling(paths, G, exp.gan.z_dim, sub, stats, p.subsampling, show_labels)
     write_json(paths.metrics / "synthesize.json", metrics)
     info(
-        f"synthesize[{experiment}]: kept {metrics['n_kept']} of {len(y)} fakes ({metrics['kept_fraction']:.1%}); filter |teacher(x) - y| <= {metrics['threshold']:.3g} ({ds.label_name}); label adjustment moves labels by {metrics['adjustment_mae']:.3g} on average"
+        f"synthesize[{experiment}]: kept {metrics['n_kept']} of {len(y)} fakes "
+        f"({metrics['kept_fraction']:.1%}); filter |teacher(x) - y| <= {metrics['threshold']:.3g} "
+        f"({ds.label_name}); label adjustment moves labels by {metrics['adjustment_mae']:.3g} on average"
         + _rs_text(metrics["subsampling"])
     )
     return metrics

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from pipeline.nets.labels import EMBED_DIM, Y2H, frozen
 from pipeline.utils import Progress, batches, minimise

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import CgankdError, ParamsError
 from pipeline.artifacts import Paths, write_json
+from pipeline.errors import CgankdError, ParamsError
 from pipeline.figures import save_figure
 from pipeline.tune.studies import STUDIES, Options, Study
 
@@ -390,7 +390,8 @@ def optimize(spec: StudySpec, *, n_trials: int, timeout: float | None = None, wo
     if "kind" in study.user_attrs and {k: study.user_attrs[k] for k in what} != what:
         old = study.user_attrs
         raise ParamsError(
-            f"--study-name {spec.study_name}: that study is a {old['kind']} study of {old['experiment']}; choose another name"
+            f"--study-name {spec.study_name}: that study is a {old['kind']} study of {old['experiment']}; "
+            "choose another name"
         )
     if study.direction.name.lower() != study_def.direction:
         raise ParamsError(
@@ -441,7 +442,8 @@ def optimize(spec: StudySpec, *, n_trials: int, timeout: float | None = None, wo
             bad = [p.exitcode for p in procs if p.exitcode]
             if bad:
                 say(
-                    f"{len(bad)} worker(s) ended abnormally (exit codes {bad}); their running trials are marked failed on the next run"
+                    f"{len(bad)} worker(s) ended abnormally (exit codes {bad}); their running trials are "
+                    "marked failed on the next run"
                 )
     except KeyboardInterrupt:
         interrupted = True
@@ -538,7 +540,8 @@ def save_plots(study, folder: Path) -> list[Path]:
 def summary_text(summary: dict) -> str:
     t = summary["trials"]
     lines = [
-        f"study {summary['study']}: {summary['kind']} on {summary['experiment']}, {summary['direction']} {summary['objective']}",
+        f"study {summary['study']}: {summary['kind']} on {summary['experiment']}, {summary['direction']} "
+        f"{summary['objective']}",
         "trials: "
         + ", ".join(f"{v} {k.lower()}" for k, v in sorted(t.items()))
         + f" ({summary['wall_time_s_this_run']:.0f} s this run)",
@@ -553,7 +556,8 @@ def summary_text(summary: dict) -> str:
         )
         if summary.get("gain") is not None:
             lines.append(
-                f"gain over the defaults: {summary['gain']:.4g} ({'higher' if summary['direction'] == 'maximize' else 'lower'} is better)"
+                f"gain over the defaults: {summary['gain']:.4g} "
+                f"({'higher' if summary['direction'] == 'maximize' else 'lower'} is better)"
             )
     else:
         lines.append("no complete trial yet")

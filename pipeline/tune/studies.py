@@ -29,9 +29,9 @@ from typing import Any
 
 import torch
 
+from pipeline.artifacts import Paths
 from pipeline.errors import ParamsError
 from pipeline.params import Params, validate
-from pipeline.artifacts import Paths
 
 Report = Callable[[int, float], None]
 N_REPORTS = 4  # intermediate values per trial (the pruner's checkpoints)
@@ -136,7 +136,8 @@ class Study:
         if not len(ds.y_val):
             key = "val_per_class" if self.exp.task == "classification" else "val_fraction"
             raise ParamsError(
-                f"experiments.{self.experiment}.data.{key}: the {self.name} study needs a validation split (carved from the training data)"
+                f"experiments.{self.experiment}.data.{key}: the {self.name} study needs a validation split "
+                "(carved from the training data)"
             )
 
     def _regression_val_labels(self, ds) -> torch.Tensor:
@@ -169,7 +170,8 @@ class VicinityStudy(Study):
         exp = params.experiment(experiment)
         if exp.task == "classification":
             raise ParamsError(
-                f"experiments.{experiment}: the vicinity study needs continuous labels (a regression or circle experiment)"
+                f"experiments.{experiment}: the vicinity study needs continuous labels (a regression or "
+                "circle experiment)"
             )
         variant = cls._variant(exp, options)
         if variant not in exp.gan.variants:
@@ -213,8 +215,8 @@ class VicinityStudy(Study):
         return self._rot
 
     def load(self) -> None:
-        from pipeline.data import load_dataset
         from pipeline.artifacts import load_classifier
+        from pipeline.data import load_dataset
 
         self.ds = ds = load_dataset(self.paths.prepared)
         if self.exp.task == "circle":
@@ -255,9 +257,9 @@ class VicinityStudy(Study):
         return self._label_score(self.teacher, self.ds, x, y), {}
 
     def run(self, values: dict[str, Any], report: Report) -> tuple[float, dict[str, float]]:
+        from pipeline.artifacts import load_y2h
         from pipeline.gan.losses import get_loss
         from pipeline.gan.train import GanState, train_gan
-        from pipeline.artifacts import load_y2h
         from pipeline.gan.variants import build_variant
         from pipeline.utils import seed_everything
 
@@ -307,9 +309,9 @@ class DrePenaltyStudy(Study):
         }[self.exp.task]
 
     def load(self) -> None:
+        from pipeline.artifacts import load_classifier, load_features, load_generator, load_y2h
         from pipeline.data import load_dataset
         from pipeline.gan.train import sample
-        from pipeline.artifacts import load_classifier, load_features, load_generator, load_y2h
         from pipeline.subsample.fit import label_window, ratio_data
 
         exp, p = self.exp, self.exp.dre
@@ -402,7 +404,8 @@ class NFakeStudy(Study):
     def check(cls, params: Params, experiment: str, options: Options) -> None:
         if params.experiment(experiment).task == "circle":
             raise ParamsError(
-                f"experiments.{experiment}: the n-fake study needs students (a classification or regression experiment, not circle)"
+                f"experiments.{experiment}: the n-fake study needs students (a classification or regression "
+                "experiment, not circle)"
             )
 
     def goal(self) -> tuple[str, str]:
@@ -411,8 +414,8 @@ class NFakeStudy(Study):
         return ("maximize", "student_val_accuracy") if self.classification else ("minimize", "student_val_mae")
 
     def load(self) -> None:
-        from pipeline.data import load_dataset
         from pipeline.artifacts import CLASS_VARIANT, load_classifier, load_generator, load_subsampler
+        from pipeline.data import load_dataset
         from pipeline.distill.fit import uses_fakes
 
         exp = self.exp
