@@ -16,6 +16,7 @@ from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.errors import CheckpointError, DataError
 from pipeline.gan.binned import BinnedGenerator, Bins
 from pipeline.nets import build_classifier, build_gan
+from pipeline.nets.backbone import Backbone
 from pipeline.utils import atomic_write, save_torch
 
 CLASS_VARIANT = "cgan"  # the one GAN of a classification experiment: models/<exp>/gan/cgan.pt
@@ -129,7 +130,7 @@ def classifier_arch(path: Path) -> dict[str, Any]:
     return load_checkpoint(path)["arch"]
 
 
-def load_classifier(path: Path) -> nn.Module:
+def load_classifier(path: Path) -> Backbone:
     ckpt = load_checkpoint(path)
     a = ckpt["arch"]
     model = build_classifier(a["net"], a["in_channels"], a["num_classes"], a["width"])
@@ -193,7 +194,7 @@ def save_features(model: nn.Module, path: Path, *, kind: str, arch: dict) -> Non
     save_checkpoint({"kind": kind, "arch": arch, "model": model.state_dict()}, path)
 
 
-def load_features(path: Path) -> nn.Module:
+def load_features(path: Path) -> Backbone:
     """DRE's feature extractor (features(x) -> h; forward(x) -> label prediction for the autoencoder)."""
     from pipeline.subsample.autoencoder import SparseAutoencoder
 
@@ -202,7 +203,7 @@ def load_features(path: Path) -> nn.Module:
     ckpt = load_checkpoint(path)
     a = ckpt["arch"]
     if ckpt["kind"] == "autoencoder":
-        model = SparseAutoencoder(tuple(a["data_shape"]), a["code_dim"], a["width"])
+        model: Backbone = SparseAutoencoder(tuple(a["data_shape"]), a["code_dim"], a["width"])
     else:
         model = build_classifier(a["net"], a["in_channels"], a["num_classes"], a["width"])
     model.load_state_dict(ckpt["model"])
@@ -236,7 +237,9 @@ def load_subsampler(paths: Paths, method: str):
 
 def save_synthetic(paths: Paths, tensors: dict[str, torch.Tensor | float]) -> None:
     """The kept fakes (stored as half precision) and their labels and filter statistics."""
-    save_torch({k: v.half() if k == "x" else v for k, v in tensors.items()}, paths.fakes)
+    save_torch(
+        {k: v.half() if k == "x" and isinstance(v, torch.Tensor) else v for k, v in tensors.items()}, paths.fakes
+    )
 
 
 def load_synthetic(paths: Paths, *labels: str) -> tuple[torch.Tensor, ...]:

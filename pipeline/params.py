@@ -27,7 +27,8 @@ def _registry(kind: str) -> dict:
         return LOSSES
     from pipeline.nets import CLASSIFIERS, GENERATORS
 
-    return {"classifier net": CLASSIFIERS, "GAN arch": GENERATORS}[kind]
+    registries: dict[str, dict] = {"classifier net": CLASSIFIERS, "GAN arch": GENERATORS}
+    return registries[kind]
 
 
 def _registered(kind: str, *extra: str) -> AfterValidator:

@@ -7,10 +7,13 @@ import random
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from pipeline.nets.backbone import Backbone
 
 Progress = Callable[[int, dict[str, float]], None]
 """Progress callback: (steps completed so far, latest scalar metrics)."""
@@ -80,7 +83,7 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512) -> t
 
 
 @torch.no_grad()
-def features_of(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def features_of(model: Backbone, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """`model.features(x)` (penultimate features, or an encoder's code) in eval mode and batches."""
     was_training = model.training
     model.eval()

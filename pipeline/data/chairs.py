@@ -296,7 +296,7 @@ def _dataset(
     angles: np.ndarray, models: np.ndarray, splits: dict[str, np.ndarray], n_models: int, image_size: int, seed: int
 ) -> RegressionDataset:
     """A chairs RegressionDataset rendering the grid entries listed per split (index arrays into the grid)."""
-    fields = {}
+    fields: dict[str, torch.Tensor] = {}
     for split, idx in splits.items():
         x = render_chairs(angles[idx], models[idx], image_size, seed)
         fields |= {

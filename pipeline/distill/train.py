@@ -61,12 +61,14 @@ def train_classifier(
         n_fake_batch = min(round(batch_size * share), batch_size)
     else:
         n_fake_batch = 0
-    history, acc, n_acc = [], 0.0, 0
+    history: list[dict[str, float]] = []
+    acc, n_acc = 0.0, 0
     best: tuple[float, int, dict[str, Tensor]] | None = None  # (score, step, weights)
     for step in range(1, steps + 1):
         idx = torch.randint(0, len(x), (batch_size - n_fake_batch,))
         xb, yb = x[idx], y[idx]
         if n_fake_batch:
+            assert x_fake is not None and y_fake is not None
             fidx = torch.randint(0, n_fake, (n_fake_batch,))
             xb, yb = torch.cat([xb, x_fake[fidx]]), torch.cat([yb, y_fake[fidx]])
         xb = random_shift(xb, max_shift)
@@ -81,7 +83,7 @@ def train_classifier(
         sched.step()
         acc, n_acc = acc + value.item(), n_acc + 1
         if step % log_every == 0 or step == steps:
-            record = {"step": float(step), "loss": acc / n_acc, "lr": sched.get_last_lr()[0]}
+            record: dict[str, float] = {"step": float(step), "loss": acc / n_acc, "lr": float(sched.get_last_lr()[0])}
             if validate is not None:
                 record["val"] = _score(model, validate)
                 if best is None or record["val"] > best[0]:

@@ -14,6 +14,8 @@ from torch import nn
 class Bins(nn.Module):
     """K bin centres over [lo, hi] (normalised labels); kept as buffers so they travel with G."""
 
+    range: torch.Tensor  # (lo, hi), a buffer
+
     def __init__(self, lo: float = 0.0, hi: float = 1.0, n_bins: int = 2) -> None:
         super().__init__()
         if n_bins < 2 or not hi > lo:

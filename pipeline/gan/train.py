@@ -212,6 +212,7 @@ def train_gan(
     updates up to floating-point rounding, faster for small nets after a one-off compile."""
     state.G.train()
     state.D.train()
+    iteration: Callable[[Conditioning, int, int], tuple[list[Tensor], Tensor]]
     if compiled:
         iteration = CompiledIteration(state.G, state.D, state.opt_g, state.opt_d, loss, z_dim, augment)
     else:

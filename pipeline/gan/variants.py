@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -34,7 +34,7 @@ class VariantSetup:
 
 def vicinity_of(
     u: torch.Tensor,
-    kind: str,
+    kind: Literal["hard", "soft"],
     m_kappa: float,
     gap: float | None = None,
     sigma: float | None = None,
@@ -57,7 +57,7 @@ def continuous_setup(
     x: torch.Tensor,
     u: torch.Tensor,
     *,
-    vicinity: str,
+    vicinity: Literal["hard", "soft", "binned"],
     label_input: str,
     n_bins: int,
     widths: dict[str, Any],

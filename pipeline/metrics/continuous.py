@@ -5,10 +5,13 @@ Pure functions: tensors in, floats / dicts out; statistics in float64. Stds are 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
 from pipeline.metrics.image import _check_pair, _features, _stats, frechet_distance, intra_fid
+from pipeline.nets.backbone import Backbone
 from pipeline.utils import label_positions
 
 
@@ -132,12 +135,13 @@ def label_bins(y: Tensor, lo: float, hi: float, n_bins: int) -> Tensor:
     return torch.floor((y.double() - lo) * n_bins / (hi - lo)).clamp(0, n_bins - 1).long()
 
 
-class _ForwardAsFeatures(nn.Module):
+class _ForwardAsFeatures(Backbone):
     """``features(x) = model(x)``, for ``image._features``; starts in the wrapped model's train mode."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.head = nn.Identity()
         self.train(model.training)
 
     def features(self, x: Tensor) -> Tensor:
@@ -165,7 +169,8 @@ def binned_fid(
     if len(real) != len(real_y) or len(fake) != len(fake_y):
         raise ValueError("images and labels differ in length")
     _check_pair(real, fake)
-    model = feature_model if callable(getattr(feature_model, "features", None)) else _ForwardAsFeatures(feature_model)
+    has_features = callable(getattr(feature_model, "features", None))
+    model = cast(Backbone, feature_model) if has_features else _ForwardAsFeatures(feature_model)
     real_f, fake_f = _features(model, real, batch_size), _features(model, fake, batch_size)
     overall = frechet_distance(*_stats(real_f), *_stats(fake_f))
     # intra_fid with an identity feature model on the features themselves: no second pass through the network.

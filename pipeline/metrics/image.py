@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.errors import DataError
+from pipeline.nets.backbone import Backbone
 from pipeline.utils import batches, features_of, predict
 
 
@@ -44,13 +45,13 @@ def _stats(features: Tensor) -> tuple[Tensor, Tensor]:
     return features.mean(dim=0), torch.atleast_2d(torch.cov(features.T))
 
 
-def _features(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
+def _features(model: Backbone, x: Tensor, batch_size: int) -> Tensor:
     """(N, D) float64 features, computed on the model's device."""
     _check_batch_size(batch_size)
     return features_of(model, x.to(_device(model)), batch_size).double().reshape(len(x), -1)
 
 
-def fid(feature_model: nn.Module, real: Tensor, fake: Tensor, batch_size: int = 256) -> float:
+def fid(feature_model: Backbone, real: Tensor, fake: Tensor, batch_size: int = 256) -> float:
     """FID between ``real`` and ``fake`` in the penultimate feature space of ``feature_model``."""
     _check_pair(real, fake)
     return frechet_distance(
@@ -59,7 +60,7 @@ def fid(feature_model: nn.Module, real: Tensor, fake: Tensor, batch_size: int = 
 
 
 def intra_fid(
-    feature_model: nn.Module,
+    feature_model: Backbone,
     real: Tensor,
     real_y: Tensor,
     fake: Tensor,

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
 
 import torch
 
 from pipeline.data import training_label_grid
 from pipeline.metrics.continuous import counts_by_label
 from pipeline.utils import Progress
+
+if TYPE_CHECKING:
+    from pipeline.subsample.subsampler import Subsampler
 
 MetricsOf = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], dict[str, float]]
 
@@ -29,7 +33,7 @@ def evaluation_labels(exp, ds) -> torch.Tensor:
 def variant_rows(
     G: torch.nn.Module,
     variant: str,
-    subsamplers: dict[str, Callable[[], object]],
+    subsamplers: dict[str, Callable[[], Subsampler | None]],
     labels: torch.Tensor,
     n: int,
     metrics_of: MetricsOf,

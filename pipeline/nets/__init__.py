@@ -7,6 +7,7 @@ from functools import partial
 from torch import nn
 
 from pipeline.errors import ParamsError
+from pipeline.nets.backbone import Backbone
 from pipeline.nets.classifiers import ResNet, SmallCNN
 from pipeline.nets.gan import Discriminator, Generator
 from pipeline.nets.labels import Y2H, LabelEmbedNet
@@ -29,7 +30,7 @@ def lookup(registry: dict, name: str, role: str):
 # 15-25% faster on this project's 2-core CPU (digits SNGAN, ResNet, CNN), but with torch 2.13's
 # oneDNN the backward of a width-4 ResNet on one thread corrupted the heap ("corrupted
 # double-linked list"), so it is not used.
-def build_classifier(name: str, in_channels: int, num_classes: int, width: int) -> nn.Module:
+def build_classifier(name: str, in_channels: int, num_classes: int, width: int) -> Backbone:
     """`in_channels` is the number of image channels, or the input dimension for "mlp" (points)."""
     return lookup(CLASSIFIERS, name, "classifier")(in_channels, num_classes, width=width)
 

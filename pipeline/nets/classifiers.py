@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.nets.backbone import Backbone
+
 
 class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int) -> None:
@@ -26,7 +28,7 @@ class BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+class ResNet(Backbone):
     """CIFAR-style ResNet: a 3x3 stem, three stages (width, 2w, 4w), global average pooling."""
 
     def __init__(self, in_channels: int, num_classes: int, width: int = 32, blocks: int = 1) -> None:
@@ -45,11 +47,8 @@ class ResNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.stem(x)).mean(dim=(2, 3))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
-
-class SmallCNN(nn.Module):
+class SmallCNN(Backbone):
     """A deliberately small student: two conv-pool stages and a linear head."""
 
     def __init__(self, in_channels: int, num_classes: int, width: int = 16) -> None:
@@ -69,6 +68,3 @@ class SmallCNN(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.nets.backbone import Backbone
+
 EMBED_DIM = 128
 LABEL_INPUTS = ("class", "nli", "ili")
 
@@ -45,7 +47,7 @@ class Y2H(nn.Module):
 class LabelEmbedNet(nn.Module):
     """x -> h (128-d, ReLU) -> y: a backbone's features, a linear bottleneck and a linear head."""
 
-    def __init__(self, backbone: nn.Module, dim: int = EMBED_DIM) -> None:
+    def __init__(self, backbone: Backbone, dim: int = EMBED_DIM) -> None:
         super().__init__()
         self.backbone = backbone
         self.bottleneck = nn.Sequential(nn.Linear(backbone.feature_dim, dim), nn.BatchNorm1d(dim), nn.ReLU())

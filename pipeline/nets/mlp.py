@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.nets.backbone import Backbone
 from pipeline.nets.labels import EMBED_DIM, Y2H, check_label_input, frozen
 
 
@@ -85,7 +86,7 @@ class MLPDiscriminator(nn.Module):
         return self.net(torch.cat([x, self.label(y)], 1)).squeeze(1)
 
 
-class MLPBackbone(nn.Module):
+class MLPBackbone(Backbone):
     """Features of a point for regressors and the ILI embedding net; `features(x)` and `feature_dim`."""
 
     def __init__(self, in_dim: int, num_outputs: int = 1, width: int = 100, depth: int = 3) -> None:
@@ -96,6 +97,3 @@ class MLPBackbone(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))

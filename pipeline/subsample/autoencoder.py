@@ -10,10 +10,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.nets.backbone import Backbone
+
 Tensor = torch.Tensor
 
 
-class SparseAutoencoder(nn.Module):
+class SparseAutoencoder(Backbone):
     def __init__(self, data_shape: tuple[int, ...], code_dim: int = 64, width: int = 32) -> None:
         super().__init__()
         self.data_shape = tuple(data_shape)
@@ -65,9 +67,6 @@ class SparseAutoencoder(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         return self.encoder(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.encoder(x))
 
     def reconstruct(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(x_hat, h, y_hat) in one pass."""

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
+from pipeline.nets.backbone import Backbone
 from pipeline.subsample.ratio import RatioNet, dre_loss, fake_feature_pool, ratio, train_ratio
 from pipeline.utils import Progress, features_of, watched
 
@@ -58,7 +58,7 @@ class RatioData:
 
 
 def ratio_data(
-    phi: nn.Module,
+    phi: Backbone,
     generate: Callable[[Tensor], Tensor],
     train: tuple[Tensor, Tensor],
     held_out: tuple[Tensor, Tensor],
@@ -99,7 +99,7 @@ def fit_ratio(
     }
     net = RatioNet(**arch)
     if label == "y2h":
-        if y2h is None:
+        if y2h is None or net.embed is None:
             raise ValueError("cDRE with continuous labels needs CcGAN's y2h")
         net.embed.load_state_dict(y2h)
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from pipeline.gan.train import sample
+from pipeline.nets.backbone import Backbone
 from pipeline.subsample.ratio import RatioNet
 from pipeline.subsample.sampling import RSStats, collect, window_mask
 from pipeline.utils import Progress, label_positions
@@ -24,7 +25,7 @@ class Subsampler:
     """score(x, y) for rejection sampling: psi of x's features (given y when conditional), and
     for continuous labels the window |phi's predicted label - y| <= zeta (zeta None: no window)."""
 
-    features: nn.Module
+    features: Backbone
     ratio: RatioNet
     zeta: float | None = None
 
