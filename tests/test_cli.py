@@ -442,3 +442,29 @@ def test_claims_runs_each_seed_once_and_prints_the_table(tmp_path, monkeypatch):
     )
     result = runner.invoke(app, [*args, "--fresh"])
     assert result.exit_code != 0 and isinstance(result.exception, AssertionError)
+
+
+def test_features_stage_trains_its_own_classifier_on_the_one_training_path(tmp_path):
+    """features.net other than teacher: a classifier trained by distill.fit (as teachers and
+    students are), so keep_best holds here too: the saved net is the one of its best validation step."""
+    raw = tiny_raw_params()
+    raw["experiments"]["tiny"]["features"] = {
+        "net": "cnn",
+        "width": 4,
+        "steps": 12,
+        "batch_size": 16,
+        "augment": False,
+        "keep_best": True,
+        "eval_every": 4,
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    for stage in ("prepare", "features"):
+        result = runner.invoke(app, [stage, "-e", "tiny", "-p", str(tmp_path / "params.yaml"), "--root", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics" / "tiny" / "features.json").read_text())
+    ckpt = load_checkpoint(tmp_path / "models" / "tiny" / "features.pt")
+    assert ckpt["kind"] == "classifier" and ckpt["arch"]["net"] == "cnn" and metrics["feature_dim"] == 32
+    assert metrics["best_step"] in (4.0, 8.0, 12.0)
+    ds = load_dataset(tmp_path / "data" / "tiny" / "prepared")
+    model = load_classifier(tmp_path / "models" / "tiny" / "features.pt")
+    assert metrics["val_accuracy"] == pytest.approx(float((model(ds.x_val).argmax(1) == ds.y_val).float().mean()))

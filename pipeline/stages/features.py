@@ -12,9 +12,7 @@ import torch
 from pipeline import tracking
 from pipeline.artifacts import Paths, classifier_arch, load_classifier, save_features, write_json
 from pipeline.data import load_dataset
-from pipeline.distill.fit import accuracy, mae
-from pipeline.distill.train import train_classifier
-from pipeline.nets import build_classifier
+from pipeline.distill.fit import accuracy, best_step, fit, mae
 from pipeline.params import Params
 from pipeline.subsample.autoencoder import SparseAutoencoder
 from pipeline.subsample.features import train_autoencoder
@@ -33,27 +31,17 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         if exp.task == "classification":
             if p.net == "teacher":
                 model, arch = load_classifier(paths.teacher), classifier_arch(paths.teacher)
+                history = []
             else:
                 arch = {"net": p.net, "in_channels": ds.channels, "num_classes": ds.num_classes, "width": p.width}
-                model = build_classifier(**arch)
                 with progress_bar(f"features[{experiment}] classifier", p.steps) as bar:
-                    history = train_classifier(
-                        model,
-                        ds.x_train,
-                        ds.y_train,
-                        steps=p.steps,
-                        batch_size=p.batch_size,
-                        lr=p.lr,
-                        momentum=p.momentum,
-                        weight_decay=p.weight_decay,
-                        max_shift=p.max_shift if p.augment else 0,
-                        progress=bar,
-                    )
+                    model, history = fit(p, exp.task, ds, seed=params.seed, progress=bar)
                 tracking.log_history(history, "train_")
             metrics = {
                 "source": p.net,
                 f"{split}_accuracy": accuracy(model, x_eval, y_eval),
                 "feature_dim": model.feature_dim,
+                **best_step(history),
             }
             kind = "classifier"
         else:
