@@ -14,6 +14,8 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from pipeline.report import METHOD_TITLES
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -60,7 +62,10 @@ def claims_for(task: str, summary: dict, dre_variant: str) -> list[Claim]:
             ),
             Claim("BLKD below the teacher (room left for the fakes)", "teacher.test_accuracy", ">", acc.format("blkd")),
             Claim("cGAN-KD > real only (test accuracy)", acc.format("cgan_kd"), ">", acc.format("real_only")),
-            Claim("cGAN-KD + BLKD > BLKD (test accuracy)", acc.format("cgan_kd_blkd"), ">", acc.format("blkd")),
+            *[
+                Claim(f"cGAN-KD + {t} >= {t} (test accuracy)", acc.format(f"cgan_kd_{m}"), ">=", acc.format(m))
+                for m, t in _methods(summary)
+            ],
             _subsampling_claim(dre_variant, "intra_fid_teacher_features"),
         ]
     gan = summary.get("gan", {})
@@ -75,6 +80,10 @@ def claims_for(task: str, summary: dict, dre_variant: str) -> list[Claim]:
                 mae.format("real_only"),
             ),
             Claim("cGAN-KD test MAE < real only", mae.format("cgan_kd"), "<", mae.format("real_only")),
+            *[
+                Claim(f"cGAN-KD + {t} test MAE <= {t}", mae.format(f"cgan_kd_{m}"), "<=", mae.format(m))
+                for m, t in _methods(summary)
+            ],
             *[
                 Claim(
                     f"CcGAN {v}: Label Score below the binned cGAN's, every seed",
@@ -111,6 +120,12 @@ def claims_for(task: str, summary: dict, dre_variant: str) -> list[Claim]:
         ],
         _subsampling_claim(dre_variant, "w2"),
     ]
+
+
+def _methods(summary: dict) -> list[tuple[str, str]]:
+    """(name, title) of each KD method the summary has students for, on real data and with cGAN-KD."""
+    students = summary.get("students", {})
+    return [(m, t) for m, t in METHOD_TITLES.items() if m in students and f"cgan_kd_{m}" in students]
 
 
 def _subsampling_claim(variant: str, metric: str) -> Claim:

@@ -25,6 +25,10 @@ def _registry(kind: str) -> dict:
         from pipeline.gan.losses import LOSSES
 
         return LOSSES
+    if kind == "KD method":
+        from pipeline.distill.methods import METHODS
+
+        return METHODS
     from pipeline.nets import CLASSIFIERS, GENERATORS
 
     registries: dict[str, dict] = {"classifier net": CLASSIFIERS, "GAN arch": GENERATORS}
@@ -47,6 +51,7 @@ ClassifierNet = Annotated[str, _registered("classifier net")]
 FeatureNet = Annotated[str, _registered("classifier net", "teacher")]
 GanArch = Annotated[str, _registered("GAN arch")]
 GanLoss = Annotated[str, _registered("GAN loss")]
+KdMethod = Annotated[str, _registered("KD method")]
 
 
 BUILTIN_CLASSIFICATION = ("digits", "chair_models")  # generated or shipped by a package: no root
@@ -140,20 +145,64 @@ class BlkdParams(Section):
     alpha: float = Field(0.9, ge=0, le=1, description="weight of the distillation term")
 
 
-class StudentParams(ClassifierParams):
+class FitNetParams(Section):
+    weight: float = Field(100.0, ge=0, description="weight of the hint loss (RepDistiller's 100)")
+    stage: int = Field(-2, ge=-3, le=-1, description="the stage whose maps are matched, counted from the last (-1)")
+
+
+class AtParams(Section):
+    weight: float = Field(500.0, ge=0, description="beta / 2 with the paper's beta = 1000")
+
+
+class RkdParams(Section):
+    distance: float = Field(25.0, ge=0)
+    angle: float = Field(50.0, ge=0)
+    weight: float = Field(1.0, ge=0)
+
+
+class CrdParams(Section):
+    weight: float = Field(0.8, ge=0)
+    dim: int = Field(128, ge=2, description="embedding size of both projection heads")
+    negatives: int = Field(4096, ge=1, description="negatives per sample (at most the training set size - 1)")
+    temperature: float = Field(0.07, gt=0)
+    momentum: float = Field(0.5, ge=0, lt=1, description="memory bank update: new = m old + (1 - m) embedding")
+
+
+class TakdParams(Section):
+    """TAKD's teacher assistant: trained from the teacher by BLKD (student.blkd) with the student's
+    schedule, then the student's teacher."""
+
+    net: ClassifierNet = "resnet"
+    width: int = Field(8, ge=4, le=512)
+
+
+class KdParams(ClassifierParams):
+    """What every student shares: its net and schedule, the KD methods and their sections."""
+
+    methods: tuple[KdMethod, ...] = Field(
+        (), description="KD methods; each trains once per entry of variants (e.g. blkd and cgan_kd_blkd)"
+    )
+    blkd: BlkdParams = BlkdParams()
+    fitnet: FitNetParams = FitNetParams()
+    at: AtParams = AtParams()
+    rkd: RkdParams = RkdParams()
+
+
+class StudentParams(KdParams):
     net: ClassifierNet = "cnn"
     width: int = 16
     augment: bool = False
     fake_fraction: float | None = Field(
         None, ge=0, le=1, description="share of fakes in each cGAN-KD batch; unset: in proportion to their number"
     )
-    blkd: BlkdParams = BlkdParams()
-    variants: tuple[Literal["real_only", "blkd", "cgan_kd", "cgan_kd_blkd"], ...] = (
-        "real_only",
-        "blkd",
-        "cgan_kd",
-        "cgan_kd_blkd",
+    variants: tuple[Literal["real_only", "cgan_kd"], ...] = Field(
+        ("real_only", "cgan_kd"), description="the data: real only, or real + the synthetic set"
     )
+    methods: tuple[KdMethod, ...] = Field(
+        ("blkd",), description="KD methods; each trains once per entry of variants (blkd and cgan_kd_blkd)"
+    )
+    crd: CrdParams = CrdParams()
+    takd: TakdParams = TakdParams()
 
 
 class ClassFeaturesParams(ClassifierParams):
@@ -330,15 +379,25 @@ class RegSynthesizeParams(Section):
     batch_size: int = Field(500, ge=1)
 
 
-class RegStudentParams(RegressorParams):
+class RegStudentParams(RegressorParams, KdParams):
     net: ClassifierNet = "cnn"
     width: int = 16
     fake_fraction: float | None = Field(0.5, ge=0, le=1, description="share of fakes in each cGAN-KD batch")
-    variants: tuple[Literal["real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"], ...] = (
-        "real_only",
-        "cgan_kd",
-        "cgan_kd_adjusted",
+    variants: tuple[Literal["real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"], ...] = Field(
+        ("real_only", "cgan_kd", "cgan_kd_adjusted"),
+        description="the data: real only, + fakes at their condition labels, + fakes with the teacher's labels, "
+        "+ perfect fakes (built-in chairs)",
     )
+
+    @model_validator(mode="after")
+    def _regression_methods(self) -> RegStudentParams:
+        from pipeline.distill.methods import METHODS, NOT_FOR_REGRESSION
+
+        for m in self.methods:
+            if "regression" not in METHODS[m][1]:
+                fits = ", ".join(sorted(k for k, (_, tasks) in METHODS.items() if "regression" in tasks))
+                raise ValueError(f"methods: {m} does not apply to regression: {NOT_FOR_REGRESSION[m]} (use {fits})")
+        return self
 
 
 class RegEvaluateParams(Section):

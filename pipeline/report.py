@@ -58,3 +58,53 @@ def equal_labels_text(gan: dict[str, dict[str, float]], equal: dict[str, dict[st
         *gan_table({v: {k: x for k, x in r.items() if k != "n_labels"} for v, r in equal.items()}),
         "",
     ]
+
+
+DATA_TITLES = {  # a student's data (student.variants), in table order
+    "real_only": "real only",
+    "cgan_kd": "cGAN-KD",
+    "cgan_kd_adjusted": "cGAN-KD (label adjustment)",
+    "oracle": "oracle: perfect fakes, true labels",
+}
+METHOD_TITLES = {"blkd": "BLKD", "fitnet": "FitNet", "at": "AT", "rkd": "RKD", "crd": "CRD", "takd": "TAKD"}
+
+
+def _data_and_method(name: str) -> tuple[str, str | None]:
+    """A student's name split back into its data and KD method (distill.fit.students names them)."""
+    for data in sorted(DATA_TITLES, key=len, reverse=True):  # cgan_kd_adjusted before cgan_kd
+        if name == data:
+            return data, None
+        if name.startswith(f"{data}_"):
+            return data, name[len(data) + 1 :]
+    return "real_only", name
+
+
+def student_title(name: str) -> str:
+    """'cGAN-KD + FitNet' for cgan_kd_fitnet, 'FitNet' for fitnet (real data), ..."""
+    if name == "assistant":
+        return "teacher assistant (TAKD)"
+    data, method = _data_and_method(name)
+    if method is None:
+        return DATA_TITLES[data]
+    title = METHOD_TITLES.get(method, method)
+    return title if data == "real_only" else f"{DATA_TITLES[data]} + {title}"
+
+
+def _order(name: str) -> tuple[int, int]:
+    if name == "assistant":
+        return -1, -1
+    data, method = _data_and_method(name)
+    methods = list(METHOD_TITLES)
+    return list(DATA_TITLES).index(data), -1 if method is None else methods.index(method) if method in methods else 99
+
+
+def student_table(students: dict[str, dict], metric: str, number: str) -> list[str]:
+    """Markdown rows of the students (metric "accuracy" or "mae"; `number` formats it, e.g. ".4f"):
+    grouped by data, each with its KD methods after it."""
+    rows = [
+        f"| {student_title(v)} | {r['n_train']} | {r.get(f'val_{metric}', float('nan')):{number}} | "
+        f"{r[f'test_{metric}']:{number}} |"
+        for v, r in sorted(students.items(), key=lambda item: _order(item[0]))
+    ]
+    label = "accuracy" if metric == "accuracy" else "MAE"
+    return [f"| student | training images | validation {label} | test {label} |", "|---|---|---|---|", *rows]

@@ -111,13 +111,25 @@ def use_experiment(experiment: str) -> str:
 
 @contextmanager
 def stage_run(
-    experiment: str, stage: str, params: Mapping[str, Any], run_name: str | None = None, nested: bool = False
+    experiment: str,
+    stage: str,
+    params: Mapping[str, Any],
+    run_name: str | None = None,
+    nested: bool = False,
+    tags: Mapping[str, str] | None = None,
 ) -> Iterator[Any]:
-    """Start an MLflow run for one stage of one experiment, with params and tags logged."""
+    """Start an MLflow run for one stage of one experiment, with params and tags logged (`tags`:
+    more of them, e.g. a student's KD method and data, for sorting runs in `mlflow ui`)."""
     import mlflow
 
     use_experiment(experiment)
-    tags = {"git_commit": git_commit(), "experiment": experiment, "stage": stage, "pipeline_run_id": pipeline_run_id()}
+    tags = {
+        "git_commit": git_commit(),
+        "experiment": experiment,
+        "stage": stage,
+        "pipeline_run_id": pipeline_run_id(),
+        **(tags or {}),
+    }
     with mlflow.start_run(run_name=run_name or stage, nested=nested, tags=tags) as run:
         mlflow.log_params({k: str(v) for k, v in flatten(params).items()})
         yield run

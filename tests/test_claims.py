@@ -40,7 +40,7 @@ def test_classification_claims_by_hand():
     kd = verdicts["cGAN-KD > real only"]
     assert kd.margins == pytest.approx([0.01, 0.01, -0.03])  # mean below 0: no gain
     assert kd.result == "MISS"
-    kd_blkd = verdicts["cGAN-KD + BLKD > BLKD"]
+    kd_blkd = verdicts["cGAN-KD + BLKD >= BLKD"]
     assert kd_blkd.margins == pytest.approx([0.01, 0.02, 0.0]) and kd_blkd.result == "PASS"
     sub = verdicts["cDRE-F-cSP+RS better than no subsampling"]
     assert sub.margins == pytest.approx([0.5] * 3) and sub.result == "PASS"
@@ -123,3 +123,18 @@ def test_diagnostics_list_what_each_seed_measured():
     assert "| teacher test MAE (real images) | 2 ± 1.4 | 1, 3 |" in text
     assert "| label noise of the kept fakes: teacher-adjusted labels | 2 ± 0 | 2, 2 |" in text
     assert "oracle" not in text  # what was not measured is left out
+
+
+def test_one_claim_per_kd_method_the_students_have():
+    """cGAN-KD + X >= X for each method X trained both ways, and none for one trained on real data only."""
+    s = _cls(0.9, 0.92, 0.91, 0.95)
+    s["students"] |= {
+        "fitnet": {"test_accuracy": 0.93},
+        "cgan_kd_fitnet": {"test_accuracy": 0.92},
+        "rkd": {"test_accuracy": 0.9},
+    }
+    verdict = {v.claim.text: v for v in judge("cls", claims_for("classification", s, "cgan"), [s])}
+    assert verdict["cGAN-KD + FitNet >= FitNet (test accuracy)"].margins == pytest.approx([-0.01])
+    assert not any("RKD" in text for text in verdict)
+    reg = {"students": {m: {"test_mae": 1.0} for m in ("real_only", "cgan_kd", "cgan_kd_adjusted", "at", "cgan_kd_at")}}
+    assert "cGAN-KD + AT test MAE <= AT" in [c.text for c in claims_for("regression", reg, "svdl")]

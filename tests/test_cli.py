@@ -11,7 +11,7 @@ from pipeline.checkpoint import load_checkpoint
 from pipeline.cli import app
 from pipeline.data import load_dataset
 from pipeline.params import load_params
-from tests.conftest import tiny_raw_params
+from tests.conftest import CLASSIFICATION_METHODS, REGRESSION_METHODS, tiny_raw_params
 
 runner = CliRunner()
 STAGES = ["prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"]
@@ -72,7 +72,20 @@ def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
         head["real_only"] == summary["students"]["real_only"]["test_accuracy"]
         and head["gan"] == summary["gan_equal_labels"]["cgan"]["fid_teacher_features"]
     )
-    assert set(summary["students"]) == {"real_only", "blkd", "cgan_kd", "cgan_kd_blkd"}
+    # every KD method, with real data only and with the synthetic set, and TAKD's assistant
+    methods = set(CLASSIFICATION_METHODS)
+    assert set(summary["students"]) == {
+        "real_only",
+        "cgan_kd",
+        "assistant",
+        *methods,
+        *(f"cgan_kd_{m}" for m in methods),
+    }
+    assert (root / "models" / "tiny" / "students" / "assistant.pt").exists()
+    table = (root / "metrics" / "tiny.md").read_text()
+    assert all(
+        f"| {row} |" in table for row in ("cGAN-KD + CRD", "FitNet", "teacher assistant (TAKD)", "cGAN-KD + TAKD")
+    )
     for r in summary["students"].values():
         assert 0.0 <= r["test_accuracy"] <= 1.0
     assert set(summary["gan"]) == {"cgan", "cgan+dre", "cgan+cdre"}  # plain fakes, DRE-F-SP+RS, cDRE-F-cSP+RS
@@ -194,7 +207,9 @@ def test_regression_pipeline_in_process(tmp_path):
     assert set(summary["gan"]) == {"svdl_ili", "svdl_ili+dre", "svdl_ili+cdre", "hvdl_nli", "binned"}
     for m in summary["gan"].values():
         assert 0 <= m["label_score"] <= 90 and m["intra_fid_eval_regressor_features"] >= 0 and m["diversity"] >= 0
-    assert set(summary["students"]) == {"real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"}
+    data = ("real_only", "cgan_kd", "cgan_kd_adjusted", "oracle")
+    with_methods = {m if d == "real_only" else f"{d}_{m}" for d in data for m in REGRESSION_METHODS}
+    assert set(summary["students"]) == {*data, *with_methods}
     n_kept = json.loads((root / "metrics" / "tiny_reg" / "synthesize.json").read_text())["n_kept"]
     assert summary["students"]["cgan_kd"]["n_train"] == summary["students"]["real_only"]["n_train"] + n_kept
     assert (

@@ -3,9 +3,17 @@ import math
 import pytest
 import torch
 
-from pipeline.distill.losses import blkd_loss, ce_loss
+from pipeline.distill.losses import ce_loss
+from pipeline.distill.methods import BLKD
 from pipeline.errors import ParamsError
 from pipeline.gan.losses import LOSSES, get_loss
+from pipeline.nets.backbone import KDOut
+
+
+def blkd_loss(s, y, t, *, temperature, alpha):
+    """The BLKD method on logits alone (no maps or embeddings needed)."""
+    return BLKD(temperature, alpha)(KDOut(s, [], s), KDOut(t, [], t), y, torch.arange(len(y)), ce_loss)
+
 
 real = torch.tensor([2.0, 0.5, -1.0])
 fake = torch.tensor([-2.0, 0.0, 1.5])

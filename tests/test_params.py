@@ -153,6 +153,13 @@ def test_bad_continuous_params_name_the_key(mutate, expected):
             "experiments.tiny.features.net: unknown classifier net 'teachr' (known: cnn, mlp, resnet, "
             "resnet14, teacher)",
         ),
+        (
+            "student",
+            "methods",
+            ["blkd", "distill-magic"],
+            "experiments.tiny.student.methods.1: unknown KD method 'distill-magic' (known: at, blkd, crd, fitnet, "
+            "rkd, takd)",
+        ),
         ("teacher", "lr", float("inf"), "experiments.tiny.teacher.lr: must be finite"),
         ("gan", "lr_d", float("nan"), "experiments.tiny.gan.lr_d: must be finite"),
     ],
@@ -171,3 +178,15 @@ def test_registry_names_and_non_finite_numbers_are_refused_by_any_stage(tmp_path
     assert result.exit_code == 2
     assert f"error: params: {expected}" in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "repo").exists()
+
+
+def test_a_kd_method_that_does_not_apply_to_regression_is_refused_with_the_reason():
+    raw = tiny_raw_params("regression")
+    raw["experiments"]["tiny_reg"]["student"]["methods"] = ["rkd", "crd"]
+    with pytest.raises(ParamsError) as err:
+        validate(raw)
+    assert (
+        "experiments.tiny_reg.student: methods: crd does not apply to regression: it treats every other sample"
+        in str(err.value)
+    )
+    assert "(use at, fitnet, rkd)" in str(err.value)

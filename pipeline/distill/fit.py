@@ -1,31 +1,55 @@
 """Fitting and scoring teachers and students: one training path for classifiers and regressors.
 
-A teacher is fitted on the real training split. A student variant is the same student net, seed
-and schedule trained one way: classification: real only, BLKD, cGAN-KD, cGAN-KD + BLKD;
-regression (labels normalised, MAE in label units): real only, + fakes at their condition labels
-(cgan_kd), + fakes relabelled by the teacher (cgan_kd_adjusted), + perfect fakes (oracle).
+A teacher is fitted on the real training split. A student is the same student net, seed and
+schedule trained on one kind of data (`student.variants`) with or without one KD method
+(`student.methods`, distill/methods.py). The data: classification: real only, or real + the
+synthetic set (cgan_kd); regression (labels normalised, MAE in label units): real only, + fakes
+at their condition labels (cgan_kd), + fakes relabelled by the teacher (cgan_kd_adjusted), +
+perfect fakes (oracle). A student's name is its data (real_only, cgan_kd, ...), the method on real
+data (blkd, fitnet, ...), or both joined (cgan_kd_blkd, cgan_kd_fitnet, ...).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from pipeline.distill.methods import build_method
 from pipeline.distill.train import train_classifier
 from pipeline.nets import build_classifier
+from pipeline.nets.backbone import Backbone
 from pipeline.utils import Progress, predict, seed_everything, watched
 
-# variant -> (uses the processed fakes, distils the teacher's logits)
-VARIANTS = {"real_only": (False, False), "blkd": (False, True), "cgan_kd": (True, False), "cgan_kd_blkd": (True, True)}
-# regression variant -> labels of the fakes (None: no fakes; "oracle": as many fresh renders with
-# their true labels as the synthetic set holds, the most any GAN could give: built-in chairs only)
-REGRESSION_VARIANTS = {"real_only": None, "cgan_kd": "y_cond", "cgan_kd_adjusted": "y_teacher", "oracle": "oracle"}
+# data -> labels of its fakes: "y" (the synthetic set's training labels), regression: "y_cond" /
+# "y_teacher", or "oracle" (as many fresh renders with their true labels as the synthetic set
+# holds, the most any GAN could give: built-in chairs only); None: no fakes
+FAKE_LABELS = {
+    "classification": {"real_only": None, "cgan_kd": "y"},
+    "regression": {"real_only": None, "cgan_kd": "y_cond", "cgan_kd_adjusted": "y_teacher", "oracle": "oracle"},
+}
 
 
-def uses_fakes(task: str, variant: str) -> bool:
-    return VARIANTS[variant][0] if task == "classification" else REGRESSION_VARIANTS[variant] is not None
+class Student(NamedTuple):
+    name: str
+    data: str  # an entry of student.variants
+    method: str | None  # an entry of student.methods, or None: the task loss alone
+
+
+def students(task: str, p) -> list[Student]:
+    """Every student the params ask for: each entry of p.variants alone, then with each method."""
+    out = []
+    for data in p.variants:
+        for method in (None, *p.methods):
+            name = data if method is None else method if data == "real_only" else f"{data}_{method}"
+            out.append(Student(name, data, method))
+    return out
+
+
+def fake_labels(task: str, data: str) -> str | None:
+    return FAKE_LABELS[task][data]
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -63,20 +87,28 @@ def fit(
     ds,
     *,
     seed: int,
-    teacher: nn.Module | None = None,
+    teacher: Backbone | None = None,
+    method: str | None = None,
     fakes: tuple[torch.Tensor, torch.Tensor] | None = None,
     progress: Progress | None = None,
     check: Callable[[int, nn.Module], None] | None = None,
-) -> tuple[nn.Module, list[dict[str, float]]]:
+) -> tuple[Backbone, list[dict[str, float]]]:
     """A fresh `p.net` (teacher or student params) trained from `seed` on the real training split
     (regression: on normalised labels, with `p.loss`), plus `fakes` (x, training labels) as a
-    `p.fake_fraction` share of each batch when given, and distilling `teacher`'s logits by BLKD
-    when given (classification). `check(step, model)` runs at each logged step (a study measures
-    the model there); with `p.keep_best` the model ends at its best validation step."""
+    `p.fake_fraction` share of each batch when given, distilling `teacher` by the KD `method` (its
+    section of p) when given. `check(step, model)` runs at each logged step (a study measures the
+    model there); with `p.keep_best` the model ends at its best validation step."""
     classification = task == "classification"
     seed_everything(seed)
     model = build_classifier(p.net, ds.channels, ds.num_classes if classification else 1, p.width)
     x_fake, y_fake = fakes if fakes is not None else (None, None)
+    kd = None
+    if method is not None:
+        if teacher is None:
+            raise ValueError(f"KD method {method} needs a teacher")
+        n_data = len(ds.y_train) + (0 if y_fake is None else len(y_fake))
+        section = p.blkd if method in ("blkd", "takd") else getattr(p, method)
+        kd = build_method(method, section, model, teacher, ds.x_train[:2], n_data)
     history = train_classifier(
         model,
         ds.x_train,
@@ -87,9 +119,9 @@ def fit(
         momentum=p.momentum,
         weight_decay=p.weight_decay,
         max_shift=p.max_shift if p.augment else 0,
-        loss=("blkd" if teacher is not None else "ce") if classification else p.loss,
-        teacher=teacher,
-        loss_kwargs=p.blkd.model_dump() if teacher is not None else None,
+        loss="ce" if classification else p.loss,
+        method=kd,
+        teacher=teacher if kd is not None else None,
         x_fake=x_fake,
         y_fake=y_fake,
         fake_fraction=getattr(p, "fake_fraction", None),
@@ -100,27 +132,43 @@ def fit(
     return model, history
 
 
+def fit_assistant(exp, ds, teacher: Backbone, seed: int, progress: Progress | None = None) -> tuple[Backbone, list]:
+    """TAKD's teacher assistant: student.takd's net, distilled from the teacher by BLKD on the real
+    training data with the student's schedule."""
+    p = exp.student
+    return fit(
+        p.model_copy(update={"net": p.takd.net, "width": p.takd.width}),
+        exp.task,
+        ds,
+        seed=seed,
+        teacher=teacher,
+        method="blkd",
+        progress=progress,
+    )
+
+
 def fit_student(
     exp,
     ds,
-    variant: str,
+    student: Student,
     *,
-    teacher: nn.Module | None,
+    teacher: Backbone | None,
     fakes: tuple[torch.Tensor, torch.Tensor] | None,
     seed: int,
+    assistant: Backbone | None = None,
     progress: Progress | None = None,
     check: Callable[[int, nn.Module], None] | None = None,
-) -> tuple[nn.Module, list[dict[str, float]]]:
-    """One student variant of `exp.student` (the fakes and the teacher used only when the variant
-    uses them). The student stage and the n-fake study share it."""
-    distil = exp.task == "classification" and VARIANTS[variant][1]
+) -> tuple[Backbone, list[dict[str, float]]]:
+    """One student of `exp.student` (the fakes used only when its data has them; TAKD distils the
+    assistant instead of the teacher). The student stage and the n-fake study share it."""
     return fit(
         exp.student,
         exp.task,
         ds,
         seed=seed,
-        teacher=teacher if distil else None,
-        fakes=fakes if uses_fakes(exp.task, variant) else None,
+        teacher=assistant if student.method == "takd" else teacher,
+        method=student.method,
+        fakes=fakes if fake_labels(exp.task, student.data) is not None else None,
         progress=progress,
         check=check,
     )

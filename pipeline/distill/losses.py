@@ -1,4 +1,5 @@
-"""Losses for teachers and students (classification and regression), chosen by name from `LOSSES`.
+"""Task losses of teachers and students (classification and regression), chosen by name from `LOSSES`
+(the distillation methods, BLKD among them, are in distill/methods.py).
 
 Regression nets output (N, 1) or (N,) predictions of the normalised label."""
 
@@ -12,32 +13,19 @@ import torch.nn.functional as F
 Tensor = torch.Tensor
 
 
-def ce_loss(logits: Tensor, y: Tensor, teacher_logits: Tensor | None = None, **_: float) -> Tensor:
+def ce_loss(logits: Tensor, y: Tensor) -> Tensor:
     """Cross-entropy with the hard labels y."""
     return F.cross_entropy(logits, y)
 
 
-def blkd_loss(
-    logits: Tensor, y: Tensor, teacher_logits: Tensor | None = None, *, temperature: float, alpha: float
-) -> Tensor:
-    """Hinton's KD: alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(s, y)."""
-    if teacher_logits is None:
-        raise ValueError("blkd needs teacher logits")
-    T = temperature
-    kl = F.kl_div(
-        F.log_softmax(logits / T, 1), F.log_softmax(teacher_logits / T, 1), log_target=True, reduction="batchmean"
-    )
-    return alpha * T * T * kl + (1 - alpha) * F.cross_entropy(logits, y)
-
-
-def mse_loss(pred: Tensor, y: Tensor, teacher_logits: Tensor | None = None, **_: float) -> Tensor:
+def mse_loss(pred: Tensor, y: Tensor) -> Tensor:
     """mean((pred - y)^2) for a scalar regression target."""
     return F.mse_loss(pred.view(-1), y.view(-1))
 
 
-def l1_loss(pred: Tensor, y: Tensor, teacher_logits: Tensor | None = None, **_: float) -> Tensor:
+def l1_loss(pred: Tensor, y: Tensor) -> Tensor:
     """mean(|pred - y|) for a scalar regression target."""
     return F.l1_loss(pred.view(-1), y.view(-1))
 
 
-LOSSES: dict[str, Callable[..., Tensor]] = {"ce": ce_loss, "blkd": blkd_loss, "mse": mse_loss, "l1": l1_loss}
+LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"ce": ce_loss, "mse": mse_loss, "l1": l1_loss}

@@ -11,13 +11,15 @@ from torch import nn
 
 from pipeline.augment import random_shift
 from pipeline.distill.losses import LOSSES
+from pipeline.distill.methods import Method
+from pipeline.nets.backbone import Backbone
 from pipeline.utils import Progress
 
 Tensor = torch.Tensor
 
 
 def train_classifier(
-    model: nn.Module,
+    model: Backbone,
     x: Tensor,
     y: Tensor,
     *,
@@ -28,8 +30,8 @@ def train_classifier(
     weight_decay: float = 5e-4,
     max_shift: int = 0,
     loss: str = "ce",
-    teacher: nn.Module | None = None,
-    loss_kwargs: dict[str, float] | None = None,
+    method: Method | None = None,
+    teacher: Backbone | None = None,
     x_fake: Tensor | None = None,
     y_fake: Tensor | None = None,
     fake_fraction: float | None = None,
@@ -39,17 +41,21 @@ def train_classifier(
 ) -> list[dict[str, float]]:
     """SGD with a cosine schedule for `steps` mini-batches drawn uniformly from (x, y), plus, when
     fakes are given, a `fake_fraction` share of each batch drawn from (x_fake, y_fake) (default:
-    in proportion to their number, i.e. uniform over the union). With a teacher, its logits on
-    the same (augmented) batch feed the loss.
+    in proportion to their number, i.e. uniform over the union). `loss` names the task loss; with a
+    KD `method` (distill/methods.py), the loss is method(student, teacher outputs on the same
+    augmented batch, labels, sample indices, task loss) instead, and the method's own parameters
+    (a FitNet regressor, CRD's heads) train with the model. Sample indices count the real samples
+    first, then the fakes.
 
     With `validate` (a validation score of the model in eval mode, higher is better), the model is
     scored at every logged step (record key "val") and ends with the weights of the best score,
     the earliest on ties (the convergence rule: the student is judged at its best validation
     step, not at an arbitrary last one); the records then carry "best_step"."""
-    loss_fn, kwargs = LOSSES[loss], loss_kwargs or {}
-    opt = torch.optim.SGD(
-        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0
-    )
+    loss_fn = LOSSES[loss]
+    if method is not None and teacher is None:
+        raise ValueError("a KD method needs a teacher")
+    parameters = [*model.parameters(), *(method.parameters() if method is not None else ())]
+    opt = torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     if teacher is not None:
         teacher.eval()
@@ -71,12 +77,14 @@ def train_classifier(
             assert x_fake is not None and y_fake is not None
             fidx = torch.randint(0, n_fake, (n_fake_batch,))
             xb, yb = torch.cat([xb, x_fake[fidx]]), torch.cat([yb, y_fake[fidx]])
+            idx = torch.cat([idx, len(x) + fidx])
         xb = random_shift(xb, max_shift)
-        t_logits = None
-        if teacher is not None:
+        if method is not None and teacher is not None:
             with torch.no_grad():
-                t_logits = teacher(xb)
-        value = loss_fn(model(xb), yb, t_logits, **kwargs)
+                t = teacher.forward_kd(xb)
+            value = method(model.forward_kd(xb), t, yb, idx, loss_fn)
+        else:
+            value = loss_fn(model(xb), yb)
         opt.zero_grad(set_to_none=True)
         value.backward()
         opt.step()

@@ -1,5 +1,5 @@
-"""Classifiers used as teachers and students. Each has forward(x) -> logits,
-features(x) -> penultimate features, and an int `feature_dim`."""
+"""Classifiers used as teachers and students: Backbones in stages (forward(x) -> logits,
+features(x) -> penultimate features, an int `feature_dim`, stage_maps(x) for distillation)."""
 
 from __future__ import annotations
 
@@ -41,11 +41,21 @@ class ResNet(Backbone):
                 layers.append(BasicBlock(c, width * mult, stride))
                 c = width * mult
         self.body = nn.Sequential(*layers)
+        self.blocks = blocks
         self.feature_dim = c
         self.head = nn.Linear(c, num_classes)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(self.stem(x)).mean(dim=(2, 3))
+    def stage_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The maps after each of the three stages (width, 2w, 4w channels; full, 1/2, 1/4 size)."""
+        h, maps = self.stem(x), []
+        for i, block in enumerate(self.body):
+            h = block(h)
+            if (i + 1) % self.blocks == 0:
+                maps.append(h)
+        return maps
+
+    def pool(self, h: torch.Tensor) -> torch.Tensor:
+        return h.mean(dim=(2, 3))
 
 
 class SmallCNN(Backbone):
@@ -66,5 +76,10 @@ class SmallCNN(Backbone):
         self.feature_dim = 8 * width
         self.head = nn.Linear(self.feature_dim, num_classes)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x).flatten(1)
+    def stage_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The maps after each conv stage (width, then 2 width channels; both at half the input size)."""
+        h1 = self.body[:4](x)
+        return [h1, self.body[4:7](h1)]
+
+    def pool(self, h: torch.Tensor) -> torch.Tensor:
+        return self.body[7](h).flatten(1)

@@ -95,5 +95,5 @@ class MLPBackbone(Backbone):
         self.feature_dim = width
         self.head = nn.Linear(width, num_outputs)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+    def stage_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.body(x)]  # one stage, not spatial

@@ -23,12 +23,10 @@ from pipeline.data import load_dataset
 from pipeline.metrics import classifier_accuracy, fid, inception_fid, inception_score, intra_fid
 from pipeline.metrics.variants import MetricsOf, evaluation_labels, variant_rows
 from pipeline.params import Params
-from pipeline.report import equal_labels_text, gan_table, headline
+from pipeline.report import equal_labels_text, gan_table, headline, student_table
 from pipeline.subsample.subsampler import METHODS
 from pipeline.ui import info, progress_bar
 from pipeline.utils import predict, seed_everything
-
-STUDENT_NAMES = {"real_only": "real only", "blkd": "BLKD", "cgan_kd": "cGAN-KD", "cgan_kd_blkd": "cGAN-KD + BLKD"}
 
 
 def summary_markdown(
@@ -52,13 +50,7 @@ def summary_markdown(
         f"{reference['fid_teacher_features_real_train_vs_test']:.4g}).",
         "",
         *equal_labels_text(gan, gan_equal),
-        "| student | training images | validation accuracy | test accuracy |",
-        "|---|---|---|---|",
-        *[
-            f"| {STUDENT_NAMES.get(v, v)} | {r['n_train']} | {r.get('val_accuracy', float('nan')):.4f} | "
-            f"{r['test_accuracy']:.4f} |"
-            for v, r in sorted(students.items(), key=lambda item: list(STUDENT_NAMES).index(item[0]))
-        ],
+        *student_table(students, "accuracy", ".4f"),
         "",
     ]
     return "\n".join(lines)

@@ -35,17 +35,10 @@ from pipeline.metrics import (
 )
 from pipeline.metrics.variants import evaluation_labels
 from pipeline.params import Params
-from pipeline.report import equal_labels_text, gan_table, headline
+from pipeline.report import equal_labels_text, gan_table, headline, student_table
 from pipeline.stages.evaluate import gan_rows
 from pipeline.ui import info
 from pipeline.utils import predict, seed_everything
-
-STUDENT_NAMES = {
-    "real_only": "real only",
-    "cgan_kd": "cGAN-KD",
-    "cgan_kd_adjusted": "cGAN-KD (label adjustment)",
-    "oracle": "oracle: perfect fakes, true labels",
-}
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
@@ -246,13 +239,7 @@ def markdown(experiment: str, label_name: str, summary: dict, by_bin: ByBin | No
             f"Teacher test MAE: {summary['teacher']['test_mae']:.4g}",
             "",
             *synthetic_text(summary.get("synthetic", {}), label_name),
-            "| student | training images | validation MAE | test MAE |",
-            "|---|---|---|---|",
-            *[
-                f"| {STUDENT_NAMES.get(v, v)} | {r['n_train']} | {r.get('val_mae', float('nan')):.4g} | "
-                f"{r['test_mae']:.4g} |"
-                for v, r in sorted(summary["students"].items(), key=lambda item: list(STUDENT_NAMES).index(item[0]))
-            ],
+            *student_table(summary["students"], "mae", ".4g"),
             "",
         ]
     return "\n".join(lines)

@@ -65,8 +65,8 @@ class SparseAutoencoder(Backbone):
             )
         self.head = nn.Linear(code_dim, 1)
 
-    def features(self, x: Tensor) -> Tensor:
-        return self.encoder(x)
+    def stage_maps(self, x: Tensor) -> list[Tensor]:
+        return [self.encoder(x)]  # the code h
 
     def reconstruct(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(x_hat, h, y_hat) in one pass."""

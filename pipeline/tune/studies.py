@@ -416,7 +416,7 @@ class NFakeStudy(Study):
     def load(self) -> None:
         from pipeline.artifacts import CLASS_VARIANT, load_classifier, load_generator, load_subsampler
         from pipeline.data import load_dataset
-        from pipeline.distill.fit import uses_fakes
+        from pipeline.distill.fit import fake_labels, students
 
         exp = self.exp
         self.ds = load_dataset(self.paths.prepared)
@@ -426,12 +426,16 @@ class NFakeStudy(Study):
             self.paths.generator(CLASS_VARIANT if self.classification else exp.synthesize.gan_variant)
         )
         self.sub = load_subsampler(self.paths, exp.synthesize.subsampling)
-        variants = [v for v in exp.student.variants if uses_fakes(exp.task, v) and v != "oracle"]
-        if not variants:
+        with_fakes = [
+            s
+            for s in students(exp.task, exp.student)
+            if s.method is None and fake_labels(exp.task, s.data) not in (None, "oracle")
+        ]
+        if not with_fakes:
             raise ParamsError(
                 f"experiments.{self.experiment}.student.variants: the n-fake study needs a cGAN-KD variant"
             )
-        self.variant = variants[0]
+        self.student = with_fakes[0]
 
     def defaults(self) -> dict[str, Any]:
         s = self.exp.synthesize
@@ -448,7 +452,7 @@ class NFakeStudy(Study):
         return out
 
     def run(self, values: dict[str, Any], report: Report) -> tuple[float, dict[str, float]]:
-        from pipeline.distill.fit import REGRESSION_VARIANTS, fit_student, score
+        from pipeline.distill.fit import fake_labels, fit_student, score
         from pipeline.distill.synthetic import synthetic_set
         from pipeline.ui import progress_bar
 
@@ -462,7 +466,7 @@ class NFakeStudy(Study):
             self.params.seed,
             lambda what, total: progress_bar(f"{self.name} {what}", total),
         ).syn
-        y = syn.y if self.classification else getattr(syn, REGRESSION_VARIANTS[self.variant])
+        y = getattr(syn, str(fake_labels(exp.task, self.student.data)))
         fakes = (syn.x.half().float(), y)  # as the synthesize stage stores them
 
         due = checkpoints(exp.student.steps)
@@ -472,7 +476,7 @@ class NFakeStudy(Study):
                 report(step, score(exp.task, self.ds, model, "val"))
 
         model, _ = fit_student(
-            exp, self.ds, self.variant, teacher=self.teacher, fakes=fakes, seed=self.params.seed, check=check
+            exp, self.ds, self.student, teacher=self.teacher, fakes=fakes, seed=self.params.seed, check=check
         )
         return score(exp.task, self.ds, model, "val"), {"n_fakes_kept": float(len(y))}
 
