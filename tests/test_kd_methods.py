@@ -131,3 +131,17 @@ def test_nets_stage_maps_agree_with_their_forward():
     mlp = build_classifier("mlp", 2, 1, 8).eval()
     points = torch.randn(3, 2)
     assert torch.equal(mlp.forward_kd(points).logits, mlp(points))
+
+
+def test_a_fitnet_stage_or_at_map_the_nets_lack_is_a_clear_error():
+    from pipeline.distill.methods import build_method
+    from pipeline.errors import ParamsError
+    from pipeline.params import FitNetParams
+
+    student, teacher = build_classifier("cnn", 1, 3, 4), build_classifier("resnet", 1, 3, 4)
+    x = torch.randn(2, 1, 16, 16)
+    assert build_method("fitnet", FitNetParams(stage=-2), student, teacher, x, 10).regressor.in_channels == 4
+    with pytest.raises(ParamsError, match="the student net has 2 stage"):
+        build_method("fitnet", FitNetParams(stage=-3), student, teacher, x, 10)
+    with pytest.raises(ParamsError, match="at needs spatial feature maps"):
+        attention_map(torch.randn(2, 8))

@@ -38,7 +38,7 @@ class Student(NamedTuple):
     method: str | None  # an entry of student.methods, or None: the task loss alone
 
 
-def students(task: str, p) -> list[Student]:
+def students(p) -> list[Student]:
     """Every student the params ask for: each entry of p.variants alone, then with each method."""
     out = []
     for data in p.variants:

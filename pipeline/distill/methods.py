@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.errors import ParamsError
 from pipeline.nets.backbone import Backbone, KDOut
 
 Tensor = torch.Tensor
@@ -78,6 +79,8 @@ class FitNet(Method):
 
 def attention_map(f: Tensor) -> Tensor:
     """a(F) = normalise(vec(mean over channels of F^2)): (N, C, H, W) -> (N, H * W), unit L2 norm."""
+    if f.dim() != 4:
+        raise ParamsError(f"student.methods: at needs spatial feature maps (N, C, H, W), got shape {tuple(f.shape)}")
     return F.normalize(f.pow(2).mean(1).flatten(1), dim=1)
 
 
@@ -199,7 +202,12 @@ def _probe(student: Backbone, teacher: Backbone, x: Tensor) -> tuple[KDOut, KDOu
 
 def _fitnet(p: Any, student: Backbone, teacher: Backbone, x: Tensor, n_data: int) -> Method:
     s, t = _probe(student, teacher, x[:2])
+    for who, out in (("student", s), ("teacher", t)):
+        if not -len(out.maps) <= p.stage < len(out.maps):
+            raise ParamsError(f"student.fitnet.stage {p.stage}: the {who} net has {len(out.maps)} stage(s)")
     fs, ft = s.maps[p.stage], t.maps[p.stage]
+    if (fs.dim() == 4) != (ft.dim() == 4):
+        raise ParamsError("student.fitnet: the student's and the teacher's maps must both be spatial or both not")
     return FitNet(fs.shape[1], ft.shape[1], spatial=fs.dim() == 4, stage=p.stage, weight=p.weight)
 
 

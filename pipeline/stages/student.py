@@ -54,7 +54,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
                     assistant, history = fit_assistant(exp, ds, teacher, params.seed, progress=bar)
                 record("assistant", assistant, history, len(ds.y_train))
             save_classifier(assistant, paths.students / "assistant.pt", net=p.takd.net, width=p.takd.width, **arch)
-        for student in students(exp.task, p):
+        for student in students(p):
             fakes = None
             label = fake_labels(exp.task, student.data)
             if label is not None:

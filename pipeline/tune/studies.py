@@ -428,7 +428,7 @@ class NFakeStudy(Study):
         self.sub = load_subsampler(self.paths, exp.synthesize.subsampling)
         with_fakes = [
             s
-            for s in students(exp.task, exp.student)
+            for s in students(exp.student)
             if s.method is None and fake_labels(exp.task, s.data) not in (None, "oracle")
         ]
         if not with_fakes:
