@@ -14,7 +14,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from pipeline.report import METHOD_TITLES
+from pipeline.report import METHOD_TITLES, student_order, student_title
 
 
 @dataclass(frozen=True)
@@ -235,13 +235,9 @@ def verdicts_for(params, summaries: dict[str, list[dict]]) -> list[Verdict]:
 
 
 # what a reader needs next to the claims to see why a KD claim holds or not: (label, summary path)
-DIAGNOSTICS = {
+DIAGNOSTICS = {  # besides every student's test score (and, for regression, its validation MAE)
     "classification": [
         ("teacher test accuracy", "teacher.test_accuracy"),
-        *[
-            (f"{v} test accuracy", f"students.{v}.test_accuracy")
-            for v in ("real_only", "blkd", "cgan_kd", "cgan_kd_blkd")
-        ],
         *[(f"{v} best validation step", f"students.{v}.best_step") for v in ("real_only", "cgan_kd")],
     ],
     "regression": [
@@ -250,20 +246,29 @@ DIAGNOSTICS = {
         ("label noise of the kept fakes: condition labels", "synthetic.label_noise_cond"),
         ("label noise of the kept fakes: teacher-adjusted labels", "synthetic.label_noise_adjusted"),
         ("kept fakes", "synthetic.n_kept"),
-        *[(f"{v} test MAE", f"students.{v}.test_mae") for v in ("real_only", "cgan_kd", "cgan_kd_adjusted", "oracle")],
-        *[
-            (f"{v} validation MAE", f"students.{v}.val_mae")
-            for v in ("real_only", "cgan_kd", "cgan_kd_adjusted", "oracle")
-        ],
     ],
 }
+
+
+def _diagnostic_rows(task: str, summary: dict) -> list[tuple[str, str]]:
+    """DIAGNOSTICS of the task, then each student of the summary (in table order): its test score
+    (accuracy or MAE) and, for regression, its validation MAE."""
+    names = sorted(summary.get("students", {}), key=student_order)
+    if task == "classification":
+        scores = [(f"{student_title(v)}: test accuracy", f"students.{v}.test_accuracy") for v in names]
+    elif task == "regression":
+        scores = [(f"{student_title(v)}: test MAE", f"students.{v}.test_mae") for v in names]
+        scores += [(f"{student_title(v)}: validation MAE", f"students.{v}.val_mae") for v in names]
+    else:
+        scores = []
+    return [*DIAGNOSTICS.get(task, []), *scores]
 
 
 def diagnostics(params, summaries: dict[str, list[dict]]) -> str:
     """Markdown: the DIAGNOSTICS of each experiment over its seeds (mean ± std, and each seed)."""
     lines = []
     for name, runs in summaries.items():
-        rows = DIAGNOSTICS.get(params.experiment(name).task, [])
+        rows = _diagnostic_rows(params.experiment(name).task, runs[0])
         present = [(label, path) for label, path in rows if not math.isnan(value(runs[0], path))]
         if not present:
             continue

@@ -90,7 +90,8 @@ def student_title(name: str) -> str:
     return title if data == "real_only" else f"{DATA_TITLES[data]} + {title}"
 
 
-def _order(name: str) -> tuple[int, int]:
+def student_order(name: str) -> tuple[int, int]:
+    """Table order: the assistant, then by data, each plain first and then with its methods."""
     if name == "assistant":
         return -1, -1
     data, method = _data_and_method(name)
@@ -104,7 +105,7 @@ def student_table(students: dict[str, dict], metric: str, number: str) -> list[s
     rows = [
         f"| {student_title(v)} | {r['n_train']} | {r.get(f'val_{metric}', float('nan')):{number}} | "
         f"{r[f'test_{metric}']:{number}} |"
-        for v, r in sorted(students.items(), key=lambda item: _order(item[0]))
+        for v, r in sorted(students.items(), key=lambda item: student_order(item[0]))
     ]
     label = "accuracy" if metric == "accuracy" else "MAE"
     return [f"| student | training images | validation {label} | test {label} |", "|---|---|---|---|", *rows]

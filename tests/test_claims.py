@@ -138,3 +138,26 @@ def test_one_claim_per_kd_method_the_students_have():
     assert not any("RKD" in text for text in verdict)
     reg = {"students": {m: {"test_mae": 1.0} for m in ("real_only", "cgan_kd", "cgan_kd_adjusted", "at", "cgan_kd_at")}}
     assert "cGAN-KD + AT test MAE <= AT" in [c.text for c in claims_for("regression", reg, "svdl")]
+
+
+def test_diagnostics_show_every_students_test_score_in_table_order():
+    from pipeline.claims import diagnostics
+    from pipeline.params import validate
+    from tests.conftest import tiny_raw_params
+
+    params = validate(tiny_raw_params())
+    runs = [_cls(0.9, 0.92, 0.91, 0.95) | {"teacher": {"test_accuracy": 0.99}} for _ in range(2)]
+    for r in runs:
+        r["students"] |= {"fitnet": {"test_accuracy": 0.93}, "cgan_kd_fitnet": {"test_accuracy": 0.94}}
+    lines = diagnostics(params, {"tiny": runs}).splitlines()
+    rows = [line.split(" |")[0][2:] for line in lines if line.startswith("| ") and "test accuracy" in line]
+    assert rows == [
+        "teacher test accuracy",
+        "real only: test accuracy",
+        "BLKD: test accuracy",
+        "FitNet: test accuracy",
+        "cGAN-KD: test accuracy",
+        "cGAN-KD + BLKD: test accuracy",
+        "cGAN-KD + FitNet: test accuracy",
+    ]
+    assert "| FitNet: test accuracy | 0.93 ± 0 | 0.93, 0.93 |" in lines
