@@ -61,7 +61,11 @@ def test_stage_without_its_inputs_is_a_clear_error(tiny_params_file, tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_whole_pipeline_in_process(tiny_params_file, tmp_path):
+def test_whole_pipeline_in_process(tmp_path):
+    raw = tiny_raw_params()
+    raw["experiments"]["tiny"]["student"]["methods"] = list(CLASSIFICATION_METHODS)
+    tiny_params_file = tmp_path / "params.yaml"
+    tiny_params_file.write_text(yaml.safe_dump(raw))
     root = tmp_path / "repo"
     for stage in STAGES:
         result = runner.invoke(app, [stage, "-e", "tiny", "-p", str(tiny_params_file), "--root", str(root)])
@@ -198,7 +202,10 @@ def test_regression_pipeline_in_process(tmp_path):
     params_file = tmp_path / "params.yaml"
     raw = tiny_raw_params("regression")
     raw["experiments"]["tiny_reg"]["student"].update(
-        variants=["real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"], keep_best=True, eval_every=5
+        variants=["real_only", "cgan_kd", "cgan_kd_adjusted", "oracle"],
+        keep_best=True,
+        eval_every=5,
+        methods=list(REGRESSION_METHODS),
     )
     params_file.write_text(yaml.safe_dump(raw))
     root = tmp_path / "repo"
