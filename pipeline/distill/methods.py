@@ -164,7 +164,9 @@ class CRD(Method):
     def nce(self, v: Tensor, bank: Tensor, idx: Tensor, neg: Tensor, side: int) -> Tensor:
         """NCE of anchors v (N, d) against bank rows idx (positives) and neg (N, K) (negatives)."""
         rows = torch.cat([idx.unsqueeze(1), neg], 1)  # (N, 1 + K)
-        h = torch.exp(torch.einsum("nkd,nd->nk", bank[rows], v) / self.temperature)
+        # one product with the whole bank, then the K + 1 entries of each row: far cheaper than
+        # gathering (N, 1 + K, d) bank rows when K is in the thousands
+        h = torch.exp((v @ bank.T).gather(1, rows) / self.temperature)
         if self.z[side] < 0:
             self.z[side] = h.mean().detach() * self.n_data
         h = h / self.z[side].item()
@@ -178,9 +180,11 @@ class CRD(Method):
         vt = F.normalize(self.head_t(t.embedding.flatten(1).detach()), dim=1)
         neg = torch.randint(0, self.n_data, (len(idx), self.negatives), device=idx.device)
         loss = self.nce(vt, self.bank_s, idx, neg, 0) + self.nce(vs, self.bank_t, idx, neg, 1)
-        with torch.no_grad():  # the banks follow the embeddings with momentum
-            for bank, v in ((self.bank_s, vs), (self.bank_t, vt)):
-                bank[idx] = F.normalize(self.momentum * bank[idx] + (1 - self.momentum) * v.detach(), dim=1)
+        with torch.no_grad():  # the banks follow the embeddings with momentum (out of place: the loss saved them)
+            for name, v in (("bank_s", vs), ("bank_t", vt)):
+                bank = getattr(self, name)
+                new = F.normalize(self.momentum * bank[idx] + (1 - self.momentum) * v.detach(), dim=1)
+                setattr(self, name, bank.index_copy(0, idx, new))
         return loss
 
 
