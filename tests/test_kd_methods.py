@@ -22,8 +22,10 @@ def no_task(output, y):
     return output.sum() * 0
 
 
-def fixed_fitnet(spatial=True):
-    f = FitNet(1, 1, spatial=spatial, stage=-1, weight=100.0)
+def fixed_fitnet():
+    """FitNet with its learned regressor (conv, batch norm, ReLU) replaced by a fixed 1x1 conv x 2."""
+    f = FitNet(1, 1, spatial=True, stage=-1, weight=100.0)
+    f.regressor = torch.nn.Conv2d(1, 1, 1)
     with torch.no_grad():
         f.regressor.weight.fill_(2.0)
         f.regressor.bias.zero_()
@@ -140,7 +142,7 @@ def test_a_fitnet_stage_or_at_map_the_nets_lack_is_a_clear_error():
 
     student, teacher = build_classifier("cnn", 1, 3, 4), build_classifier("resnet", 1, 3, 4)
     x = torch.randn(2, 1, 16, 16)
-    assert build_method("fitnet", FitNetParams(stage=-2), student, teacher, x, 10).regressor.in_channels == 4
+    assert build_method("fitnet", FitNetParams(stage=-2), student, teacher, x, 10).regressor[0].in_channels == 4
     with pytest.raises(ParamsError, match="the student net has 2 stage"):
         build_method("fitnet", FitNetParams(stage=-3), student, teacher, x, 10)
     with pytest.raises(ParamsError, match="at needs spatial feature maps"):

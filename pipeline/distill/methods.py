@@ -65,12 +65,17 @@ def _match_size(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 class FitNet(Method):
     """Hint loss: mean((r(F_s) - F_t)^2) at one stage (`stage`, counted as a Python index into each
     net's stage maps), r a learned 1x1 convolution from the student's channels to the teacher's
-    (a linear map for non-spatial maps); the larger map is average-pooled to the other's size."""
+    followed by batch norm and ReLU (RepDistiller's ConvReg; a bare conv let the weight-100 hint
+    swamp the CE and stall a CNN student at chance on chair_models), a linear map for non-spatial
+    maps; the larger map is average-pooled to the other's size."""
 
     def __init__(self, s_channels: int, t_channels: int, *, spatial: bool, stage: int = -2, weight: float = 100.0):
         super().__init__()
         self.stage, self.weight = stage, weight
-        self.regressor = nn.Conv2d(s_channels, t_channels, 1) if spatial else nn.Linear(s_channels, t_channels)
+        if spatial:  # RepDistiller's ConvReg: a 1x1 conv, batch norm and ReLU (the teacher's maps are post-ReLU)
+            self.regressor = nn.Sequential(nn.Conv2d(s_channels, t_channels, 1), nn.BatchNorm2d(t_channels), nn.ReLU())
+        else:
+            self.regressor = nn.Sequential(nn.Linear(s_channels, t_channels), nn.BatchNorm1d(t_channels), nn.ReLU())
 
     def term(self, s: KDOut, t: KDOut, idx: Tensor) -> Tensor:
         hint, target = _match_size(self.regressor(s.maps[self.stage]), t.maps[self.stage])
