@@ -14,6 +14,7 @@ import torch
 
 if TYPE_CHECKING:
     from pipeline.nets.backbone import Backbone
+    from pipeline.runtime import Runtime
 
 Progress = Callable[[int, dict[str, float]], None]
 """Progress callback: (steps completed so far, latest scalar metrics)."""
@@ -40,6 +41,7 @@ def minimise(
     sched: torch.optim.lr_scheduler.LRScheduler | None = None,
     log_every: int = 50,
     progress: Progress | None = None,
+    rt: Runtime | None = None,
 ) -> list[dict[str, float]]:
     """`steps` optimiser steps on batch_loss() (one fresh mini-batch per call); returns the loss
     averaged over each `log_every` steps as [{"step", "loss"}], each record also sent to progress."""
@@ -53,7 +55,8 @@ def minimise(
             sched.step()
         acc, n_acc = acc + loss.item(), n_acc + 1
         if step % log_every == 0 or step == steps:
-            history.append({"step": float(step), "loss": acc / n_acc})
+            mean = acc if rt is None else float(rt.mean(torch.tensor(acc)))  # over the ranks under torchrun
+            history.append({"step": float(step), "loss": mean / n_acc})
             acc, n_acc = 0.0, 0
             if progress:
                 progress(step, history[-1])
@@ -72,12 +75,19 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
         yield slice(start, min(start + batch_size, n))
 
 
+def device_of(model: torch.nn.Module) -> torch.device:
+    """The device of a module's parameters (the CPU for a module without any)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Logits of `model` on `x`, in eval mode and batches."""
     was_training = model.training
     model.eval()
-    out = torch.cat([model(x[s]) for s in batches(len(x), batch_size)]) if len(x) else torch.empty(0)
+    device = device_of(model)
+    out = torch.cat([model(x[s].to(device)).cpu() for s in batches(len(x), batch_size)]) if len(x) else torch.empty(0)
     model.train(was_training)
     return out
 
@@ -87,7 +97,12 @@ def features_of(model: Backbone, x: torch.Tensor, batch_size: int = 512) -> torc
     """`model.features(x)` (penultimate features, or an encoder's code) in eval mode and batches."""
     was_training = model.training
     model.eval()
-    out = torch.cat([model.features(x[s]) for s in batches(len(x), batch_size)]) if len(x) else torch.empty(0)
+    device = device_of(model)
+    out = (
+        torch.cat([model.features(x[s].to(device)).cpu() for s in batches(len(x), batch_size)])
+        if len(x)
+        else torch.empty(0)
+    )
     model.train(was_training)
     return out
 
@@ -106,7 +121,12 @@ def _umask() -> int:
 
 def atomic_write(path: Path, write) -> None:
     """Call write(tmp_path) then rename tmp onto path, so readers never see half a file. The file
-    gets the permissions a plain open() would give it (mkstemp's are owner-only)."""
+    gets the permissions a plain open() would give it (mkstemp's are owner-only). Under torchrun
+    only rank 0 writes (every file of the project goes through here)."""
+    from pipeline.runtime import is_main
+
+    if not is_main():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

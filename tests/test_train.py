@@ -89,7 +89,7 @@ def test_g_step_skips_d_weight_gradients_but_updates_g_as_before():
 
     opt = torch.optim.Adam(G.parameters(), lr=0.1)
     torch.manual_seed(1)
-    out = g_step(G, D, opt, loss, y, z_dim=2)
+    out = g_step(G, D, opt, loss, y, torch.randn(8, 2))
     assert torch.equal(out, ref_loss.detach())
     for a, b in zip(G.parameters(), G_ref.parameters()):
         assert torch.equal(a, b)

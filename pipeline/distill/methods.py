@@ -30,6 +30,7 @@ class Method(nn.Module):
     """The student's loss: task_loss(s.logits, y) + weight * term(s, t, idx)."""
 
     weight: float = 1.0
+    per_process_state = False  # True: state that DDP's ranks would each keep apart (CRD's memory bank)
 
     def term(self, s: KDOut, t: KDOut, idx: Tensor) -> Tensor:
         raise NotImplementedError
@@ -142,6 +143,8 @@ class CRD(Method):
     and `negatives` random entries the negatives; with h(v, u) = exp(v.u / T) / Z (Z fixed on the
     first batch, so that h averages 1 / n_data), the NCE loss is
     -log(h+ / (h+ + K / n)) - sum_k log((K / n) / (h_k + K / n)), summed over both sides."""
+
+    per_process_state = True
 
     def __init__(
         self,

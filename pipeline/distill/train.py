@@ -12,7 +12,9 @@ from torch import nn
 from pipeline.augment import random_shift
 from pipeline.distill.losses import LOSSES
 from pipeline.distill.methods import Method
-from pipeline.nets.backbone import Backbone
+from pipeline.errors import ParamsError
+from pipeline.nets.backbone import Backbone, KDOut
+from pipeline.runtime import LOCAL, Runtime
 from pipeline.utils import Progress
 
 Tensor = torch.Tensor
@@ -38,6 +40,7 @@ def train_classifier(
     log_every: int = 50,
     progress: Progress | None = None,
     validate: Callable[[nn.Module], float] | None = None,
+    rt: Runtime = LOCAL,
 ) -> list[dict[str, float]]:
     """SGD with a cosine schedule for `steps` mini-batches drawn uniformly from (x, y), plus, when
     fakes are given, a `fake_fraction` share of each batch drawn from (x_fake, y_fake) (default:
@@ -54,6 +57,12 @@ def train_classifier(
     loss_fn = LOSSES[loss]
     if method is not None and teacher is None:
         raise ValueError("a KD method needs a teacher")
+    if method is not None and method.per_process_state and rt.distributed:
+        raise ParamsError(f"{type(method).__name__} keeps a memory bank per process: train it in one process")
+    model, teacher = rt.prepare(model), None if teacher is None else rt.prepare(teacher)
+    if method is not None:
+        method = rt.prepare(method)
+    objective = rt.wrap(_Objective(model, method, loss_fn))
     parameters = [*model.parameters(), *(method.parameters() if method is not None else ())]
     opt = torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
@@ -62,6 +71,7 @@ def train_classifier(
     model.train()
     n_fake = 0 if x_fake is None else len(x_fake)
     batch_size = min(batch_size, len(x) + n_fake)
+    rt.check_batch(batch_size, "batch_size")
     if n_fake:
         share = fake_fraction if fake_fraction is not None else n_fake / (len(x) + n_fake)
         n_fake_batch = min(round(batch_size * share), batch_size)
@@ -78,22 +88,27 @@ def train_classifier(
             fidx = torch.randint(0, n_fake, (n_fake_batch,))
             xb, yb = torch.cat([xb, x_fake[fidx]]), torch.cat([yb, y_fake[fidx]])
             idx = torch.cat([idx, len(x) + fidx])
-        xb = random_shift(xb, max_shift)
-        if method is not None and teacher is not None:
+        xb = random_shift(xb, max_shift)  # on the global batch: the same shifts as in one process
+        xb, yb, idx = rt.shard(xb), rt.shard(yb), rt.shard(idx)
+        t = None
+        if teacher is not None and method is not None:
             with torch.no_grad():
                 t = teacher.forward_kd(xb)
-            value = method(model.forward_kd(xb), t, yb, idx, loss_fn)
-        else:
-            value = loss_fn(model(xb), yb)
+        with rt.rank_rng(step):
+            value = objective(xb, yb, idx, t)
         opt.zero_grad(set_to_none=True)
         value.backward()
         opt.step()
         sched.step()
         acc, n_acc = acc + value.item(), n_acc + 1
         if step % log_every == 0 or step == steps:
-            record: dict[str, float] = {"step": float(step), "loss": acc / n_acc, "lr": float(sched.get_last_lr()[0])}
+            record: dict[str, float] = {
+                "step": float(step),
+                "loss": float(rt.mean(torch.tensor(acc))) / n_acc,
+                "lr": float(sched.get_last_lr()[0]),
+            }
             if validate is not None:
-                record["val"] = _score(model, validate)
+                record["val"] = rt.broadcast(_score(model, validate))
                 if best is None or record["val"] > best[0]:
                     best = (record["val"], step, copy.deepcopy(model.state_dict()))
                 record["best_step"] = float(best[1])
@@ -103,8 +118,27 @@ def train_classifier(
                 progress(step, record)
     if best is not None:
         model.load_state_dict(best[2])
-    model.eval()
+    model.eval().cpu()
+    if teacher is not None:
+        teacher.cpu()
+    if method is not None:
+        method.cpu()
     return history
+
+
+class _Objective(nn.Module):
+    """The training loss as one module, so that DDP sees every trained parameter (the model's and
+    the KD method's) in one forward."""
+
+    def __init__(self, model: Backbone, method: Method | None, loss_fn: Callable[..., Tensor]) -> None:
+        super().__init__()
+        self.model, self.method, self.loss_fn = model, method, loss_fn
+
+    def forward(self, x: Tensor, y: Tensor, idx: Tensor, teacher_out: KDOut | None) -> Tensor:
+        if self.method is None:
+            return self.loss_fn(self.model(x), y)
+        assert teacher_out is not None
+        return self.method(self.model.forward_kd(x), teacher_out, y, idx, self.loss_fn)
 
 
 def _score(model: nn.Module, validate: Callable[[nn.Module], float]) -> float:

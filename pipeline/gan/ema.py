@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from pipeline.utils import device_of
+
 
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
@@ -33,8 +35,9 @@ def standing_stats(
         m.momentum = None  # cumulative average
     was_training = G.training
     G.train()
+    device = device_of(G)
     for _ in range(n_batches):
-        G(torch.randn(batch_size, z_dim), labels(batch_size))
+        G(torch.randn(batch_size, z_dim).to(device), labels(batch_size).to(device))
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     G.train(was_training)

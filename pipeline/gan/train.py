@@ -15,11 +15,13 @@ from typing import NamedTuple, Protocol
 import torch
 from torch import nn
 
+from pipeline.errors import ParamsError
 from pipeline.gan.compiled import CompiledIteration
 from pipeline.gan.ema import ema_update, standing_stats
 from pipeline.gan.losses import GanLoss
 from pipeline.gan.vicinal import VicinalSampler
-from pipeline.utils import Progress, batches
+from pipeline.runtime import LOCAL, Runtime
+from pipeline.utils import Progress, batches, device_of
 
 Tensor = torch.Tensor
 
@@ -139,15 +141,21 @@ def d_step(
     opt_d: torch.optim.Optimizer,
     loss: GanLoss,
     batch: DBatch,
-    z_dim: int,
+    z: Tensor,
     augment: Augment = _identity,
+    rt: Runtime = LOCAL,
 ) -> Tensor:
-    """One discriminator update; `augment` (differentiable, DiffAugment-style) is applied to
-    real and fake images alike before D. Returns the loss (a detached scalar tensor)."""
-    with torch.no_grad():
-        x_fake = G(torch.randn(len(batch.y_gen), z_dim), batch.y_gen)
+    """One discriminator update on fakes G(z, batch.y_gen); `augment` (differentiable,
+    DiffAugment-style) is applied to real and fake images alike before D. The forwards run under
+    the runtime's autocast, the loss in fp32. Returns the loss (a detached scalar tensor)."""
+    with torch.no_grad(), rt.autocast():
+        x_fake = G(z, batch.y_gen)
     n = len(batch.x_real)  # one D pass over reals and fakes together (D has no batch norm)
-    logits = D(augment(torch.cat([batch.x_real, x_fake])), torch.cat([batch.y_real, batch.y_fake]))
+    with rt.autocast():
+        logits = D(
+            augment(torch.cat([batch.x_real, x_fake.to(batch.x_real.dtype)])), torch.cat([batch.y_real, batch.y_fake])
+        )
+    logits = logits.float()
     d_loss = loss.d(logits[:n], logits[n:], batch.w_real, batch.w_fake)
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
@@ -174,18 +182,25 @@ def g_step(
     opt_g: torch.optim.Optimizer,
     loss: GanLoss,
     y: Tensor,
-    z_dim: int,
+    z: Tensor,
     augment: Augment = _identity,
+    rt: Runtime = LOCAL,
 ) -> Tensor:
-    """One generator update at labels y (D judges at the same labels). D's weight gradients are
+    """One generator update on G(z, y) (D judges at the same labels). D's weight gradients are
     not computed (the D step discards them anyway): the backward pass through D only carries the
     gradient to its input."""
     with no_param_grads(D):
-        g_loss = loss.g(D(augment(G(torch.randn(len(y), z_dim), y)), y))
+        with rt.autocast():
+            logits = D(augment(G(z, y)), y)
+        g_loss = loss.g(logits.float())
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
     opt_g.step()
     return g_loss.detach()
+
+
+def _shard_batch(rt: Runtime, batch: DBatch) -> DBatch:
+    return DBatch(*(None if t is None else rt.shard(t) for t in batch))
 
 
 def train_gan(
@@ -205,26 +220,42 @@ def train_gan(
     checkpoint_every: int = 0,
     on_checkpoint: Callable[[GanState], None] | None = None,
     progress: Progress | None = None,
+    rt: Runtime = LOCAL,
 ) -> GanState:
     """Train from state.step up to `steps` generator steps, labels drawn by `cond`. At the end,
     G_ema's batch-norm statistics are recomputed for its averaged weights (standing statistics).
     With `compiled`, each iteration runs as one compiled graph (`compiled.CompiledIteration`): the same
-    updates up to floating-point rounding, faster for small nets after a one-off compile."""
+    updates up to floating-point rounding, faster for small nets after a one-off compile.
+
+    Under torchrun (`rt`, see pipeline.runtime), each rank computes its share of every global
+    batch, with DDP averaging the gradients; only the caller's rank 0 should write checkpoints."""
     state.G.train()
     state.D.train()
     iteration: Callable[[Conditioning, int, int], tuple[list[Tensor], Tensor]]
     if compiled:
+        if rt.distributed or rt.cuda:
+            raise ParamsError("gan.compile is for one CPU process: turn it off under torchrun or on a GPU")
         iteration = CompiledIteration(state.G, state.D, state.opt_g, state.opt_d, loss, z_dim, augment)
     else:
+        rt.check_batch(batch_size, "gan.batch_size")
+        G, D = rt.wrap(state.G), rt.wrap(state.D)  # DDP for the net being updated; the other is used plain
 
         def iteration(cond: Conditioning, batch_size: int, n_dis: int) -> tuple[list[Tensor], Tensor]:
-            d_losses = [
-                d_step(state.G, state.D, state.opt_d, loss, cond.d_batch(batch_size), z_dim, augment)
-                for _ in range(n_dis)
-            ]
-            return d_losses, g_step(state.G, state.D, state.opt_g, loss, cond.g_labels(batch_size), z_dim, augment)
+            d_losses = []
+            for k in range(n_dis):  # global batch and codes from the shared stream; each rank takes its share
+                batch = cond.d_batch(batch_size)
+                z = torch.randn(len(batch.y_gen), z_dim)
+                with rt.rank_rng(state.step * (n_dis + 1) + k):
+                    d_losses.append(
+                        d_step(state.G, D, state.opt_d, loss, _shard_batch(rt, batch), rt.shard(z), augment, rt)
+                    )
+            y = cond.g_labels(batch_size)
+            z = torch.randn(batch_size, z_dim)
+            with rt.rank_rng(state.step * (n_dis + 1) + n_dis):
+                g_loss = g_step(G, state.D, state.opt_g, loss, rt.shard(y), rt.shard(z), augment, rt)
+            return d_losses, g_loss
 
-    d_acc, g_acc, n_acc = torch.zeros(()), torch.zeros(()), 0
+    d_acc, g_acc, n_acc = torch.zeros((), device=rt.device), torch.zeros((), device=rt.device), 0
     while state.step < steps:
         d_losses, g_loss = iteration(cond, batch_size, n_dis)
         for d_loss in d_losses:
@@ -235,9 +266,10 @@ def train_gan(
         if ema_decay > 0:
             ema_update(state.G_ema, state.G, 0.0 if state.step <= ema_start else ema_decay)
         if state.step % log_every == 0 or state.step == steps:
-            record = {"step": float(state.step), "d_loss": float(d_acc) / n_acc, "g_loss": float(g_acc) / n_acc}
+            d_mean, g_mean = float(rt.mean(d_acc)) / n_acc, float(rt.mean(g_acc)) / n_acc
+            record = {"step": float(state.step), "d_loss": d_mean, "g_loss": g_mean}
             state.history.append(record)
-            d_acc, g_acc, n_acc = torch.zeros(()), torch.zeros(()), 0
+            d_acc, g_acc, n_acc = torch.zeros_like(d_acc), torch.zeros_like(g_acc), 0
             if progress:
                 progress(state.step, record)
         if state.step == steps:
@@ -255,6 +287,9 @@ def sample(G: nn.Module, y: Tensor, z_dim: int, batch_size: int = 500) -> Tensor
     """Images from G (in eval mode) at labels y, generated in batches."""
     was_training = G.training
     G.eval()
-    out = torch.cat([G(torch.randn(s.stop - s.start, z_dim), y[s]) for s in batches(len(y), batch_size)])
+    device = device_of(G)
+    out = torch.cat(
+        [G(torch.randn(s.stop - s.start, z_dim).to(device), y[s].to(device)).cpu() for s in batches(len(y), batch_size)]
+    )
     G.train(was_training)
     return out

@@ -15,12 +15,7 @@ from torch import Tensor, nn
 
 from pipeline.errors import DataError
 from pipeline.nets.backbone import Backbone
-from pipeline.utils import batches, features_of, predict
-
-
-def _device(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
+from pipeline.utils import batches, device_of, features_of, predict
 
 
 def _check_batch_size(batch_size: int) -> None:
@@ -48,7 +43,7 @@ def _stats(features: Tensor) -> tuple[Tensor, Tensor]:
 def _features(model: Backbone, x: Tensor, batch_size: int) -> Tensor:
     """(N, D) float64 features, computed on the model's device."""
     _check_batch_size(batch_size)
-    return features_of(model, x.to(_device(model)), batch_size).double().reshape(len(x), -1)
+    return features_of(model, x.to(device_of(model)), batch_size).double().reshape(len(x), -1)
 
 
 def fid(feature_model: Backbone, real: Tensor, fake: Tensor, batch_size: int = 256) -> float:
@@ -107,7 +102,7 @@ def classifier_accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int 
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need equally many (>0) images and labels, got {len(x)} and {len(y)}")
     _check_batch_size(batch_size)
-    device = _device(model)
+    device = device_of(model)
     return int((predict(model, x.to(device), batch_size).argmax(dim=1) == y.to(device)).sum()) / len(x)
 
 

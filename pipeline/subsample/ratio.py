@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.nets.labels import EMBED_DIM, Y2H, frozen
+from pipeline.runtime import LOCAL, Runtime
 from pipeline.utils import Progress, batches, minimise
 
 Tensor = torch.Tensor
@@ -111,23 +112,34 @@ def train_ratio(
     weight_decay: float = 1e-4,
     log_every: int = 50,
     progress: Progress | None = None,
+    rt: Runtime = LOCAL,
 ) -> list[dict[str, float]]:
     """Adam on the Softplus loss. Each batch: reals (h_real[i], y_real[i]) and, for each, one of the
     fakes generated at its label (h_fake[i, j], the pool of `fake_feature_pool`); an unconditional
-    net ignores the labels. Returns the loss history."""
+    net ignores the labels. Returns the loss history.
+
+    Under torchrun (`rt`) every rank draws the global batch and computes psi on its share, DDP
+    averaging the gradients. The penalty squares the mean of psi over each rank's share of fakes,
+    not over the global batch: the one term that differs from one process (by O(1 / batch))."""
+    rt.check_batch(batch_size, "dre.batch_size")
+    net = rt.prepare(net)
+    model = rt.wrap(net)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     net.train()
     n, k = h_fake.shape[:2]
+    calls = iter(range(steps))
 
     def batch_loss() -> Tensor:
         i = torch.randint(0, n, (batch_size,))
         j = torch.randint(0, k, (batch_size,))
-        y = y_real[i] if net.conditional else None
-        psi = net(torch.cat([h_real[i], h_fake[i, j]]), None if y is None else torch.cat([y, y]))
-        return softplus_dre_loss(psi[:batch_size], psi[batch_size:], penalty)
+        h_r, h_f = rt.shard(h_real[i]), rt.shard(h_fake[i, j])
+        y = rt.shard(y_real[i]) if net.conditional else None
+        with rt.rank_rng(next(calls)):  # dropout masks: this rank's own stream
+            psi = model(torch.cat([h_r, h_f]), None if y is None else torch.cat([y, y]))
+        return softplus_dre_loss(psi[: len(h_r)], psi[len(h_r) :], penalty)
 
-    history = minimise(opt, batch_loss, steps, log_every=log_every, progress=progress)
-    net.eval()
+    history = minimise(opt, batch_loss, steps, log_every=log_every, progress=progress, rt=rt)
+    net.eval().cpu()
     return history
 
 
