@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -36,7 +38,12 @@ def run_stage(stage: str, params, experiment: str, paths) -> dict:
     return importlib.import_module(f"pipeline.stages.{stage}").run(params, experiment, paths)
 
 
-def _run_stage(stage: str, experiment: str, params_path: Path, root: Path) -> None:
+DISTRIBUTED_STAGES = ("teacher", "embed", "gan", "features", "dre", "student", "evalnets")
+"""The stages whose training runs under DDP with `runtime.nproc` > 1 (the others run in one process)."""
+
+
+def _run_stage(stage: str, experiment: str, params_path: Path, root: Path, nproc: int | None) -> None:
+    from pipeline import runtime
     from pipeline.errors import ParamsError
     from pipeline.params import load_params
 
@@ -50,7 +57,15 @@ def _run_stage(stage: str, experiment: str, params_path: Path, root: Path) -> No
             )
         from pipeline.artifacts import Paths
 
-        run_stage(stage, params, experiment, Paths(experiment, root))
+        nproc = params.runtime.nproc if nproc is None else nproc
+        if nproc > 1 and stage in DISTRIBUTED_STAGES and "WORLD_SIZE" not in os.environ:
+            _torchrun(nproc, [stage, "-e", experiment, "-p", str(params_path), "--root", str(root)])
+            return
+        runtime.start(params.runtime.device, params.runtime.amp)
+        try:
+            run_stage(stage, params, experiment, Paths(experiment, root))
+        finally:
+            runtime.stop()
     except CgankdError as err:
         fail(str(err), err.exit_code)
     except KeyboardInterrupt:
@@ -59,9 +74,32 @@ def _run_stage(stage: str, experiment: str, params_path: Path, root: Path) -> No
         )
 
 
+def _torchrun(nproc: int, args: list[str]) -> None:
+    """Run `python -m pipeline ARGS` under torchrun with `nproc` processes on this machine."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    code = subprocess.call([*cmd, "-m", "pipeline", *args])
+    if code:
+        fail(f"{args[0]}[{args[2]}] failed under torchrun with {nproc} processes (exit code {code}; see above)", code)
+
+
+NprocOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        min=1,
+        help="processes for a training stage: >1 launches it under torchrun (default: runtime.nproc in the params)",
+    ),
+]
+
+
 def _stage_command(stage: str, doc: str) -> None:
-    def command(experiment: ExperimentOpt, params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
-        _run_stage(stage, experiment, params, root)
+    def command(
+        experiment: ExperimentOpt,
+        params: ParamsOpt = Path("params.yaml"),
+        root: RootOpt = Path("."),
+        nproc: NprocOpt = None,
+    ) -> None:
+        _run_stage(stage, experiment, params, root, nproc)
 
     command.__doc__ = doc
     app.command(name=stage)(command)

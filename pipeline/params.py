@@ -512,8 +512,18 @@ class Groups(Section):
     simulation: tuple[str, ...] = ()
 
 
+class RuntimeParams(Section):
+    """Where the stages run (not tracked by DVC: results agree across them up to rounding and
+    the per-rank statistics that pipeline/runtime.py states)."""
+
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: a GPU when there is one")
+    amp: bool = Field(True, description="bf16 autocast of G's and D's forwards on GPU (ignored on CPU)")
+    nproc: int = Field(1, ge=1, description="processes per training stage: >1 launches torchrun (DDP) on this machine")
+
+
 class Params(Section):
     seed: int = Field(0, ge=0)
+    runtime: RuntimeParams = RuntimeParams()
     groups: Groups = Groups()
     experiments: dict[str, Experiment]
 

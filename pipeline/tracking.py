@@ -16,6 +16,8 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from pipeline.runtime import is_main
+
 MLRUNS = Path("mlruns")
 
 
@@ -119,7 +121,11 @@ def stage_run(
     tags: Mapping[str, str] | None = None,
 ) -> Iterator[Any]:
     """Start an MLflow run for one stage of one experiment, with params and tags logged (`tags`:
-    more of them, e.g. a student's KD method and data, for sorting runs in `mlflow ui`)."""
+    more of them, e.g. a student's KD method and data, for sorting runs in `mlflow ui`). Under
+    torchrun only rank 0 tracks: the other ranks get None and every log_* call is a no-op there."""
+    if not is_main():
+        yield None
+        return
     import mlflow
 
     use_experiment(experiment)
@@ -137,6 +143,8 @@ def stage_run(
 
 def log_history(history: list[dict[str, float]], prefix: str = "") -> None:
     """Per-step metrics; each record holds a 'step' key."""
+    if not is_main():
+        return
     import mlflow
 
     for rec in history:
@@ -150,12 +158,16 @@ def metric_name(name: str) -> str:
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    if not is_main():
+        return
     import mlflow
 
     mlflow.log_metrics({metric_name(k): v for k, v in metrics.items()}, step=step)
 
 
 def log_artifact(path: Path, artifact_path: str | None = None) -> None:
+    if not is_main():
+        return
     import mlflow
 
     mlflow.log_artifact(str(path), artifact_path=artifact_path)

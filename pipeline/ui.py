@@ -1,4 +1,5 @@
-"""Terminal output for stages: rich progress bars on a TTY, plain periodic lines otherwise."""
+"""Terminal output for stages: rich progress bars on a TTY, plain periodic lines otherwise.
+Under torchrun only rank 0 prints."""
 
 from __future__ import annotations
 
@@ -10,18 +11,24 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from pipeline.runtime import is_main
 from pipeline.utils import Progress as ProgressFn
 
 console = Console(stderr=True)
 
 
 def info(message: str) -> None:
+    if not is_main():
+        return
     console.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[ProgressFn]:
     """Yield a callback (done, metrics) that advances a bar, or logs every ~10% when not a TTY."""
+    if not is_main():
+        yield lambda done, metrics: None
+        return
     if sys.stderr.isatty():
         columns = (
             TextColumn("[bold]{task.description}"),

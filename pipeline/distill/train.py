@@ -14,7 +14,7 @@ from pipeline.distill.losses import LOSSES
 from pipeline.distill.methods import Method
 from pipeline.errors import ParamsError
 from pipeline.nets.backbone import Backbone, KDOut
-from pipeline.runtime import LOCAL, Runtime
+from pipeline.runtime import Runtime, current
 from pipeline.utils import Progress
 
 Tensor = torch.Tensor
@@ -40,7 +40,7 @@ def train_classifier(
     log_every: int = 50,
     progress: Progress | None = None,
     validate: Callable[[nn.Module], float] | None = None,
-    rt: Runtime = LOCAL,
+    rt: Runtime | None = None,
 ) -> list[dict[str, float]]:
     """SGD with a cosine schedule for `steps` mini-batches drawn uniformly from (x, y), plus, when
     fakes are given, a `fake_fraction` share of each batch drawn from (x_fake, y_fake) (default:
@@ -53,7 +53,12 @@ def train_classifier(
     With `validate` (a validation score of the model in eval mode, higher is better), the model is
     scored at every logged step (record key "val") and ends with the weights of the best score,
     the earliest on ties (the convergence rule: the student is judged at its best validation
-    step, not at an arbitrary last one); the records then carry "best_step"."""
+    step, not at an arbitrary last one); the records then carry "best_step".
+
+    Under torchrun (`rt`, pipeline.runtime) every rank draws and augments the same global batch and
+    trains on its share of it, the model and the method's parameters under one DDP wrapper; rank 0's
+    validation score decides the best step on every rank. The model ends on the CPU."""
+    rt = rt or current()  # the process's runtime (pipeline.runtime.start); LOCAL unless started
     loss_fn = LOSSES[loss]
     if method is not None and teacher is None:
         raise ValueError("a KD method needs a teacher")

@@ -20,7 +20,7 @@ from pipeline.gan.compiled import CompiledIteration
 from pipeline.gan.ema import ema_update, standing_stats
 from pipeline.gan.losses import GanLoss
 from pipeline.gan.vicinal import VicinalSampler
-from pipeline.runtime import LOCAL, Runtime
+from pipeline.runtime import LOCAL, Runtime, current
 from pipeline.utils import Progress, batches, device_of
 
 Tensor = torch.Tensor
@@ -220,7 +220,7 @@ def train_gan(
     checkpoint_every: int = 0,
     on_checkpoint: Callable[[GanState], None] | None = None,
     progress: Progress | None = None,
-    rt: Runtime = LOCAL,
+    rt: Runtime | None = None,
 ) -> GanState:
     """Train from state.step up to `steps` generator steps, labels drawn by `cond`. At the end,
     G_ema's batch-norm statistics are recomputed for its averaged weights (standing statistics).
@@ -229,6 +229,9 @@ def train_gan(
 
     Under torchrun (`rt`, see pipeline.runtime), each rank computes its share of every global
     batch, with DDP averaging the gradients; only the caller's rank 0 should write checkpoints."""
+    rt = rt or current()  # the process's runtime (pipeline.runtime.start); LOCAL unless started
+    if device_of(state.G) != rt.device or device_of(state.D) != rt.device:
+        raise ValueError(f"the nets must be on {rt.device} before their optimisers are made (Runtime.prepare)")
     state.G.train()
     state.D.train()
     iteration: Callable[[Conditioning, int, int], tuple[list[Tensor], Tensor]]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline import tracking
+from pipeline import runtime, tracking
 from pipeline.artifacts import CLASS_VARIANT, Paths, load_gan, load_generator, load_y2h, save_gan, write_csv, write_json
 from pipeline.augment import random_shift
 from pipeline.data import load_dataset, training_label_grid
@@ -44,7 +44,8 @@ def _fit(
     path: Path,
 ) -> GanState:
     """Train (or resume) one GAN; checkpoints go to `path`."""
-    state = GanState.create(G, D, p.lr_g, p.lr_d, (p.beta1, p.beta2))
+    rt = runtime.current()
+    state = GanState.create(rt.prepare(G), rt.prepare(D), p.lr_g, p.lr_d, (p.beta1, p.beta2))
     if path.exists():
         try:
             ckpt = load_gan(path)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.nets.labels import EMBED_DIM, Y2H, frozen
-from pipeline.runtime import LOCAL, Runtime
+from pipeline.runtime import Runtime, current
 from pipeline.utils import Progress, batches, minimise
 
 Tensor = torch.Tensor
@@ -112,7 +112,7 @@ def train_ratio(
     weight_decay: float = 1e-4,
     log_every: int = 50,
     progress: Progress | None = None,
-    rt: Runtime = LOCAL,
+    rt: Runtime | None = None,
 ) -> list[dict[str, float]]:
     """Adam on the Softplus loss. Each batch: reals (h_real[i], y_real[i]) and, for each, one of the
     fakes generated at its label (h_fake[i, j], the pool of `fake_feature_pool`); an unconditional
@@ -121,6 +121,7 @@ def train_ratio(
     Under torchrun (`rt`) every rank draws the global batch and computes psi on its share, DDP
     averaging the gradients. The penalty squares the mean of psi over each rank's share of fakes,
     not over the global batch: the one term that differs from one process (by O(1 / batch))."""
+    rt = rt or current()  # the process's runtime (pipeline.runtime.start); LOCAL unless started
     rt.check_batch(batch_size, "dre.batch_size")
     net = rt.prepare(net)
     model = rt.wrap(net)
