@@ -1,6 +1,7 @@
-"""Training-speed benchmark of the circle simulation's GANs (no files written, nothing logged).
+"""Benchmarks (no files written, nothing logged): the GAN step of any profile (bench-gan), the circle
+simulation's GANs (bench-circle), rejection sampling (bench-subsample).
 
-Trains every variant of a circle experiment at its params (the paper's: 6000 iterations, batch
+bench-circle trains every variant of a circle experiment at its params (the paper's: 6000 iterations, batch
 128) and prints iterations per second and wall time, over the whole run and after the first
 WARMUP iterations (which hold the compile of compiled iterations), and the circle metrics of the
 result.
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.artifacts import CLASS_VARIANT
 from pipeline.data.circle import make_circle
 from pipeline.gan.binned import BinnedGenerator, Bins
 from pipeline.gan.losses import get_loss
@@ -172,3 +174,99 @@ def bench_subsample(
                 f"(+{r['rss_growth_mb']:.0f} MB while sampling)"
             )
     return out
+
+
+# bench-gan: the GAN step of any profile on the current device, on random data of the profile's shape
+CHANNELS = {"digits": 1, "mnist": 1, "fashion_mnist": 1, "chairs": 1, "chair_models": 1}  # others: RGB
+CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
+
+
+class _Shaped:
+    """A stand-in data set with the profile's image shape and labels (the step's cost does not
+    depend on the pixels), so a profile can be measured before its data are on disk."""
+
+    def __init__(self, exp, n: int) -> None:
+        d = exp.data
+        if exp.task == "circle":
+            self.x_train = torch.randn(n, 2)
+        else:
+            self.x_train = torch.rand(n, CHANNELS.get(d.name, 3), d.image_size, d.image_size) * 2 - 1
+        if exp.task == "classification":
+            self.num_classes = d.n_models if d.name == "chair_models" else CLASSES[d.name]
+            self.y_train = torch.arange(n) % self.num_classes
+        else:  # continuous labels, already in [0, 1], on a grid of 500 distinct values
+            self.num_classes = 0
+            self.y_train = (torch.arange(n) % 500).float() / 499
+
+    def normalise(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+
+def bench_gan(
+    exp,
+    rt=None,
+    iterations: int | None = None,
+    warmup: int | None = None,
+    seed: int = 0,
+    report: Callable[[str], None] = print,
+) -> dict[str, dict[str, float]]:
+    """{variant: {"it_per_s", "samples_per_s", "ms_per_it", "peak_mb"}} of the GAN step (n_dis D
+    steps and one G step at the profile's nets, batch size, loss and label sampling; the EMA
+    update and checkpoints left out), timed after `warmup` iterations. Under torchrun the batch is
+    the global one and rank 0 reports. Peak memory: the GPU's peak allocation, or on the CPU the
+    process's peak resident set (which includes everything loaded before)."""
+    import resource
+
+    from pipeline import runtime
+    from pipeline.gan.variants import build_variant
+    from pipeline.nets import Y2H
+
+    rt = rt or runtime.current()
+    iterations = iterations or (20 if rt.cuda else 5)
+    warmup = warmup if warmup is not None else (5 if rt.cuda else 2)
+    p = exp.gan
+    ds = _Shaped(exp, max(8 * p.batch_size, 1000))
+    specs = [(CLASS_VARIANT, None)] if exp.task == "classification" else list(p.variants.items())
+    results = {}
+    for variant, spec in specs:
+        seed_everything(seed)
+        setup, G, D, _ = build_variant(exp, ds, spec, lambda: Y2H().state_dict())
+        state = GanState.create(rt.prepare(G), rt.prepare(D), p.lr_g, p.lr_d, (p.beta1, p.beta2))
+        kw = {"loss": get_loss(p.loss), "z_dim": p.z_dim, "n_dis": p.n_dis, "batch_size": p.batch_size}
+        kw |= {"ema_decay": 0.0, "ema_start": 0, "log_every": 10**9, "rt": rt}
+        if rt.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        train_gan(state, setup.cond, steps=warmup, **kw)
+        _sync(rt)
+        start = time.perf_counter()
+        train_gan(state, setup.cond, steps=warmup + iterations, **kw)
+        _sync(rt)
+        seconds = time.perf_counter() - start
+        peak = (
+            torch.cuda.max_memory_allocated() / 2**20
+            if rt.cuda
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        )
+        r = results[variant] = {
+            "it_per_s": iterations / seconds,
+            "samples_per_s": iterations * p.batch_size * (p.n_dis + 1) / seconds,
+            "ms_per_it": 1000 * seconds / iterations,
+            "peak_mb": peak,
+        }
+        n_params = sum(t.numel() for t in G.parameters()), sum(t.numel() for t in D.parameters())
+        report(
+            f"{variant}: G {n_params[0] / 1e6:.2f}M / D {n_params[1] / 1e6:.2f}M parameters, batch {p.batch_size}, "
+            f"n_dis {p.n_dis}: {r['it_per_s']:.2f} it/s ({r['ms_per_it']:.0f} ms/it), "
+            f"{r['samples_per_s']:.0f} generated samples/s, peak {'GPU memory' if rt.cuda else 'RSS'} "
+            f"{peak:.0f} MB ({iterations} iterations after {warmup} warm-up)"
+        )
+    return results
+
+
+def _sync(rt) -> None:
+    if rt.cuda:
+        torch.cuda.synchronize()
+    if rt.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()

@@ -79,7 +79,7 @@ def _torchrun(nproc: int, args: list[str]) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
     code = subprocess.call([*cmd, "-m", "pipeline", *args])
     if code:
-        fail(f"{args[0]}[{args[2]}] failed under torchrun with {nproc} processes (exit code {code}; see above)", code)
+        fail(f"{' '.join(args[:3])} failed under torchrun with {nproc} processes (exit code {code}; see above)", code)
 
 
 NprocOpt = Annotated[
@@ -513,6 +513,57 @@ def bench_subsample(
         run_bench(params, root, names, n_fake, method, report=typer.echo)
     except CgankdError as err:
         fail(str(err), err.exit_code)
+
+
+@app.command("bench-gan")
+def bench_gan(
+    params: Annotated[Path, typer.Option("--params", "-p", help="params file or profile (e.g. profiles/cifar10.yaml)")],
+    experiment: Annotated[
+        list[str] | None, typer.Option("--experiment", "-e", help="an experiment (repeat; default: all)")
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option(min=1, help="timed iterations (default: 20 on a GPU, 5 on the CPU)")
+    ] = None,
+    warmup: Annotated[int | None, typer.Option(min=0, help="untimed first iterations (default: 5 GPU, 2 CPU)")] = None,
+    nproc: NprocOpt = None,
+) -> None:
+    """Iterations and generated samples per second and peak memory of each GAN of a profile on this
+    machine's device (runtime.device), warm-up apart, on random data of the profile's shape: the
+    throughput before committing a day to a run. With --nproc N, under torchrun (global batch)."""
+    from pipeline import runtime
+    from pipeline.bench import bench_gan as run_bench
+    from pipeline.params import load_params
+
+    try:
+        p = load_params(params)
+        names = experiment or list(p.experiments)
+        for name in names:
+            p.experiment(name)
+        nproc = p.runtime.nproc if nproc is None else nproc
+        if nproc > 1 and "WORLD_SIZE" not in os.environ:
+            args = ["bench-gan", "-p", str(params), *(a for n in names for a in ("-e", n))]
+            args += [*(["--iterations", str(iterations)] if iterations else [])]
+            args += [*(["--warmup", str(warmup)] if warmup is not None else [])]
+            _torchrun(nproc, args)
+            return
+        rt = runtime.start(p.runtime.device, p.runtime.amp)
+        try:
+            if rt.main:
+                typer.echo(f"bench-gan: torch {torch_version()}, device {rt.device}, {rt.world} process(es)")
+            for name in names:
+                report = typer.echo if rt.main else (lambda _: None)
+                report(f"## {name} ({p.experiment(name).task})")
+                run_bench(p.experiment(name), rt, iterations, warmup, p.seed, report)
+        finally:
+            runtime.stop()
+    except CgankdError as err:
+        fail(str(err), err.exit_code)
+
+
+def torch_version() -> str:
+    import torch
+
+    return f"{torch.__version__} ({torch.get_num_threads()} threads)"
 
 
 @app.command("bench-circle")

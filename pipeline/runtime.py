@@ -26,6 +26,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -33,6 +34,7 @@ from torch import nn
 from pipeline.errors import ParamsError
 
 Tensor = torch.Tensor
+M = TypeVar("M", bound=nn.Module)
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -118,11 +120,11 @@ class Runtime:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def prepare(self, module: nn.Module) -> nn.Module:
+    def prepare(self, module: M) -> M:
         """The module on the device (channels_last on GPU for image nets)."""
         module = module.to(self.device)
         if self.cuda:
-            module = module.to(memory_format=torch.channels_last)
+            module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # 4-d weights only
         return module
 
 

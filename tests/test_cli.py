@@ -393,6 +393,32 @@ def test_bench_circle_prints_iterations_per_second(tmp_path):
     assert result.exit_code == 2 and "needs a circle experiment" in result.output
 
 
+def test_bench_gan_measures_every_gan_of_a_profile_on_data_of_its_shape(tmp_path, monkeypatch):
+    import re
+
+    raw = tiny_raw_params("classification", "regression")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)  # nothing is read from data/ or written anywhere
+    result = runner.invoke(app, ["bench-gan", "-p", "params.yaml", "--iterations", "2", "--warmup", "1"])
+    assert result.exit_code == 0, result.output
+    assert "device cpu, 1 process(es)" in result.output
+    lines = {
+        m[0]: m
+        for m in re.findall(
+            r"^(\w+): .*?batch (\d+), n_dis (\d+): ([\d.]+) it/s .*? ([\d.]+) generated samples/s, peak RSS (\d+) MB",
+            result.output,
+            re.M,
+        )
+    }
+    assert set(lines) == {"cgan", "svdl_ili", "hvdl_nli", "binned"}  # the class GAN and every CcGAN variant
+    for _, batch, n_dis, it_s, samples_s, peak in lines.values():
+        assert float(it_s) > 0 and int(peak) > 0
+        assert float(samples_s) == pytest.approx(float(it_s) * int(batch) * (int(n_dis) + 1), rel=0.01)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+    result = runner.invoke(app, ["bench-gan", "-p", "params.yaml", "-e", "nope"])
+    assert result.exit_code == 2 and "experiments.nope: no such experiment" in result.output
+
+
 def test_seeds_runs_each_seed_as_one_pipeline_run(tmp_path, monkeypatch):
     import os
 

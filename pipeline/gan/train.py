@@ -200,7 +200,10 @@ def g_step(
 
 
 def _shard_batch(rt: Runtime, batch: DBatch) -> DBatch:
-    return DBatch(*(None if t is None else rt.shard(t) for t in batch))
+    w_real, w_fake = (None if w is None else rt.shard(w) for w in (batch.w_real, batch.w_fake))
+    return DBatch(
+        rt.shard(batch.x_real), rt.shard(batch.y_real), rt.shard(batch.y_gen), rt.shard(batch.y_fake), w_real, w_fake
+    )
 
 
 def train_gan(
