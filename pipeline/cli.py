@@ -34,8 +34,15 @@ def fail(message: str, code: int) -> None:
 
 
 def run_stage(stage: str, params, experiment: str, paths) -> dict:
-    """Run one stage module (pipeline/stages/<stage>.py) in this process."""
-    return importlib.import_module(f"pipeline.stages.{stage}").run(params, experiment, paths)
+    """Run one stage module (pipeline/stages/<stage>.py) in this process, on params.runtime.device
+    (as a rank of the process group when torchrun started this process)."""
+    from pipeline import runtime
+
+    runtime.start(params.runtime.device, params.runtime.amp)
+    try:
+        return importlib.import_module(f"pipeline.stages.{stage}").run(params, experiment, paths)
+    finally:
+        runtime.stop()
 
 
 DISTRIBUTED_STAGES = ("teacher", "embed", "gan", "features", "dre", "student", "evalnets")
@@ -43,7 +50,6 @@ DISTRIBUTED_STAGES = ("teacher", "embed", "gan", "features", "dre", "student", "
 
 
 def _run_stage(stage: str, experiment: str, params_path: Path, root: Path, nproc: int | None) -> None:
-    from pipeline import runtime
     from pipeline.errors import ParamsError
     from pipeline.params import load_params
 
@@ -61,11 +67,7 @@ def _run_stage(stage: str, experiment: str, params_path: Path, root: Path, nproc
         if nproc > 1 and stage in DISTRIBUTED_STAGES and "WORLD_SIZE" not in os.environ:
             _torchrun(nproc, [stage, "-e", experiment, "-p", str(params_path), "--root", str(root)])
             return
-        runtime.start(params.runtime.device, params.runtime.amp)
-        try:
-            run_stage(stage, params, experiment, Paths(experiment, root))
-        finally:
-            runtime.stop()
+        run_stage(stage, params, experiment, Paths(experiment, root))
     except CgankdError as err:
         fail(str(err), err.exit_code)
     except KeyboardInterrupt:

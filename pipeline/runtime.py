@@ -68,7 +68,10 @@ class Runtime:
         if self.distributed:
             n = len(t) // self.world
             t = t[self.rank * n : (self.rank + 1) * n]
-        return t.to(self.device, non_blocking=True) if t.device != self.device else t
+        if t.device == self.device:
+            return t
+        t = t.to(self.device, non_blocking=True)
+        return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t  # images, as the nets
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """The module under DistributedDataParallel (SyncBatchNorm on GPU), or itself in one process.
