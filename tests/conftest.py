@@ -101,3 +101,24 @@ def tiny_params_file(tmp_path: Path) -> Path:
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(tiny_raw_params(), sort_keys=False))
     return path
+
+
+def build_experiment(tmp: Path, task: str, name: str, stages: list[str], **gan) -> tuple[Path, Path]:
+    """A params file with one tiny experiment of `task` (named `name`, its gan section updated with
+    `gan`) and a repository root under `tmp` where `stages` have run in process; returns both."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    raw = tiny_raw_params(task)
+    exp = raw["experiments"][name]
+    exp["gan"].update(gan)
+    if task == "classification":
+        exp["data"]["val_per_class"] = 4
+    params = tmp / "params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    root = tmp / "repo"
+    for stage in stages:
+        result = CliRunner().invoke(app, [stage, "-e", name, "-p", str(params), "--root", str(root)])
+        assert result.exit_code == 0, (stage, result.output)
+    return params, root
