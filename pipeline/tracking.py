@@ -1,7 +1,9 @@
 """MLflow helpers: one MLflow run per stage run, tagged so runs of one `dvc repro` group together.
 
 Tracking URI: $MLFLOW_TRACKING_URI, else SQLite at mlruns/mlflow.db with artifacts under
-mlruns/artifacts (MLflow 3 deprecates the plain ./mlruns file store).
+mlruns/artifacts (MLflow 3 deprecates the plain ./mlruns file store). A tracking server
+(http://host:5000) is what several machines share; a plain postgresql:// URL is given the
+installed driver (database_url).
 """
 
 from __future__ import annotations
@@ -21,10 +23,21 @@ from pipeline.runtime import is_main
 MLRUNS = Path("mlruns")
 
 
+def database_url(url: str) -> str:
+    """A SQLAlchemy URL that names the PostgreSQL driver when it does not: SQLAlchemy 2.1's default
+    for postgresql:// is psycopg 3, while psycopg2 is the one installed with cgankd."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        if importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
 def tracking_uri() -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
-        return uri
+        return database_url(uri)
     MLRUNS.mkdir(exist_ok=True)
     return f"sqlite:///{(MLRUNS / 'mlflow.db').resolve()}"
 
@@ -103,11 +116,16 @@ def use_experiment(experiment: str) -> str:
     """Point MLflow at the tracking URI and make the MLflow experiment `cgankd/<experiment>` (created
     with artifacts beside a SQLite store) the active one; returns its id."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(tracking_uri())
     name = f"cgankd/{experiment}"
     if mlflow.get_experiment_by_name(name) is None:
-        mlflow.create_experiment(name, artifact_location=_artifact_location(mlflow.get_tracking_uri()))
+        try:
+            mlflow.create_experiment(name, artifact_location=_artifact_location(mlflow.get_tracking_uri()))
+        except MlflowException:  # another process (worker, machine) created it first
+            if mlflow.get_experiment_by_name(name) is None:
+                raise
     return mlflow.set_experiment(name).experiment_id
 
 
