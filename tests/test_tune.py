@@ -17,37 +17,24 @@ import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from tests.conftest import tiny_raw_params
+from tests.conftest import build_experiment, tiny_raw_params
 
 runner = CliRunner()
 CLASS_STAGES = ["prepare", "teacher", "gan", "features", "dre"]
 CIRCLE_STAGES = ["prepare", "embed"]  # a vicinity trial trains its own GAN
 
 
-def _build(tmp: Path, task: str, name: str, stages: list[str], **gan) -> tuple[Path, Path]:
-    raw = tiny_raw_params(task)
-    exp = raw["experiments"][name]
-    exp["gan"].update(gan)
-    if task == "classification":
-        exp["data"]["val_per_class"] = 4
-    params = tmp / "params.yaml"
-    params.write_text(yaml.safe_dump(raw, sort_keys=False))
-    root = tmp / "repo"
-    for stage in stages:
-        result = runner.invoke(app, [stage, "-e", name, "-p", str(params), "--root", str(root)])
-        assert result.exit_code == 0, (stage, result.output)
-    return params, root
-
-
 @pytest.fixture(scope="module")
 def tiny_class(tmp_path_factory):
-    return _build(tmp_path_factory.mktemp("class"), "classification", "tiny", CLASS_STAGES)
+    return build_experiment(tmp_path_factory.mktemp("class"), "classification", "tiny", CLASS_STAGES)
 
 
 @pytest.fixture(scope="module")
 def tiny_circle(tmp_path_factory):
     # enough GAN steps that a trial lasts long enough to be interrupted in the kill test
-    return _build(tmp_path_factory.mktemp("circle"), "circle", "tiny_circle", CIRCLE_STAGES, steps=200, log_every=10)
+    return build_experiment(
+        tmp_path_factory.mktemp("circle"), "circle", "tiny_circle", CIRCLE_STAGES, steps=200, log_every=10
+    )
 
 
 def _tune(params: Path, root: Path, *args: str):
@@ -285,18 +272,22 @@ def _start(params: Path, root: Path, name: str) -> subprocess.Popen:
 
 
 def _wait_for_a_fresh_running_trial(root: Path, name: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    """Return just after a new trial starts (a trial lasts about 2 s), once one has completed."""
+    """Return just after a new trial starts (a trial lasts about 2 s) and has recorded its worker
+    (within milliseconds: a worker killed before that leaves a trial that nothing can trace to
+    it), once one has completed."""
     journal = root / "runs" / "tune" / name / "journal.log"
     end, seen, history = time.monotonic() + timeout, None, []
     while time.monotonic() < end:
         assert proc.poll() is None, proc.stdout.read().decode()
         try:
-            states = _states(_study(root, name)) if journal.exists() else []
+            trials = sorted(_study(root, name).trials, key=lambda t: t.number) if journal.exists() else []
         except KeyError:  # the journal exists, the study not yet
-            states = []
-        if seen is not None and len(states) > seen and states[-1] == "RUNNING" and "COMPLETE" in states:
+            trials = []
+        states = [t.state.name for t in trials]
+        started = [t.number for t in trials if t.state.name == "RUNNING" and "worker" in t.user_attrs]
+        if seen is not None and started and started[-1] not in seen and "COMPLETE" in states:
             return
-        seen = len(states)
+        seen = set(started)
         history.append(",".join(states))
         time.sleep(0.1)
     proc.kill()

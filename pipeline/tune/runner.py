@@ -8,6 +8,12 @@ hold, so a rerun after an interruption or a crash runs only what is missing. A w
 mid-trial leaves that trial RUNNING; the next run on the same host marks it failed (its process
 is gone), and RDB storages also fail trials whose heartbeat stops (other hosts).
 
+Several processes may start the same command at once (workers here, or on other machines): the
+one that creates the study sets it up (the defaults' trial, the MLflow run) while the others wait
+for that; a worker starts a trial only while the study holds fewer than `n_trials` trials that
+are waiting, running or finished, so the study ends with exactly `n_trials` finished ones; and
+each trial draws its values from its own seed (sampler.py), so no two workers draw the same.
+
 MLflow: one run per study ("tune/<study>", resumed with the study) holds the best params, the
 defaults' objective, the gain and Optuna's plots; every trial is a run nested under it with its
 params, intermediate values and objective.
@@ -25,6 +31,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +41,11 @@ from pipeline.figures import save_figure
 from pipeline.tune.studies import STUDIES, Options, Study
 
 FINISHED = ("COMPLETE", "PRUNED")
+LIVE = ("WAITING", "RUNNING", *FINISHED)  # trials that count towards n_trials (not failed ones)
 HEARTBEAT_S = 60  # RDB storages: a trial without a heartbeat for GRACE_S is failed
 GRACE_S = 180
+SET_UP_WAIT_S = 60  # how long a worker waits for the process that created the study to set it up
+ORPHAN_S = 10  # a trial records its worker within milliseconds of its start, or never
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,7 @@ def open_storage(spec: StudySpec):
 
     if spec.storage and "://" in spec.storage:
         try:
-            return optuna.storages.RDBStorage(spec.storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+            return _rdb_storage(spec.storage)
         except Exception as err:  # a bad URL, a missing driver, a server that does not answer
             raise CgankdError(
                 f"--storage {redact(spec.storage)}: cannot open ({type(err).__name__}: {str(err).splitlines()[0]})"
@@ -80,6 +90,32 @@ def open_storage(spec: StudySpec):
     path = Path(spec.storage) if spec.storage else spec.folder / "journal.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def _rdb_storage(url: str, attempts: int = 5):
+    """Optuna's RDB storage, with heartbeats. On an empty database Optuna creates its tables, and
+    workers that start together race to: PostgreSQL refuses all but one (a unique violation on its
+    catalogue, or "already exists"), and a retry finds the tables made."""
+    import random
+    import warnings
+
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    from pipeline.tracking import database_url
+
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    database_url(url), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+                )
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random())
+    raise AssertionError("unreachable")
 
 
 def redact(url: str) -> str:
@@ -117,18 +153,31 @@ def _alive(worker: str) -> bool | None:
     return _process_start(int(pid)) == start
 
 
-def fail_dead_trials(study, say) -> int:
-    """Mark failed the RUNNING trials whose worker process on this host is gone (killed, crashed)."""
+def _age_s(trial) -> float:
+    """Seconds since the trial started, by this machine's clock."""
+    return (datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0.0
+
+
+def fail_dead_trials(study, say, shared: bool = False) -> int:
+    """Mark failed the RUNNING trials whose worker process on this host is gone (killed, crashed).
+    A trial records its worker as it starts; one killed before it could (within milliseconds of
+    its start) is failed once it is ORPHAN_S old, unless the storage is `shared` by machines (an
+    RDB storage: their clocks may differ, and the heartbeat fails such trials)."""
     from optuna.trial import TrialState
 
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get("worker")
         if worker and _alive(worker) is False:
-            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-            _end_mlflow_run(t.user_attrs.get("mlflow_run_id"), "KILLED")
-            say(f"trial {t.number} was left running by a worker that is gone ({worker}): marked failed")
-            n += 1
+            why = f"was left running by a worker that is gone ({worker})"
+        elif not worker and not shared and _age_s(t) > ORPHAN_S:
+            why = "was left running by a worker that stopped as it started it"
+        else:
+            continue
+        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        _end_mlflow_run(t.user_attrs.get("mlflow_run_id"), "KILLED")
+        say(f"trial {t.number} {why}: marked failed")
+        n += 1
     return n
 
 
@@ -151,9 +200,9 @@ def counts(study) -> dict[str, int]:
 
 
 def _sampler(seed: int):
-    import optuna
+    from pipeline.tune.sampler import TrialSeededTPE
 
-    return optuna.samplers.TPESampler(n_startup_trials=5, seed=seed, multivariate=True, constant_liar=True)
+    return TrialSeededTPE(seed)
 
 
 def _pruner():
@@ -173,8 +222,33 @@ def _load(spec: StudySpec, storage, seed: int):
     return optuna.load_study(study_name=spec.study_name, storage=storage, sampler=_sampler(seed), pruner=_pruner())
 
 
-def objective_fn(spec: StudySpec, study_def: Study, parent_run_id: str):
-    """The Optuna objective: one nested MLflow run per trial; NaN or an exception fails the trial."""
+def live(study, below: int | None = None) -> int:
+    """Trials waiting, running or finished (those numbered below `below`, if given)."""
+    from optuna.trial import TrialState
+
+    states = tuple(getattr(TrialState, s) for s in LIVE)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=states) if below is None or t.number < below)
+
+
+class Surplus(Exception):
+    """A trial started when the study already held its n_trials: closed at once, without params."""
+
+
+def _enough(target: int):
+    """Optuna callback: stop this worker once the study holds `target` live trials (other workers'
+    running ones included, so that together they start no more than `target`)."""
+
+    def callback(study, trial) -> None:
+        if live(study) >= target:
+            study.stop()
+
+    return callback
+
+
+def objective_fn(spec: StudySpec, study_def: Study, parent_run_id: str, target: int):
+    """The Optuna objective: one nested MLflow run per trial; NaN or an exception fails the trial.
+    A trial that another worker's trial beat to the last of `target` places fails at once, as
+    surplus: two workers can both see a free place just before each starts a trial."""
     import mlflow
     import optuna
 
@@ -182,6 +256,11 @@ def objective_fn(spec: StudySpec, study_def: Study, parent_run_id: str):
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", worker_id())
+        if live(trial.study, below=trial.number) >= target:
+            message = f"surplus: the study already held {target} trials when this one started"
+            trial.set_user_attr("surplus", True)
+            trial.set_user_attr("error", message)
+            raise Surplus(message)
         values = study_def.suggest(trial)
         run = mlflow.start_run(
             run_name=f"{spec.study_name}/trial-{trial.number}",
@@ -299,17 +378,18 @@ def run_worker(
         optuna.logging.ERROR
     )  # one line per trial from _print_trial instead (errors in MLflow)
     study_def = study_def or make_study(spec)
-    study_def.load()
     study = _load(spec, open_storage(spec), seed)
+    if live(study) >= target:  # other workers have started every trial the study needs
+        return
+    study_def.load()
     tracking.use_experiment(spec.experiment)
-    states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED)
     with remember_sigint():
         study.optimize(
-            objective_fn(spec, study_def, parent_run_id),
+            objective_fn(spec, study_def, parent_run_id, target),
             n_trials=n_trials,
             timeout=timeout,
             catch=(Exception,),
-            callbacks=[optuna.study.MaxTrialsCallback(target, states=states), _print_trial, _stop_if_interrupted],
+            callbacks=[_print_trial, _enough(target), _stop_if_interrupted],
         )
 
 
@@ -363,8 +443,105 @@ def _study_run(spec: StudySpec, study, study_def: Study) -> str:
         **study.user_attrs.get("options", {}),
     }.items():
         client.log_param(run.info.run_id, k, str(v))
-    study.set_user_attr("mlflow_run_id", run.info.run_id)
+    if not run_id:  # a run in another tracking store (another machine's) stays the study's
+        study.set_user_attr("mlflow_run_id", run.info.run_id)
     return run.info.run_id
+
+
+def _open_study(spec: StudySpec, storage, study_def: Study, say):
+    """Create the study and set it up, or load it; when another process has just created it, wait
+    until that one has set it up (so that the defaults are queued once, and the study has one
+    MLflow run). Raises ParamsError if the name is taken by another kind of study."""
+    import optuna
+
+    seed = study_def.params.seed
+    try:
+        study = optuna.create_study(
+            study_name=spec.study_name,
+            storage=storage,
+            direction=study_def.direction,
+            sampler=_sampler(seed),
+            pruner=_pruner(),
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        study = _load(spec, storage, seed)
+        _wait_for_set_up(spec, study, say)
+        if "kind" not in study.user_attrs:  # its creator died before setting it up
+            _set_up(spec, study, study_def)
+    else:
+        _set_up(spec, study, study_def)
+    what = {"kind": spec.kind, "experiment": spec.experiment}
+    if {k: study.user_attrs.get(k) for k in what} != what:
+        old = study.user_attrs
+        raise ParamsError(
+            f"--study-name {spec.study_name}: that study is a {old['kind']} study of {old['experiment']}; "
+            "choose another name"
+        )
+    if study.direction.name.lower() != study_def.direction:
+        raise ParamsError(
+            f"--study-name {spec.study_name}: that study {study.direction.name.lower()}s; choose another name"
+        )
+    return study
+
+
+def _set_up(spec: StudySpec, study, study_def: Study) -> None:
+    """A new study: its settings, the defaults' trial first in the queue, its MLflow run; `kind`
+    goes last, as the sign that the study is ready for other workers."""
+    study.set_user_attr("set_up_by", worker_id())
+    study.set_user_attr("objective", study_def.objective)
+    study.set_user_attr("options", {k: v for k, v in vars(spec.options).items() if v not in (None, False)})
+    defaults = study_def.defaults()
+    study.set_user_attr("defaults", defaults)
+    study.enqueue_trial(defaults, user_attrs={"defaults": True})
+    _study_run(spec, study, study_def)
+    study.set_user_attr("experiment", spec.experiment)
+    study.set_user_attr("kind", spec.kind)
+
+
+def _wait_for_set_up(spec: StudySpec, study, say) -> None:
+    """Wait (up to SET_UP_WAIT_S) while the process that created the study sets it up."""
+    end, said = time.monotonic() + SET_UP_WAIT_S, False
+    while "kind" not in study.user_attrs and time.monotonic() < end:
+        creator = study.user_attrs.get("set_up_by")
+        if creator and _alive(creator) is False:
+            return
+        if not said:
+            say(f"study {spec.study_name}: waiting for the worker that created it to set it up")
+            said = True
+        time.sleep(0.5)
+
+
+def _wait_for_other_workers(spec: StudySpec, storage, say) -> None:
+    """Wait until the trials that other processes run in the study have finished, so that the
+    summary covers the whole study. Trials of a worker that is gone are failed (on this host by
+    process, elsewhere by the RDB heartbeat); a journal file cannot tell about other hosts."""
+    import warnings
+
+    import optuna
+    from optuna.trial import TrialState
+
+    shared = isinstance(storage, optuna.storages.RDBStorage)
+
+    def followed(trial) -> bool:
+        worker = trial.user_attrs.get("worker")
+        if not worker:  # just started (its worker is recorded next), or orphaned
+            return _age_s(trial) < ORPHAN_S
+        alive = _alive(worker)
+        return alive is True or (alive is None and shared)  # another host's: the heartbeat tells
+
+    study, said = optuna.load_study(study_name=spec.study_name, storage=storage), False
+    while True:
+        fail_dead_trials(study, say, shared)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if followed(t)]
+        if not running:
+            return
+        if not said:
+            say(f"study {spec.study_name}: waiting for {len(running)} trial(s) running in other workers")
+            said = True
+        time.sleep(1.0)
 
 
 def optimize(spec: StudySpec, *, n_trials: int, timeout: float | None = None, workers: int = 1, say=print) -> dict:
@@ -378,35 +555,10 @@ def optimize(spec: StudySpec, *, n_trials: int, timeout: float | None = None, wo
     storage = open_storage(spec)
     seed = study_def.params.seed
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(
-        study_name=spec.study_name,
-        storage=storage,
-        direction=study_def.direction,
-        load_if_exists=True,
-        sampler=_sampler(seed),
-        pruner=_pruner(),
-    )
-    what = {"kind": spec.kind, "experiment": spec.experiment}
-    if "kind" in study.user_attrs and {k: study.user_attrs[k] for k in what} != what:
-        old = study.user_attrs
-        raise ParamsError(
-            f"--study-name {spec.study_name}: that study is a {old['kind']} study of {old['experiment']}; "
-            "choose another name"
-        )
-    if study.direction.name.lower() != study_def.direction:
-        raise ParamsError(
-            f"--study-name {spec.study_name}: that study {study.direction.name.lower()}s; choose another name"
-        )
-    if "kind" not in study.user_attrs:
-        for k, v in what.items():
-            study.set_user_attr(k, v)
-        study.set_user_attr("objective", study_def.objective)
-        study.set_user_attr("options", {k: v for k, v in vars(spec.options).items() if v not in (None, False)})
-        defaults = study_def.defaults()
-        study.set_user_attr("defaults", defaults)
-        study.enqueue_trial(defaults, user_attrs={"defaults": True})
+    study = _open_study(spec, storage, study_def, say)
     parent = _study_run(spec, study, study_def)
-    fail_dead_trials(study, say)
+    shared = isinstance(storage, optuna.storages.RDBStorage)
+    fail_dead_trials(study, say, shared)
     done = sum(counts(study).get(s, 0) for s in FINISHED)
     missing = max(0, n_trials - done)
     say(
@@ -418,16 +570,14 @@ def optimize(spec: StudySpec, *, n_trials: int, timeout: float | None = None, wo
     start = time.monotonic()
     try:
         if missing and workers <= 1:
-            run_worker(spec, missing, n_trials, timeout, seed + done, parent, study_def=study_def)
+            run_worker(spec, missing, n_trials, timeout, seed, parent, study_def=study_def)
         elif missing:
             ctx = multiprocessing.get_context("spawn")
             shares = [missing // workers + (i < missing % workers) for i in range(workers)]
             threads = max(1, (os.cpu_count() or 1) // workers)
             procs = [
-                ctx.Process(
-                    target=_spawned, args=((spec, k, n_trials, timeout, seed + done + 1000 * i, parent, threads),)
-                )
-                for i, k in enumerate(shares)
+                ctx.Process(target=_spawned, args=((spec, k, n_trials, timeout, seed, parent, threads),))
+                for k in shares
                 if k
             ]
             for p in procs:
@@ -445,11 +595,13 @@ def optimize(spec: StudySpec, *, n_trials: int, timeout: float | None = None, wo
                     f"{len(bad)} worker(s) ended abnormally (exit codes {bad}); their running trials are "
                     "marked failed on the next run"
                 )
+        if timeout is None or time.monotonic() - start < timeout:
+            _wait_for_other_workers(spec, storage, say)
     except KeyboardInterrupt:
         interrupted = True
     elapsed = time.monotonic() - start
     study = optuna.load_study(study_name=spec.study_name, storage=storage)
-    fail_dead_trials(study, say)  # spawned workers that died
+    fail_dead_trials(study, say, shared)  # spawned workers that died
     summary = summarise(study, study_def, elapsed)
     _finish_mlflow(spec, parent, study, summary, interrupted)
     if interrupted:
