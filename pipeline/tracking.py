@@ -118,6 +118,8 @@ def use_experiment(experiment: str) -> str:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    # against a tracking server MLflow prints two "View run ... at: URL" lines per run to stdout
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(tracking_uri())
     name = f"cgankd/{experiment}"
     if mlflow.get_experiment_by_name(name) is None:
