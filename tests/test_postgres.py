@@ -217,6 +217,7 @@ def test_two_tune_processes_share_one_study_on_postgresql(shared_study, tracking
 
 @pytest.mark.slow
 def test_stage_runs_go_to_a_tracking_server_backed_by_postgresql(tracking_server, tmp_path, monkeypatch):
+    import mlflow
     import sqlalchemy
     from mlflow import MlflowClient
 
@@ -252,7 +253,11 @@ def test_stage_runs_go_to_a_tracking_server_backed_by_postgresql(tracking_server
     evaluate = top["evaluate"].info.run_id
     names = [a.path for a in client.list_artifacts(evaluate)]
     assert "tiny.md" in names, names
-    local = Path(client.download_artifacts(evaluate, "tiny.md", str(tmp_path)))
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=evaluate, artifact_path="tiny.md", dst_path=str(tmp_path), tracking_uri=tracking_server.url
+        )
+    )
     assert local.read_bytes() == (root / "metrics" / "tiny.md").read_bytes()
     assert any(p.name == "tiny.md" for p in tracking_server.artifacts.rglob("*"))
     # and the runs themselves are rows of the PostgreSQL database
