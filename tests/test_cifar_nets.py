@@ -100,7 +100,11 @@ def test_bad_widths_and_depths_are_clear_errors():
 
 
 # the teacher / student pairs of the CIFAR profiles (and the TA of cifar100)
-PAIRS = [(("wrn40", 32), ("mobilenetv2", 16)), (("resnet110", 16), ("shufflenetv2", 116)), (("wrn40", 32), ("vgg8", 64))]
+PAIRS = [
+    (("wrn40", 32), ("mobilenetv2", 16)),
+    (("resnet110", 16), ("shufflenetv2", 116)),
+    (("wrn40", 32), ("vgg8", 64)),
+]
 
 
 @pytest.mark.parametrize("teacher_net, student_net", PAIRS)
