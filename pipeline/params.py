@@ -97,6 +97,11 @@ class ClassifierParams(Section):
     )
     eval_every: int = Field(50, ge=1, description="steps between logged losses (and validation checks with keep_best)")
 
+    @model_validator(mode="after")
+    def _width(self) -> ClassifierParams:
+        _check_net_width(self.net, self.width)
+        return self
+
 
 class GanParams(Section):
     arch: GanArch = "sngan"
@@ -140,6 +145,13 @@ class SynthesizeParams(Section):
     batch_size: int = Field(500, ge=1)
 
 
+def _check_net_width(net: str, width: int) -> None:
+    """A net that cannot be built at `width` (e.g. shufflenetv2 at an odd one) fails at load."""
+    from pipeline.nets import check_width
+
+    check_width(net, width)
+
+
 class BlkdParams(Section):
     temperature: float = Field(4.0, gt=0)
     alpha: float = Field(0.9, ge=0, le=1, description="weight of the distillation term")
@@ -174,6 +186,11 @@ class TakdParams(Section):
 
     net: ClassifierNet = "resnet"
     width: int = Field(8, ge=4, le=512)
+
+    @model_validator(mode="after")
+    def _width(self) -> TakdParams:
+        _check_net_width(self.net, self.width)
+        return self
 
 
 class KdParams(ClassifierParams):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
 import struct
 from collections import Counter
 from pathlib import Path
@@ -23,6 +21,7 @@ from pipeline.data import (
 )
 from pipeline.data.files import SOURCES
 from pipeline.errors import DataError
+from tests.fixtures import cifar_images, idx_bytes, write_cifar10, write_cifar100, write_idx_dataset, write_pickle
 
 # --- digits -------------------------------------------------------------------------------------------------------
 
@@ -133,100 +132,6 @@ def test_limit_rejects_length_mismatch() -> None:
         limit_per_class(X[:-1], Y, n_per_class=1)
 
 
-# --- fixture writers: the real on-disk formats ---------------------------------------------------------------------
-
-
-class _Py2Pickler(pickle._Pickler):  # type: ignore[name-defined]
-    """Writes ``bytes`` as Python 2 ``str`` opcodes, as in the official CIFAR files (which Python 2 pickled)."""
-
-    dispatch = pickle._Pickler.dispatch.copy()  # type: ignore[attr-defined]
-
-    def save_py2_str(self, obj: bytes) -> None:
-        n = len(obj)
-        self.write(
-            pickle.SHORT_BINSTRING + bytes([n]) + obj if n < 256 else pickle.BINSTRING + struct.pack("<i", n) + obj
-        )
-        self.memoize(obj)
-
-    dispatch[bytes] = save_py2_str
-
-
-def _write_pickle(path: Path, obj: dict, style: str) -> None:
-    """style "py2": like the official files; "py3": re-pickled under Python 3 (bytes keys stay bytes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if style == "py2":
-        buf = io.BytesIO()
-        _Py2Pickler(buf, protocol=2).dump(obj)
-        path.write_bytes(buf.getvalue())
-    else:
-        path.write_bytes(pickle.dumps(obj))
-
-
-def _cifar_images(n: int, seed: int) -> np.ndarray:
-    """(n, 3072) uint8 rows; row 0 is all 255, row 1 all 0, the rest random."""
-    data = np.random.default_rng(seed).integers(0, 256, size=(n, 3072), dtype=np.uint8)
-    data[0], data[1] = 255, 0
-    return data
-
-
-def write_cifar10(root: Path, style: str = "py2") -> dict[str, np.ndarray]:
-    folder = root / "cifar-10-batches-py"
-    train_data, train_labels = [], []
-    for i in range(1, 6):
-        data, labels = _cifar_images(2, seed=i), [i, (i * 3) % 10]
-        _write_pickle(folder / f"data_batch_{i}", {b"batch_label": b"x", b"data": data, b"labels": labels}, style)
-        train_data.append(data)
-        train_labels += labels
-    test_data, test_labels = _cifar_images(3, seed=9), [9, 0, 4]
-    _write_pickle(folder / "test_batch", {b"data": test_data, b"labels": test_labels}, style)
-    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
-    _write_pickle(folder / "batches.meta", {b"label_names": names, b"num_vis": 3072}, style)
-    return {
-        "x_train": np.concatenate(train_data),
-        "y_train": np.array(train_labels),
-        "x_test": test_data,
-        "y_test": np.array(test_labels),
-    }
-
-
-def write_cifar100(root: Path, style: str = "py2") -> dict[str, np.ndarray]:
-    folder = root / "cifar-100-python"
-    train_data, train_labels = _cifar_images(4, seed=1), [0, 99, 42, 7]
-    test_data, test_labels = _cifar_images(2, seed=2), [5, 98]
-    _write_pickle(
-        folder / "train", {b"data": train_data, b"fine_labels": train_labels, b"coarse_labels": [0] * 4}, style
-    )
-    _write_pickle(folder / "test", {b"data": test_data, b"fine_labels": test_labels, b"coarse_labels": [0] * 2}, style)
-    names = [f"class{i}".encode() for i in range(100)]
-    _write_pickle(folder / "meta", {b"fine_label_names": names, b"coarse_label_names": [b"c"] * 20}, style)
-    return {
-        "x_train": train_data,
-        "y_train": np.array(train_labels),
-        "x_test": test_data,
-        "y_test": np.array(test_labels),
-    }
-
-
-def _idx_bytes(array: np.ndarray) -> bytes:
-    """Unsigned-byte idx file: magic 0x0000080<ndim>, big-endian int32 sizes, then the data."""
-    return struct.pack(f">I{array.ndim}I", 0x0800 + array.ndim, *array.shape) + array.astype(np.uint8).tobytes()
-
-
-def write_idx_dataset(root: Path, folder: str, size: int = 5) -> dict[str, np.ndarray]:
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    out = {}
-    for split, prefix, n in (("train", "train", 6), ("test", "t10k", 4)):
-        images = rng.integers(0, 256, size=(n, size, size), dtype=np.uint8)
-        images[0], images[1] = 255, 0
-        labels = np.arange(n, dtype=np.uint8) % 10
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(_idx_bytes(images))
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx_bytes(labels))
-        out[f"x_{split}"], out[f"y_{split}"] = images, labels
-    return out
-
-
 def _check_roundtrip(ds: ImageDataset, expected: dict[str, np.ndarray], shape: tuple[int, int, int]) -> None:
     for split in ("train", "test"):
         x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
@@ -327,15 +232,15 @@ def test_truncated_pickle(tmp_path: Path) -> None:
 )
 def test_malformed_cifar_batch(tmp_path: Path, batch: dict) -> None:
     write_cifar100(tmp_path)
-    _write_pickle(tmp_path / "cifar-100-python" / "test", batch, "py3")
+    write_pickle(tmp_path / "cifar-100-python" / "test", batch, "py3")
     with pytest.raises(DataError, match="cifar-100-python/test is malformed"):
         load_torchvision("cifar100", tmp_path)
 
 
 def test_cifar_label_out_of_range(tmp_path: Path) -> None:
     write_cifar10(tmp_path)
-    _write_pickle(
-        tmp_path / "cifar-10-batches-py" / "test_batch", {b"data": _cifar_images(2, 0), b"labels": [0, 10]}, "py3"
+    write_pickle(
+        tmp_path / "cifar-10-batches-py" / "test_batch", {b"data": cifar_images(2, 0), b"labels": [0, 10]}, "py3"
     )
     with pytest.raises(DataError, match="inconsistent"):
         load_torchvision("cifar10", tmp_path)
@@ -352,7 +257,7 @@ class _Exploit:
 def test_pickle_cannot_run_code(tmp_path: Path) -> None:
     write_cifar10(tmp_path)
     target = tmp_path / "pwned"
-    _write_pickle(tmp_path / "cifar-10-batches-py" / "data_batch_1", {b"data": _Exploit(target)}, "py3")
+    write_pickle(tmp_path / "cifar-10-batches-py" / "data_batch_1", {b"data": _Exploit(target)}, "py3")
     with pytest.raises(DataError, match="not allowed"):
         load_torchvision("cifar10", tmp_path)
     assert not target.exists()
@@ -379,7 +284,7 @@ def test_idx_truncated(tmp_path: Path, keep: int) -> None:
 
 def test_idx_label_count_mismatch(tmp_path: Path) -> None:
     write_idx_dataset(tmp_path, "MNIST")
-    (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(_idx_bytes(np.zeros(3, np.uint8)))
+    (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(3, np.uint8)))
     with pytest.raises(DataError, match="4 images but its label file 3 labels"):
         load_torchvision("mnist", tmp_path)
 

@@ -65,7 +65,11 @@ def test_classifier_interface(name):
 
 
 def test_unknown_net_is_a_params_error():
-    with pytest.raises(ParamsError, match="unknown classifier net 'vgg' \\(known: cnn, mlp, resnet, resnet14\\)"):
+    known = (
+        "cnn, mlp, mobilenetv2, resnet, resnet110, resnet14, resnet20, resnet32, resnet56, shufflenetv2, vgg8, "
+        "wrn16, wrn40"
+    )
+    with pytest.raises(ParamsError, match=f"unknown classifier net 'vgg' \\(known: {known}\\)"):
         build_classifier("vgg", 1, 2, 4)
 
 

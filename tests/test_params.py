@@ -143,15 +143,16 @@ def test_bad_continuous_params_name_the_key(mutate, expected):
             "student",
             "net",
             "transformer9",
-            "experiments.tiny.student.net: unknown classifier net 'transformer9' (known: cnn, mlp, resnet, resnet14)",
+            "experiments.tiny.student.net: unknown classifier net 'transformer9' (known: cnn, mlp, mobilenetv2, "
+            "resnet, resnet110, resnet14, resnet20, resnet32, resnet56, shufflenetv2, vgg8, wrn16, wrn40)",
         ),
         ("teacher", "net", "vgg", "experiments.tiny.teacher.net: unknown classifier net 'vgg'"),
         (
             "features",
             "net",
             "teachr",
-            "experiments.tiny.features.net: unknown classifier net 'teachr' (known: cnn, mlp, resnet, "
-            "resnet14, teacher)",
+            "experiments.tiny.features.net: unknown classifier net 'teachr' (known: cnn, mlp, mobilenetv2, resnet, "
+            "resnet110, resnet14, resnet20, resnet32, resnet56, shufflenetv2, teacher, vgg8, wrn16, wrn40)",
         ),
         (
             "student",

@@ -12,10 +12,30 @@ from pipeline.nets.classifiers import ResNet, SmallCNN
 from pipeline.nets.gan import Discriminator, Generator
 from pipeline.nets.labels import Y2H, LabelEmbedNet
 from pipeline.nets.mlp import MLPBackbone, MLPDiscriminator, MLPGenerator
+from pipeline.nets.mobilenetv2 import MobileNetV2
+from pipeline.nets.shufflenetv2 import ShuffleNetV2
+from pipeline.nets.vgg import VGG8
+from pipeline.nets.wrn import WideResNet
 
-# classifiers double as regressors (num_classes = 1) and as backbones (features(), feature_dim)
-# resnet: one basic block per stage (8 layers); resnet14: two (the larger teacher of the claims profile)
-CLASSIFIERS = {"resnet": ResNet, "resnet14": partial(ResNet, blocks=2), "cnn": SmallCNN, "mlp": MLPBackbone}
+# classifiers double as regressors (num_classes = 1) and as backbones (features(), feature_dim).
+# `width` is each net's first stage's channels (the stem's for mobilenetv2):
+#   resnet / resnet14: CIFAR ResNet with one / two basic blocks per stage (8 / 14 layers)
+#   resnet20 ... resnet110: He et al.'s CIFAR ResNet-(6n + 2), n blocks per stage; width 16 as published
+#   wrn16 / wrn40: pre-activation wide ResNet WRN-16-k / WRN-40-k, width = 16 k (32: WRN-40-2)
+#   vgg8: RepDistiller's VGG8 with BN (width 64)   mobilenetv2: width = 32 x the multiplier (16: RepDistiller's)
+#   shufflenetv2: width = the first stage's channels, even (116: the 1x net)
+CLASSIFIERS = {
+    "resnet": ResNet,
+    "resnet14": partial(ResNet, blocks=2),
+    **{f"resnet{6 * n + 2}": partial(ResNet, blocks=n) for n in (3, 5, 9, 18)},
+    "wrn16": partial(WideResNet, depth=16),
+    "wrn40": partial(WideResNet, depth=40),
+    "vgg8": VGG8,
+    "mobilenetv2": MobileNetV2,
+    "shufflenetv2": ShuffleNetV2,
+    "cnn": SmallCNN,
+    "mlp": MLPBackbone,
+}
 GENERATORS = {"sngan": Generator, "mlp": MLPGenerator}
 DISCRIMINATORS = {"sngan": Discriminator, "mlp": MLPDiscriminator}
 
@@ -24,6 +44,14 @@ def lookup(registry: dict, name: str, role: str):
     if name not in registry:
         raise ParamsError(f"unknown {role} net {name!r} (known: {', '.join(sorted(registry))})")
     return registry[name]
+
+
+def check_width(name: str, width: int) -> None:
+    """ValueError when the classifier net `name` cannot be built at `width` (params check it at load)."""
+    entry = CLASSIFIERS.get(name)
+    check = getattr(getattr(entry, "func", entry), "check_width", None)
+    if check is not None:
+        check(width)
 
 
 # Image nets keep torch's default (contiguous) layout. Channels-last weights made a training step
@@ -74,5 +102,6 @@ __all__ = [
     "MLPGenerator",
     "build_classifier",
     "build_gan",
+    "check_width",
     "lookup",
 ]
