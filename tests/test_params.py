@@ -139,11 +139,13 @@ def test_bad_continuous_params_name_the_key(mutate, expected):
             "experiments.tiny.gan.loss: unknown GAN loss 'wasserstein-magic' (known: bce, hinge",
         ),
         ("gan", "arch", "stylegan9", "experiments.tiny.gan.arch: unknown GAN arch 'stylegan9' (known: mlp, sngan)"),
+        ("gan", "d_head", "max", "experiments.tiny.gan.d_head: Input should be 'sum' or 'ccgan'"),
         (
             "student",
             "net",
             "transformer9",
-            "experiments.tiny.student.net: unknown classifier net 'transformer9' (known: cnn, mlp, resnet, resnet14)",
+            "experiments.tiny.student.net: unknown classifier net 'transformer9' (known: cnn, mlp, resnet, resnet14, "
+            "resnet18, resnet20, resnet34, vgg11, vgg13, vgg16, vgg19)",
         ),
         ("teacher", "net", "vgg", "experiments.tiny.teacher.net: unknown classifier net 'vgg'"),
         (
@@ -151,7 +153,7 @@ def test_bad_continuous_params_name_the_key(mutate, expected):
             "net",
             "teachr",
             "experiments.tiny.features.net: unknown classifier net 'teachr' (known: cnn, mlp, resnet, "
-            "resnet14, teacher)",
+            "resnet14, resnet18, resnet20, resnet34, teacher, vgg11",
         ),
         (
             "student",
