@@ -103,7 +103,7 @@ class ResNet64(Backbone):
 
 
 # name -> builder(in_channels, num_classes, width=...); merged into pipeline.nets.CLASSIFIERS
-REGRESSION_NETS = {
+REGRESSION_NETS: dict[str, partial] = {
     **{f"vgg{d}": partial(VGG, depth=d) for d in VGG_CONVS},
     **{f"resnet{d}": partial(ResNet64, depth=d) for d in RESNET_BLOCKS},
     "resnet20": partial(ResNet, blocks=3),
