@@ -109,6 +109,11 @@ class GanParams(Section):
     z_dim: int = Field(64, ge=1)
     g_width: int = Field(64, ge=8)
     d_width: int = Field(64, ge=8)
+    d_head: Literal["sum", "ccgan"] = Field(
+        "sum",
+        description="image D's head: sum-pooled 8 x d_width channels at 4x4 (SNGAN), or ccgan: one more block to "
+        "16 x d_width channels, flattened (the CcGAN reference code's 64x64 D)",
+    )
     steps: int = Field(2000, ge=1, description="generator steps")
     n_dis: int = Field(2, ge=1, description="discriminator steps per generator step")
     batch_size: int = Field(64, ge=2)

@@ -51,12 +51,53 @@ def test_nli_generator_adds_the_label_to_the_first_layer():
     assert torch.allclose(seen[1].flatten(), seen[0].flatten() + 0.7)
 
 
+def _shapes(module: nn.Module, kind: type[nn.Module]) -> list[tuple[int, int]]:
+    return [
+        (m.in_channels, m.out_channels) for m in module.modules() if isinstance(m, kind) and m.kernel_size == (3, 3)
+    ]
+
+
+@pytest.mark.parametrize("label_input", ["nli", "ili", "class"])
+def test_64x64_nets_have_the_ccgan_reference_widths(label_input):
+    """G and D of the CcGAN reference code at 64x64 (width 64, z 256): G dense -> 4x4x1024, up-sampling
+    blocks 1024 -> 512 -> 256 -> 128 -> 64; D blocks 3 -> 64 -> 128 -> 256 -> 512 and, with the ccgan head,
+    512 -> 1024 at 4x4, flattened (16,384 features) into the linear and projection terms."""
+    from pipeline.nets import build_gan
+
+    cond = {"label_input": label_input, "num_classes": 150 if label_input == "class" else 0}
+    G, D = build_gan("sngan", data_shape=(3, 64, 64), z_dim=256, g_width=64, d_width=64, d_head="ccgan", **cond)
+    assert G.dense.in_features == 256 and G.dense.out_features == 4 * 4 * 1024
+    assert [(b.conv1.in_channels, b.conv1.out_channels) for b in G.blocks] == [
+        (1024, 512),
+        (512, 256),
+        (256, 128),
+        (128, 64),
+    ]
+    convs = [(c_in, c_out) for c_in, c_out in _shapes(D, nn.Conv2d)]
+    assert convs[::2] == [(3, 64), (64, 128), (128, 256), (256, 512), (512, 1024)]  # conv1 of each block
+    assert D.feature_dim == 1024 * 4 * 4 and D.linear.in_features == 1024 * 4 * 4
+    y = torch.tensor([0, 149]) if label_input == "class" else torch.tensor([0.2, 0.8])
+    x = G(torch.randn(2, 256), y)
+    assert x.shape == (2, 3, 64, 64) and D(x, y).shape == (2,)
+    _, D_sum = build_gan("sngan", data_shape=(3, 64, 64), z_dim=256, g_width=64, d_width=64, **cond)
+    assert D_sum.feature_dim == 512 and len(D_sum.blocks) == 4  # the default: SNGAN's sum pooling, no extra block
+
+
+def test_d_head_is_checked():
+    from pipeline.nets import build_gan
+
+    with pytest.raises(ValueError, match="unknown discriminator head 'max'"):
+        Discriminator(image_size=8, channels=1, width=8, num_classes=2, head="max")
+    with pytest.raises(ParamsError, match="gan.d_head 'ccgan' is for image discriminators"):
+        build_gan("mlp", data_shape=(2,), z_dim=2, g_width=8, d_width=8, label_input="nli", d_head="ccgan")
+
+
 def test_bad_image_size():
     with pytest.raises(ValueError, match="4 \\* 2\\^k"):
         Generator(8, image_size=12, channels=1, num_classes=2)
 
 
-@pytest.mark.parametrize("name", ["resnet", "cnn"])
+@pytest.mark.parametrize("name", ["resnet", "cnn", "vgg11", "resnet18", "resnet20"])
 def test_classifier_interface(name):
     model = build_classifier(name, in_channels=1, num_classes=5, width=4)
     x = torch.randn(3, 1, 16, 16)
@@ -66,8 +107,8 @@ def test_classifier_interface(name):
 
 def test_unknown_net_is_a_params_error():
     known = (
-        "cnn, mlp, mobilenetv2, resnet, resnet110, resnet14, resnet20, resnet32, resnet56, shufflenetv2, vgg8, "
-        "wrn16, wrn40"
+        "cnn, mlp, mobilenetv2, resnet, resnet110, resnet14, resnet18, resnet20, resnet32, resnet34, resnet56, "
+        "shufflenetv2, vgg11, vgg13, vgg16, vgg19, vgg8, wrn16, wrn40"
     )
     with pytest.raises(ParamsError, match=f"unknown classifier net 'vgg' \\(known: {known}\\)"):
         build_classifier("vgg", 1, 2, 4)
@@ -103,3 +144,39 @@ def test_resnet14_has_two_blocks_per_stage():
     small, large = build_classifier("resnet", 1, 5, 8), build_classifier("resnet14", 1, 5, 8)
     assert len(small.body) == 3 and len(large.body) == 6
     assert large(torch.zeros(2, 1, 16, 16)).shape == (2, 5)
+
+
+@pytest.mark.parametrize(
+    "name, convs, params_m",
+    [("vgg11", 8, 10.5), ("vgg16", 13, 16.0), ("vgg19", 16, 21.4), ("resnet18", 17, 11.2), ("resnet34", 33, 21.3)],
+)
+def test_regression_nets_at_64x64_have_the_reference_depth_and_size(name, convs, params_m):
+    """The reference code's 64x64 regressors at width 64: VGG-n has n - 3 convs (then its 3 linear
+    layers), ResNet-n n - 1 (plus 1x1 shortcuts); the VGG maps end at 4x4 and its head flattens
+    the pooled 2x2 map (2048 values), the ResNet maps at 4x4 with 512 channels."""
+    model = build_classifier(name, in_channels=3, num_classes=1, width=64)
+    n_convs = sum(isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) for m in model.modules())
+    assert n_convs == convs
+    assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(params_m, abs=0.1)
+    out = model.forward_kd(torch.randn(2, 3, 64, 64))
+    assert out.logits.shape == (2, 1) and out.embedding.shape == (2, 512)
+    assert out.maps[-1].shape[1:] == (512, 4, 4)
+    if name.startswith("vgg"):
+        assert [m.shape[-1] for m in out.maps] == [64, 32, 16, 8, 4] and model.fc[0].in_features == 2048
+
+
+def test_regression_nets_register_once():
+    from functools import partial
+
+    from pipeline.nets import CLASSIFIERS
+    from pipeline.nets.classifiers import ResNet
+    from pipeline.nets.regressors import VGG, register
+
+    registry = {"resnet20": partial(ResNet, blocks=3)}  # the same net under the same name: kept
+    register(registry)
+    assert registry["resnet20"].keywords == {"blocks": 3} and {"vgg16", "resnet34"} <= set(registry)
+    assert {"vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet34", "resnet20"} <= set(CLASSIFIERS)
+    with pytest.raises(RuntimeError, match="'vgg16' is registered twice"):
+        register({"vgg16": partial(VGG, depth=11)})
+    with pytest.raises(ValueError, match="VGG depth 12"):
+        VGG(3, 1, depth=12)

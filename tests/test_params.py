@@ -139,12 +139,14 @@ def test_bad_continuous_params_name_the_key(mutate, expected):
             "experiments.tiny.gan.loss: unknown GAN loss 'wasserstein-magic' (known: bce, hinge",
         ),
         ("gan", "arch", "stylegan9", "experiments.tiny.gan.arch: unknown GAN arch 'stylegan9' (known: mlp, sngan)"),
+        ("gan", "d_head", "max", "experiments.tiny.gan.d_head: Input should be 'sum' or 'ccgan'"),
         (
             "student",
             "net",
             "transformer9",
             "experiments.tiny.student.net: unknown classifier net 'transformer9' (known: cnn, mlp, mobilenetv2, "
-            "resnet, resnet110, resnet14, resnet20, resnet32, resnet56, shufflenetv2, vgg8, wrn16, wrn40)",
+            "resnet, resnet110, resnet14, resnet18, resnet20, resnet32, resnet34, resnet56, shufflenetv2, vgg11, "
+            "vgg13, vgg16, vgg19, vgg8, wrn16, wrn40)",
         ),
         ("teacher", "net", "vgg", "experiments.tiny.teacher.net: unknown classifier net 'vgg'"),
         (
@@ -152,7 +154,8 @@ def test_bad_continuous_params_name_the_key(mutate, expected):
             "net",
             "teachr",
             "experiments.tiny.features.net: unknown classifier net 'teachr' (known: cnn, mlp, mobilenetv2, resnet, "
-            "resnet110, resnet14, resnet20, resnet32, resnet56, shufflenetv2, teacher, vgg8, wrn16, wrn40)",
+            "resnet110, resnet14, resnet18, resnet20, resnet32, resnet34, resnet56, shufflenetv2, teacher, vgg11, "
+            "vgg13, vgg16, vgg19, vgg8, wrn16, wrn40)",
         ),
         (
             "student",

@@ -24,6 +24,7 @@ from pipeline.data import (
     save_dataset,
 )
 from pipeline.errors import DataError
+from tests.h5files import pixels, write_h5
 
 # --- RegressionDataset --------------------------------------------------------------------------------------------
 
@@ -234,22 +235,11 @@ def test_load_chairs_defaults_and_all() -> None:
 # --- HDF5 files ---------------------------------------------------------------------------------------------------
 
 
-def _write_h5(path: Path, **datasets: np.ndarray) -> Path:
-    with h5py.File(path, "w") as f:
-        for key, value in datasets.items():
-            f.create_dataset(key, data=value)
-    return path
-
-
-def _pixels(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=(n, 3, size, size), dtype=np.uint8)
-
-
 @pytest.fixture
 def rc49(tmp_path: Path) -> Path:
     angles = np.repeat(np.round(np.arange(1, 9) * 10.1, 1), 5)  # 8 angles x 5 chair types
     types = np.tile(np.arange(5), 8)
-    _write_h5(tmp_path / "RC-49_64x64.h5", images=_pixels(40), labels=angles, types=types)
+    write_h5(tmp_path / "RC-49_64x64.h5", images=pixels(40), labels=angles, types=types)
     return tmp_path
 
 
@@ -271,9 +261,9 @@ def test_rc49(rc49: Path) -> None:
 
 def test_rc49_reference_split(tmp_path: Path) -> None:
     angles = np.repeat([0.5, 1.5, 2.5, 3.5], 10)
-    _write_h5(
+    write_h5(
         tmp_path / "RC-49_64x64.h5",
-        images=_pixels(40),
+        images=pixels(40),
         labels=angles,
         types=np.tile(np.arange(10), 4),
         indx_train=np.arange(0, 20),
@@ -284,14 +274,14 @@ def test_rc49_reference_split(tmp_path: Path) -> None:
 
 def test_utkface_and_steering_angle(tmp_path: Path) -> None:
     ages = np.random.default_rng(0).integers(1, 61, size=40)
-    _write_h5(tmp_path / "UTKFace_64x64.h5", images=_pixels(40), labels=ages)
+    write_h5(tmp_path / "UTKFace_64x64.h5", images=pixels(40), labels=ages)
     ds = load_hdf5_regression("utkface", tmp_path, train_fraction=0.75, val_fraction=0.1)
     assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (27, 3, 10)
     assert sorted(ds.y_train.tolist() + ds.y_val.tolist() + ds.y_test.tolist()) == sorted(ages.astype(float).tolist())
     assert (ds.label_min, ds.label_max, ds.num_attr) == (0.0, 60.0, 0) and (ds.attr_test == -1).all()
 
     steer = np.linspace(-75.0, 60.0, 40)
-    _write_h5(tmp_path / "SteeringAngle_64x64.h5", images=_pixels(40, seed=2), labels=steer[:, None])
+    write_h5(tmp_path / "SteeringAngle_64x64.h5", images=pixels(40, seed=2), labels=steer[:, None])
     sa = load_hdf5_regression("steering_angle", tmp_path, image_size=64, max_per_label=None, seed=4)
     assert (sa.label_min, sa.label_max) == (-75.0, 60.0) and sa.y_test.min() >= -75.0
     u = sa.normalise(torch.cat([sa.y_train, sa.y_val, sa.y_test]))
@@ -306,15 +296,15 @@ def test_hdf5_errors(tmp_path: Path) -> None:
     assert str(tmp_path / "RC-49_64x64.h5") in message and "images" in message and "types" in message
     assert "\n" not in message
 
-    _write_h5(tmp_path / "UTKFace_64x64.h5", images=_pixels(4))
+    write_h5(tmp_path / "UTKFace_64x64.h5", images=pixels(4))
     with pytest.raises(DataError, match=r"no dataset 'labels' \(found: images\)"):
         load_hdf5_regression("utkface", tmp_path)
 
-    _write_h5(tmp_path / "UTKFace_64x64.h5", images=_pixels(4), labels=np.arange(5.0))
+    write_h5(tmp_path / "UTKFace_64x64.h5", images=pixels(4), labels=np.arange(5.0))
     with pytest.raises(DataError, match="has 4 images but 'labels' has shape"):
         load_hdf5_regression("utkface", tmp_path)
 
-    _write_h5(tmp_path / "UTKFace_64x64.h5", images=_pixels(4)[:, 0], labels=np.arange(4.0))
+    write_h5(tmp_path / "UTKFace_64x64.h5", images=pixels(4)[:, 0], labels=np.arange(4.0))
     with pytest.raises(DataError, match=r"not \(N, C, S, S\)"):
         load_hdf5_regression("utkface", tmp_path)
 

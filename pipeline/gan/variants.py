@@ -87,6 +87,8 @@ def variant_setup(exp, ds, spec) -> VariantSetup:
         "g_width": p.g_width,
         "d_width": p.d_width,
     }
+    if p.d_head != "sum":  # only then: checkpoints made before the option keep their build arguments
+        net["d_head"] = p.d_head
     if spec is None:
         return class_setup(net, ds.x_train, ds.y_train, ds.num_classes)
     if p.arch == "mlp":

@@ -13,6 +13,7 @@ from pipeline.nets.gan import Discriminator, Generator
 from pipeline.nets.labels import Y2H, LabelEmbedNet
 from pipeline.nets.mlp import MLPBackbone, MLPDiscriminator, MLPGenerator
 from pipeline.nets.mobilenetv2 import MobileNetV2
+from pipeline.nets.regressors import register as register_regression_nets
 from pipeline.nets.shufflenetv2 import ShuffleNetV2
 from pipeline.nets.vgg import VGG8
 from pipeline.nets.wrn import WideResNet
@@ -36,6 +37,7 @@ CLASSIFIERS = {
     "cnn": SmallCNN,
     "mlp": MLPBackbone,
 }
+register_regression_nets(CLASSIFIERS)  # vgg11/13/16/19, resnet18/34 (64x64): pipeline/nets/regressors.py
 GENERATORS = {"sngan": Generator, "mlp": MLPGenerator}
 DISCRIMINATORS = {"sngan": Discriminator, "mlp": MLPDiscriminator}
 
@@ -74,20 +76,26 @@ def build_gan(
     num_classes: int = 0,
     depth: int = 4,
     periodic_label: bool = False,
+    d_head: str = "sum",
 ) -> tuple[nn.Module, nn.Module]:
-    """(G, D) for data of shape (C, H, W) (images, "sngan") or (D,) (points, "mlp")."""
+    """(G, D) for data of shape (C, H, W) (images, "sngan") or (D,) (points, "mlp"); `d_head` is the
+    image D's head (pipeline.nets.gan: "sum" or the CcGAN reference's "ccgan")."""
     G_cls, D_cls = lookup(GENERATORS, arch, "generator"), lookup(DISCRIMINATORS, arch, "discriminator")
     cond = {"label_input": label_input, "num_classes": num_classes}
     if arch == "mlp":
         if len(data_shape) != 1:
             raise ParamsError(f"gan.arch 'mlp' is for point data, got data of shape {data_shape}")
         (dim,) = data_shape
+        if d_head != "sum":
+            raise ParamsError(f"gan.d_head {d_head!r} is for image discriminators, not gan.arch 'mlp'")
         mlp = {"depth": depth, "periodic": periodic_label, **cond}
         return G_cls(z_dim, dim, g_width, **mlp), D_cls(dim, d_width, **mlp)
     if len(data_shape) != 3:
         raise ParamsError(f"gan.arch {arch!r} is for images, got data of shape {data_shape}")
     channels, size = data_shape[0], data_shape[1]
-    return G_cls(z_dim, size, channels, width=g_width, **cond), D_cls(size, channels, width=d_width, **cond)
+    return G_cls(z_dim, size, channels, width=g_width, **cond), D_cls(
+        size, channels, width=d_width, head=d_head, **cond
+    )
 
 
 __all__ = [

@@ -1,8 +1,11 @@
 """SNGAN/BigGAN-style conditional generator and projection discriminator.
 
 G: dense -> 4x4 -> residual up-sampling blocks with conditional batch norm -> tanh.
-D: spectrally normalised residual down-sampling blocks, sum pooling, a linear head plus the
-projection term <embed(y), phi(x)>. The number of blocks follows the image size (4 * 2^k).
+D: spectrally normalised residual down-sampling blocks to a 4x4 map, then (`head`) either "sum":
+sum pooling of its 8 x width channels (SNGAN), or "ccgan": one more residual block at 4x4 to
+16 x width channels, flattened (16 x width x 4 x 4), as the CcGAN reference code's 64x64 D (1024
+channels at width 64); a linear head plus the projection term <embed(y), phi(x)> on either. The
+number of blocks follows the image size (4 * 2^k).
 
 How the label enters (`label_input`):
 - "class": an integer class; G's conditional BN and D's projection use learned class embeddings.
@@ -103,10 +106,15 @@ class Generator(nn.Module):
         return self.out(x)
 
 
+D_HEADS = ("sum", "ccgan")
+
+
 class DBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, first: bool) -> None:
+    """Pre-activation residual block (no ReLU before the first block), halving the map unless down is False."""
+
+    def __init__(self, c_in: int, c_out: int, first: bool, down: bool = True) -> None:
         super().__init__()
-        self.first = first
+        self.first, self.down = first, down
         self.conv1 = sn(nn.Conv2d(c_in, c_out, 3, 1, 1))
         self.conv2 = sn(nn.Conv2d(c_out, c_out, 3, 1, 1))
         self.skip = sn(nn.Conv2d(c_in, c_out, 1))
@@ -114,6 +122,8 @@ class DBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x if self.first else F.relu(x)
         out = self.conv2(F.relu(self.conv1(out)))
+        if not self.down:
+            return out + self.skip(x)
         return F.avg_pool2d(out, 2) + self.skip(F.avg_pool2d(x, 2))
 
 
@@ -121,15 +131,27 @@ class Discriminator(nn.Module):
     """Spectrally normalised ResNet discriminator with a projection term for the label."""
 
     def __init__(
-        self, image_size: int, channels: int, width: int = 64, *, label_input: str = "class", num_classes: int = 0
+        self,
+        image_size: int,
+        channels: int,
+        width: int = 64,
+        *,
+        label_input: str = "class",
+        num_classes: int = 0,
+        head: str = "sum",
     ) -> None:
         super().__init__()
         check_label_input(label_input, num_classes)
-        self.label_input = label_input
+        if head not in D_HEADS:
+            raise ValueError(f"unknown discriminator head {head!r} (known: {', '.join(D_HEADS)})")
+        self.label_input, self.head = label_input, head
         n = _n_blocks(image_size)
         widths = [channels] + [width * 2**i for i in range(n)]
-        self.blocks = nn.Sequential(*(DBlock(widths[i], widths[i + 1], first=i == 0) for i in range(n)))
-        self.feature_dim = widths[-1]
+        blocks = [DBlock(widths[i], widths[i + 1], first=i == 0) for i in range(n)]
+        if head == "ccgan":  # 4x4 -> 4x4 at twice the channels, features flattened
+            blocks.append(DBlock(widths[-1], 2 * widths[-1], first=False, down=False))
+        self.blocks = nn.Sequential(*blocks)
+        self.feature_dim = 2 * widths[-1] * 4 * 4 if head == "ccgan" else widths[-1]
         self.linear = sn(nn.Linear(self.feature_dim, 1))
         self.y2h = frozen(Y2H()) if label_input == "ili" else None
         if label_input == "class":
@@ -138,7 +160,8 @@ class Discriminator(nn.Module):
             self.embed = sn(nn.Linear(EMBED_DIM if label_input == "ili" else 1, self.feature_dim, bias=False))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.blocks(x)).sum(dim=(2, 3))
+        h = F.relu(self.blocks(x))
+        return h.flatten(1) if self.head == "ccgan" else h.sum(dim=(2, 3))
 
     def label_embedding(self, y: torch.Tensor) -> torch.Tensor:
         if self.label_input == "class":

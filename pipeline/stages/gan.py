@@ -85,7 +85,10 @@ def _fit(
 
 def _config(p: GanParams, seed: int, x: torch.Tensor, y: torch.Tensor, **extra) -> str:
     data_id = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()[:16]
-    return json.dumps({"gan": p.model_dump(mode="json"), "seed": seed, "data": data_id, **extra}, sort_keys=True)
+    gan = p.model_dump(mode="json")
+    if gan["d_head"] == "sum":  # the default: checkpoints made before the option keep their config
+        del gan["d_head"]
+    return json.dumps({"gan": gan, "seed": seed, "data": data_id, **extra}, sort_keys=True)
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
