@@ -55,7 +55,8 @@ def minimise(
             sched.step()
         acc, n_acc = acc + loss.item(), n_acc + 1
         if step % log_every == 0 or step == steps:
-            mean = acc if rt is None else float(rt.mean(torch.tensor(acc)))  # over the ranks under torchrun
+            # the mean over the ranks under torchrun (a float64: one process keeps acc as it is)
+            mean = acc if rt is None else float(rt.mean(torch.tensor(acc, dtype=torch.float64)))
             history.append({"step": float(step), "loss": mean / n_acc})
             acc, n_acc = 0.0, 0
             if progress:

@@ -109,7 +109,7 @@ def train_classifier(
         if step % log_every == 0 or step == steps:
             record: dict[str, float] = {
                 "step": float(step),
-                "loss": float(rt.mean(torch.tensor(acc))) / n_acc,
+                "loss": float(rt.mean(torch.tensor(acc, dtype=torch.float64))) / n_acc,
                 "lr": float(sched.get_last_lr()[0]),
             }
             if validate is not None:
