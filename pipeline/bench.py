@@ -18,7 +18,7 @@ import torch
 from pipeline.artifacts import CLASS_VARIANT
 from pipeline.data.circle import make_circle
 from pipeline.gan.binned import BinnedGenerator, Bins
-from pipeline.gan.losses import get_loss
+from pipeline.gan.kinds import objective
 from pipeline.gan.train import GanState, sample, train_gan
 from pipeline.gan.variants import variant_setup
 from pipeline.metrics import circle_metrics
@@ -61,7 +61,7 @@ def bench_circle(
         train_gan(
             state,
             cond,
-            loss=get_loss(p.loss),
+            objective=objective(p),
             z_dim=p.z_dim,
             steps=steps,
             n_dis=p.n_dis,
@@ -191,7 +191,7 @@ class _Shaped:
             self.x_train = torch.randn(n, 2)
         else:
             self.x_train = torch.rand(n, CHANNELS.get(d.name, 3), d.image_size, d.image_size) * 2 - 1
-        if exp.task == "classification":
+        if exp.task in ("classification", "ganzoo"):
             self.num_classes = d.n_models if d.name == "chair_models" else CLASSES[d.name]
             self.y_train = torch.arange(n) % self.num_classes
         else:  # continuous labels, already in [0, 1], on a grid of 500 distinct values
@@ -226,13 +226,20 @@ def bench_gan(
     warmup = warmup if warmup is not None else (5 if rt.cuda else 2)
     p = exp.gan
     ds = _Shaped(exp, max(8 * p.batch_size, 1000))
-    specs = [(CLASS_VARIANT, None)] if exp.task == "classification" else list(p.variants.items())
+    if exp.task == "classification":
+        specs = [(CLASS_VARIANT, None)]
+    elif exp.task == "ganzoo":
+        specs = [(v, p.variant(v)) for v in p.variants]
+    else:
+        specs = list(p.variants.items())
     results = {}
     for variant, spec in specs:
         seed_everything(seed)
         setup, G, D, _ = build_variant(exp, ds, spec, lambda: Y2H().state_dict())
-        state = GanState.create(rt.prepare(G), rt.prepare(D), p.lr_g, p.lr_d, (p.beta1, p.beta2))
-        kw = {"loss": get_loss(p.loss), "z_dim": p.z_dim, "n_dis": p.n_dis, "batch_size": p.batch_size}
+        pv = spec if exp.task == "ganzoo" else p
+        state = GanState.create(rt.prepare(G), rt.prepare(D), pv.lr_g, pv.lr_d, (pv.beta1, pv.beta2))
+        kw = {"objective": objective(pv, setup.arch.get("num_classes", 0)), "z_dim": pv.z_dim, "n_dis": pv.n_dis}
+        kw |= {"batch_size": pv.batch_size}
         kw |= {"ema_decay": 0.0, "ema_start": 0, "log_every": 10**9, "rt": rt}
         if rt.cuda:
             torch.cuda.reset_peak_memory_stats()

@@ -7,7 +7,7 @@ Every tunable lives in params.yaml; this module mirrors it. Unknown keys are rej
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -25,6 +25,10 @@ def _registry(kind: str) -> dict:
         from pipeline.gan.losses import LOSSES
 
         return LOSSES
+    if kind == "GAN kind":
+        from pipeline.gan.kinds import KINDS
+
+        return KINDS
     if kind == "KD method":
         from pipeline.distill.methods import METHODS
 
@@ -51,6 +55,7 @@ ClassifierNet = Annotated[str, _registered("classifier net")]
 FeatureNet = Annotated[str, _registered("classifier net", "teacher")]
 GanArch = Annotated[str, _registered("GAN arch")]
 GanLoss = Annotated[str, _registered("GAN loss")]
+GanKind = Annotated[str, _registered("GAN kind")]
 KdMethod = Annotated[str, _registered("KD method")]
 
 
@@ -104,8 +109,21 @@ class ClassifierParams(Section):
 
 
 class GanParams(Section):
-    arch: GanArch = "sngan"
+    kind: GanKind = Field(
+        "projection",
+        description="projection (SNGAN/BigGAN; CcGAN for continuous labels), s3gan, dcgan, cdcgan, acgan, 2ngan, "
+        "infogan (pipeline/gan/kinds.py)",
+    )
+    arch: GanArch = Field("sngan", description="the nets of projection and s3gan (the DCGAN kinds have their own)")
     loss: GanLoss = "hinge"
+    label_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="keep the labels of this share of each class's training images: s3gan takes the rest "
+        "unlabelled, the other label-using kinds train on the labelled images only",
+    )
+    info_continuous: int = Field(2, ge=0, description="infogan: continuous codes (the first entries of z)")
     z_dim: int = Field(64, ge=1)
     g_width: int = Field(64, ge=8)
     d_width: int = Field(64, ge=8)
@@ -133,6 +151,23 @@ class GanParams(Section):
     )
     checkpoint_every: int = Field(250, ge=1)
     log_every: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def _kind(self) -> GanParams:
+        from pipeline.gan.kinds import KINDS
+
+        kind = KINDS[self.kind]
+        if kind.labels == "none" and self.label_fraction < 1:
+            raise ValueError(f"label_fraction: kind {self.kind} uses no labels")
+        if kind.nets is None and self.kind != "projection" and self.arch != "sngan":
+            raise ValueError(f"kind {self.kind} needs arch sngan")
+        if self.kind == "infogan" and self.info_continuous >= self.z_dim:
+            raise ValueError(f"info_continuous {self.info_continuous} must be below z_dim {self.z_dim}")
+        return self
+
+
+# GanParams fields whose defaults a GAN checkpoint's config leaves out (added after checkpoints existed)
+GAN_CONFIG_DEFAULTS = {"d_head": "sum", "kind": "projection", "label_fraction": 1.0, "info_continuous": 2}
 
 
 Subsampling = Literal["none", "dre", "cdre"]
@@ -301,6 +336,64 @@ class ClassificationExperiment(Section):
     def dre_variant(self) -> str:
         return "cgan"  # the one GAN of a classification experiment (artifacts.CLASS_VARIANT)
 
+    @model_validator(mode="after")
+    def _conditional(self) -> ClassificationExperiment:
+        from pipeline.gan.kinds import KINDS
+
+        if not KINDS[self.gan.kind].conditional:
+            raise ValueError(f"gan.kind {self.gan.kind} is unconditional: cGAN-KD samples fakes at given classes")
+        return self
+
+
+# ---- the class-conditional GAN family compared (ganzoo) --------------------------------------
+
+ZOO_VARIANTS: dict[str, dict[str, Any]] = {
+    "dcgan": {"kind": "dcgan"},
+    "cdcgan": {"kind": "cdcgan"},
+    "acgan": {"kind": "acgan"},
+    "2ngan": {"kind": "2ngan"},
+    "infogan": {"kind": "infogan"},
+    "projection": {"kind": "projection"},
+}
+
+
+class ZooGanParams(GanParams):
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: dict(ZOO_VARIANTS),
+        description="one GAN per entry, trained with the settings above overridden by the entry's (kind, "
+        "label_fraction, loss, beta1, ...)",
+    )
+
+    def variant(self, name: str) -> GanParams:
+        """The settings of one variant: the shared ones with the variant's overrides."""
+        return GanParams.model_validate({**self.model_dump(exclude={"variants"}), **self.variants[name]})
+
+    @model_validator(mode="after")
+    def _variants(self) -> ZooGanParams:
+        if not self.variants:
+            raise ValueError("variants: define at least one GAN variant")
+        for name, override in self.variants.items():
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"variant name {name!r}: use letters, digits, '-' and '_'")
+            if "variants" in override:
+                raise ValueError(f"variants.{name}: a variant cannot have variants")
+            try:
+                self.variant(name)
+            except ValidationError as err:
+                raise ValueError(f"variants.{name}.{_format(err)}") from None
+        return self
+
+
+class GanZooExperiment(Section):
+    """Every GAN kind trained at one budget on one data set and compared on the teacher's features
+    (the teacher is only the evaluation net here: FID, intra-FID, IS, accuracy on fakes)."""
+
+    task: Literal["ganzoo"]
+    data: DataParams = DataParams()
+    teacher: ClassifierParams = ClassifierParams()
+    gan: ZooGanParams = ZooGanParams()
+    evaluate: EvaluateParams = EvaluateParams()
+
 
 # ---- continuous labels (CcGAN) -------------------------------------------------------------
 
@@ -373,6 +466,8 @@ class CcGanParams(GanParams):
 
     @model_validator(mode="after")
     def _check(self) -> CcGanParams:
+        if self.kind != "projection":
+            raise ValueError(f"kind {self.kind}: continuous labels train CcGANs (kind projection)")
         if not self.variants:
             raise ValueError("variants: define at least one GAN variant")
         for name in self.variants:
@@ -495,8 +590,10 @@ def _check_dre_variant(dre: DreParams, gan: CcGanParams) -> None:
         raise ValueError(f"dre.gan_variant {dre.gan_variant!r} is not a gan variant ({', '.join(gan.variants)})")
 
 
-Experiment = Annotated[ClassificationExperiment | RegressionExperiment | CircleExperiment, Field(discriminator="task")]
-TASKS = ("classification", "regression", "circle")
+Experiment = Annotated[
+    ClassificationExperiment | RegressionExperiment | CircleExperiment | GanZooExperiment, Field(discriminator="task")
+]
+TASKS = ("classification", "regression", "circle", "ganzoo")
 # the stages of each task's pipeline, in order
 TASK_STAGES = {
     "classification": ("prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"),
@@ -513,6 +610,7 @@ TASK_STAGES = {
         "evaluate",
     ),
     "circle": ("prepare", "embed", "gan", "features", "dre", "evaluate"),
+    "ganzoo": ("prepare", "teacher", "gan", "evaluate"),
 }
 # which experiments each group of DVC stages loops over, by task
 GROUP_TASKS = {
@@ -521,6 +619,7 @@ GROUP_TASKS = {
     "continuous": ("regression", "circle"),
     "regression": ("regression",),
     "simulation": ("circle",),
+    "ganzoo": ("ganzoo",),
 }
 
 
@@ -532,6 +631,7 @@ class Groups(Section):
     continuous: tuple[str, ...] = ()
     regression: tuple[str, ...] = ()
     simulation: tuple[str, ...] = ()
+    ganzoo: tuple[str, ...] = ()
 
 
 class RuntimeParams(Section):

@@ -20,7 +20,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value
 from torch.optim.adam import adam
 
-from pipeline.gan.losses import GanLoss
+from pipeline.gan.kinds import Objective
 
 if TYPE_CHECKING:
     from pipeline.gan.train import Conditioning, DBatch
@@ -90,11 +90,11 @@ class CompiledIteration:
         D: nn.Module,
         opt_g: torch.optim.Optimizer,
         opt_d: torch.optim.Optimizer,
-        loss: GanLoss,
+        objective: Objective,
         z_dim: int,
         augment: Augment,
     ) -> None:
-        self.G, self.D, self.loss, self.z_dim, self.augment = G, D, loss, z_dim, augment
+        self.G, self.D, self.objective, self.z_dim, self.augment = G, D, objective, z_dim, augment
         self.g_params, self.g_fixed = _split(G)
         self.d_params, self.d_fixed = _split(D)
         self.adam_g, self.adam_d = (
@@ -109,15 +109,12 @@ class CompiledIteration:
         self,
         d_params: dict[str, Tensor],
         d_fixed: dict[str, Tensor],
-        x_real: Tensor,
+        batch: DBatch,
         x_fake: Tensor,
-        y: Tensor,
-        w_real: Tensor | None,
-        w_fake: Tensor | None,
+        z: Tensor,
     ) -> Tensor:
-        n = len(x_real)
-        logits = functional_call(self.D, (d_params, d_fixed), (self.augment(torch.cat([x_real, x_fake])), y))
-        return self.loss.d(logits[:n], logits[n:], w_real, w_fake)
+        x, y = self.objective.d_input(batch, x_fake)
+        return self.objective.d_loss(functional_call(self.D, (d_params, d_fixed), (self.augment(x), y)), batch, z)
 
     def _g_loss(
         self,
@@ -127,8 +124,8 @@ class CompiledIteration:
         z: Tensor,
         y: Tensor,
     ) -> Tensor:
-        x = functional_call(self.G, (g_params, g_fixed), (z, y))
-        return self.loss.g(functional_call(self.D, d_all, (self.augment(x), y)))
+        x, y_d = self.objective.g_input(functional_call(self.G, (g_params, g_fixed), (z, y)), y)
+        return self.objective.g_loss(functional_call(self.D, d_all, (self.augment(x), y_d)), y, z)
 
     def _iteration(
         self,
@@ -144,10 +141,7 @@ class CompiledIteration:
         for batch, z in d_batches:  # as train.d_step
             with torch.no_grad():
                 x_fake = functional_call(self.G, (g_params, g_fixed), (z, batch.y_gen))
-            y = torch.cat([batch.y_real, batch.y_fake])
-            grads, d_loss = grad_and_value(self._d_loss)(
-                d_params, d_fixed, batch.x_real, x_fake, y, batch.w_real, batch.w_fake
-            )
+            grads, d_loss = grad_and_value(self._d_loss)(d_params, d_fixed, batch, x_fake, z)
             _adam_update(list(d_params.values()), list(grads.values()), adam_d)
             d_losses.append(d_loss)
         grads, g_loss = grad_and_value(self._g_loss)(

@@ -18,7 +18,7 @@ from torch import nn
 from pipeline.errors import ParamsError
 from pipeline.gan.compiled import CompiledIteration
 from pipeline.gan.ema import ema_update, standing_stats
-from pipeline.gan.losses import GanLoss
+from pipeline.gan.kinds import Objective
 from pipeline.gan.vicinal import VicinalSampler
 from pipeline.runtime import LOCAL, Runtime, current
 from pipeline.utils import Progress, batches, device_of
@@ -107,18 +107,35 @@ class Conditioning(Protocol):
 
 
 class ClassConditioning:
-    """Class-conditional GAN: reals drawn uniformly, fakes at the same labels, G steps at uniform classes."""
+    """Class-conditional GAN: reals drawn uniformly, fakes at the same labels, G steps at uniform
+    classes. Labels < 0 mark unlabelled reals (S3GAN); then every fake's label is drawn uniformly."""
 
     def __init__(self, x: Tensor, y: Tensor, num_classes: int) -> None:
         self.x, self.y, self.num_classes = x, y, num_classes
+        self.semi = bool((y < 0).any())
 
     def d_batch(self, batch_size: int) -> DBatch:
         idx = torch.randint(0, len(self.x), (batch_size,))
         y = self.y[idx]
-        return DBatch(self.x[idx], y, y, y)
+        y_gen = self.g_labels(batch_size) if self.semi else y
+        return DBatch(self.x[idx], y, y_gen, y_gen)
 
     def g_labels(self, batch_size: int) -> Tensor:
         return torch.randint(0, self.num_classes, (batch_size,))
+
+
+class CodeConditioning(ClassConditioning):
+    """No labels (DCGAN, InfoGAN): reals drawn uniformly; each fake's "label" is a code drawn
+    uniformly from num_codes values (InfoGAN's categorical code; DCGAN's G ignores it). D, which
+    takes no label, is handed the codes for the reals too."""
+
+    def __init__(self, x: Tensor, num_codes: int) -> None:
+        super().__init__(x, torch.zeros(len(x), dtype=torch.long), num_codes)
+
+    def d_batch(self, batch_size: int) -> DBatch:
+        idx = torch.randint(0, len(self.x), (batch_size,))
+        c = self.g_labels(batch_size)
+        return DBatch(self.x[idx], c, c, c)
 
 
 class VicinalConditioning:
@@ -139,7 +156,7 @@ def d_step(
     G: nn.Module,
     D: nn.Module,
     opt_d: torch.optim.Optimizer,
-    loss: GanLoss,
+    objective: Objective,
     batch: DBatch,
     z: Tensor,
     augment: Augment = _identity,
@@ -150,13 +167,10 @@ def d_step(
     the runtime's autocast, the loss in fp32. Returns the loss (a detached scalar tensor)."""
     with torch.no_grad(), rt.autocast():
         x_fake = G(z, batch.y_gen)
-    n = len(batch.x_real)  # one D pass over reals and fakes together (D has no batch norm)
+    x, y = objective.d_input(batch, x_fake.to(batch.x_real.dtype))  # one D pass (D has no batch norm)
     with rt.autocast():
-        logits = D(
-            augment(torch.cat([batch.x_real, x_fake.to(batch.x_real.dtype)])), torch.cat([batch.y_real, batch.y_fake])
-        )
-    logits = logits.float()
-    d_loss = loss.d(logits[:n], logits[n:], batch.w_real, batch.w_fake)
+        out = D(augment(x), y)
+    d_loss = objective.d_loss(out.float(), batch, z)
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
@@ -180,7 +194,7 @@ def g_step(
     G: nn.Module,
     D: nn.Module,
     opt_g: torch.optim.Optimizer,
-    loss: GanLoss,
+    objective: Objective,
     y: Tensor,
     z: Tensor,
     augment: Augment = _identity,
@@ -191,8 +205,9 @@ def g_step(
     gradient to its input."""
     with no_param_grads(D):
         with rt.autocast():
-            logits = D(augment(G(z, y)), y)
-        g_loss = loss.g(logits.float())
+            x, y_d = objective.g_input(G(z, y), y)
+            out = D(augment(x), y_d)
+        g_loss = objective.g_loss(out.float(), y, z)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
     opt_g.step()
@@ -210,7 +225,7 @@ def train_gan(
     state: GanState,
     cond: Conditioning,
     *,
-    loss: GanLoss,
+    objective: Objective,
     z_dim: int,
     steps: int,
     n_dis: int,
@@ -225,7 +240,8 @@ def train_gan(
     progress: Progress | None = None,
     rt: Runtime | None = None,
 ) -> GanState:
-    """Train from state.step up to `steps` generator steps, labels drawn by `cond`. At the end,
+    """Train from state.step up to `steps` generator steps, labels drawn by `cond`, with the losses
+    of the GAN kind's `objective` (pipeline.gan.kinds). At the end,
     G_ema's batch-norm statistics are recomputed for its averaged weights (standing statistics).
     With `compiled`, each iteration runs as one compiled graph (`compiled.CompiledIteration`): the same
     updates up to floating-point rounding, faster for small nets after a one-off compile.
@@ -241,7 +257,7 @@ def train_gan(
     if compiled:
         if rt.distributed or rt.cuda:
             raise ParamsError("gan.compile is for one CPU process: turn it off under torchrun or on a GPU")
-        iteration = CompiledIteration(state.G, state.D, state.opt_g, state.opt_d, loss, z_dim, augment)
+        iteration = CompiledIteration(state.G, state.D, state.opt_g, state.opt_d, objective, z_dim, augment)
     else:
         rt.check_batch(batch_size, "gan.batch_size")
         G, D = rt.wrap(state.G), rt.wrap(state.D)  # DDP for the net being updated; the other is used plain
@@ -253,12 +269,12 @@ def train_gan(
                 z = torch.randn(len(batch.y_gen), z_dim)
                 with rt.rank_rng(state.step * (n_dis + 1) + k):
                     d_losses.append(
-                        d_step(state.G, D, state.opt_d, loss, _shard_batch(rt, batch), rt.shard(z), augment, rt)
+                        d_step(state.G, D, state.opt_d, objective, _shard_batch(rt, batch), rt.shard(z), augment, rt)
                     )
             y = cond.g_labels(batch_size)
             z = torch.randn(batch_size, z_dim)
             with rt.rank_rng(state.step * (n_dis + 1) + n_dis):
-                g_loss = g_step(G, state.D, state.opt_g, loss, rt.shard(y), rt.shard(z), augment, rt)
+                g_loss = g_step(G, state.D, state.opt_g, objective, rt.shard(y), rt.shard(z), augment, rt)
             return d_losses, g_loss
 
     d_acc, g_acc, n_acc = torch.zeros((), device=rt.device), torch.zeros((), device=rt.device), 0

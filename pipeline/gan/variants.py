@@ -1,6 +1,7 @@
 """What one GAN variant trains on: the arguments that build (G, D) and how labels are drawn.
 
-Class labels: a class-conditional GAN. Continuous labels (normalised to [0, 1]): CcGAN with a
+Class labels: a GAN of the kind `gan.kind` (pipeline.gan.kinds), which may keep only a share of
+the labels. Continuous labels (normalised to [0, 1]): CcGAN with a
 hard or soft vicinity (rule of thumb unless sigma / kappa / nu are given) and NLI or ILI label
 input, or the baseline cGAN on labels binned into n_bins classes.
 """
@@ -15,9 +16,11 @@ from typing import Any, Literal
 import torch
 
 from pipeline.gan.binned import Bins
-from pipeline.gan.train import ClassConditioning, Conditioning, VicinalConditioning
+from pipeline.gan.kinds import build_args, get_kind, label_mask
+from pipeline.gan.train import ClassConditioning, CodeConditioning, Conditioning, VicinalConditioning
 from pipeline.gan.vicinal import VicinalSampler, Vicinity, rule_of_thumb
 from pipeline.nets import Y2H, build_gan
+from pipeline.params import GanParams
 
 
 @dataclass
@@ -46,10 +49,20 @@ def vicinity_of(
     return Vicinity(kind, s if sigma is None else sigma, k if kappa is None else kappa, n if nu is None else nu)
 
 
-def class_setup(net: dict[str, Any], x: torch.Tensor, y: torch.Tensor, num_classes: int) -> VariantSetup:
-    return VariantSetup(
-        {**net, "label_input": "class", "num_classes": num_classes}, ClassConditioning(x, y, num_classes)
-    )
+def class_setup(
+    p: Any, net: dict[str, Any], x: torch.Tensor, y: torch.Tensor, num_classes: int, seed: int
+) -> VariantSetup:
+    """A GAN of kind p.kind on images x with class labels y: the kinds that use no labels draw
+    codes; with p.label_fraction < 1 (labels kept per class, drawn by `seed`), s3gan sees the other
+    images unlabelled (label -1) and the other kinds train on the labelled images only."""
+    kind = get_kind(p.kind)
+    arch = {**net, **build_args(p, num_classes)}
+    if kind.labels == "none":
+        return VariantSetup(arch, CodeConditioning(x, num_classes))
+    if p.label_fraction < 1:
+        keep = label_mask(y, p.label_fraction, seed)
+        x, y = (x, torch.where(keep, y, -1)) if kind.labels == "semi" else (x[keep], y[keep])
+    return VariantSetup(arch, ClassConditioning(x, y, num_classes))
 
 
 def continuous_setup(
@@ -76,10 +89,11 @@ def continuous_setup(
     )
 
 
-def variant_setup(exp, ds, spec) -> VariantSetup:
-    """The nets and label sampling of one variant of `exp.gan` on the data set ds (spec None: the
-    class-conditional GAN); ILI's label embedding is not loaded here (build_variant does that)."""
-    p = exp.gan
+def variant_setup(exp, ds, spec, seed: int = 0) -> VariantSetup:
+    """The nets and label sampling of one variant of `exp.gan` on the data set ds: spec None is a
+    classification experiment's GAN, GanParams one of a ganzoo's, a CcGanVariant one of CcGAN's
+    (`seed` draws the kept labels); ILI's label embedding is not loaded here (build_variant does that)."""
+    p = spec if isinstance(spec, GanParams) else exp.gan
     net = {
         "arch": p.arch,
         "data_shape": tuple(ds.x_train.shape[1:]),
@@ -89,8 +103,8 @@ def variant_setup(exp, ds, spec) -> VariantSetup:
     }
     if p.d_head != "sum":  # only then: checkpoints made before the option keep their build arguments
         net["d_head"] = p.d_head
-    if spec is None:
-        return class_setup(net, ds.x_train, ds.y_train, ds.num_classes)
+    if spec is None or isinstance(spec, GanParams):
+        return class_setup(p, net, ds.x_train, ds.y_train, ds.num_classes, seed)
     if p.arch == "mlp":
         net |= {"depth": p.depth, "periodic_label": p.periodic_label}
     widths = {"m_kappa": p.m_kappa, "gap": p.label_gap, "sigma": p.sigma, "kappa": p.kappa, "nu": p.nu}
@@ -106,12 +120,12 @@ def variant_setup(exp, ds, spec) -> VariantSetup:
 
 
 def build_variant(
-    exp, ds, spec, load_y2h: Callable[[], dict[str, torch.Tensor]]
+    exp, ds, spec, load_y2h: Callable[[], dict[str, torch.Tensor]], seed: int = 0
 ) -> tuple[VariantSetup, torch.nn.Module, torch.nn.Module, dict]:
     """A fresh (G, D) for one variant (spec None: the class-conditional GAN), its label sampling
     and what besides params identifies its checkpoint (ILI: the y2h weights from load_y2h(),
     loaded into G and D). The gan stage and the vicinity study share it."""
-    setup = variant_setup(exp, ds, spec)
+    setup = variant_setup(exp, ds, spec, seed)
     G, D = build_gan(**setup.build_args)
     extra = dict(setup.fingerprint)
     if setup.arch["label_input"] == "ili":

@@ -9,6 +9,7 @@ from torch import nn
 from pipeline.errors import ParamsError
 from pipeline.nets.backbone import Backbone
 from pipeline.nets.classifiers import ResNet, SmallCNN
+from pipeline.nets.dcgan import DCDiscriminator, DCGenerator
 from pipeline.nets.gan import Discriminator, Generator
 from pipeline.nets.labels import Y2H, LabelEmbedNet
 from pipeline.nets.mlp import MLPBackbone, MLPDiscriminator, MLPGenerator
@@ -38,6 +39,8 @@ CLASSIFIERS = {
     "mlp": MLPBackbone,
 }
 register_regression_nets(CLASSIFIERS)  # vgg11/13/16/19, resnet18/34 (64x64): pipeline/nets/regressors.py
+# gan.arch: the nets of the projection cGAN / CcGAN and S3GAN; the DCGAN kinds (pipeline.gan.kinds)
+# build DCGAN nets (arch "dcgan" in a checkpoint's build arguments)
 GENERATORS = {"sngan": Generator, "mlp": MLPGenerator}
 DISCRIMINATORS = {"sngan": Discriminator, "mlp": MLPDiscriminator}
 
@@ -77,9 +80,22 @@ def build_gan(
     depth: int = 4,
     periodic_label: bool = False,
     d_head: str = "sum",
+    semi: bool = False,
+    d_label_input: str | None = None,
+    d_aux: int = 0,
 ) -> tuple[nn.Module, nn.Module]:
-    """(G, D) for data of shape (C, H, W) (images, "sngan") or (D,) (points, "mlp"); `d_head` is the
-    image D's head (pipeline.nets.gan: "sum" or the CcGAN reference's "ccgan")."""
+    """(G, D) for data of shape (C, H, W) (images, "sngan" or "dcgan") or (D,) (points, "mlp");
+    `d_head` is the image D's head (pipeline.nets.gan: "sum" or the CcGAN reference's "ccgan"),
+    `semi` adds S3GAN's rotation and class heads to it. DCGAN nets: `label_input` is G's ("onehot"
+    or "none"), `d_label_input` D's (default: G's) and `d_aux` the number of D's auxiliary outputs."""
+    if arch == "dcgan":
+        if len(data_shape) != 3:
+            raise ParamsError(f"the DCGAN nets are for images, got data of shape {data_shape}")
+        channels, size = data_shape[0], data_shape[1]
+        d_label = label_input if d_label_input is None else d_label_input
+        return DCGenerator(z_dim, size, channels, g_width, label_input=label_input, num_classes=num_classes), (
+            DCDiscriminator(size, channels, d_width, label_input=d_label, num_classes=num_classes, aux=d_aux)
+        )
     G_cls, D_cls = lookup(GENERATORS, arch, "generator"), lookup(DISCRIMINATORS, arch, "discriminator")
     cond = {"label_input": label_input, "num_classes": num_classes}
     if arch == "mlp":
@@ -88,19 +104,23 @@ def build_gan(
         (dim,) = data_shape
         if d_head != "sum":
             raise ParamsError(f"gan.d_head {d_head!r} is for image discriminators, not gan.arch 'mlp'")
+        if semi:
+            raise ParamsError("S3GAN's heads are for image discriminators, not gan.arch 'mlp'")
         mlp = {"depth": depth, "periodic": periodic_label, **cond}
         return G_cls(z_dim, dim, g_width, **mlp), D_cls(dim, d_width, **mlp)
     if len(data_shape) != 3:
         raise ParamsError(f"gan.arch {arch!r} is for images, got data of shape {data_shape}")
     channels, size = data_shape[0], data_shape[1]
     return G_cls(z_dim, size, channels, width=g_width, **cond), D_cls(
-        size, channels, width=d_width, head=d_head, **cond
+        size, channels, width=d_width, head=d_head, semi=semi, **cond
     )
 
 
 __all__ = [
     "CLASSIFIERS",
     "DISCRIMINATORS",
+    "DCDiscriminator",
+    "DCGenerator",
     "GENERATORS",
     "Y2H",
     "Discriminator",

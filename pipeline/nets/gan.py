@@ -7,6 +7,11 @@ sum pooling of its 8 x width channels (SNGAN), or "ccgan": one more residual blo
 channels at width 64); a linear head plus the projection term <embed(y), phi(x)> on either. The
 number of blocks follows the image size (4 * 2^k).
 
+With `semi` (S3GAN), D has two more linear heads on phi(x): a 4-way rotation classifier and a
+class classifier; D(x, y) is then (N, 1 + 4 + K): the projection logit, the rotation logits, the
+class logits. A label y < 0 marks an unlabelled real image: its projection term uses the class
+head's argmax, with the gradient stopped (S3GAN's co-training).
+
 How the label enters (`label_input`):
 - "class": an integer class; G's conditional BN and D's projection use learned class embeddings.
 - "nli": CcGAN's naive label input, y in [0, 1]: G adds y to every element of its first dense
@@ -27,7 +32,7 @@ from torch.nn.utils.parametrizations import spectral_norm as sn
 from pipeline.nets.labels import EMBED_DIM, Y2H, check_label_input, frozen
 
 
-def _n_blocks(image_size: int) -> int:
+def n_blocks(image_size: int) -> int:
     k = math.log2(image_size / 4)
     if k < 1 or k != int(k):
         raise ValueError(f"image_size must be 4 * 2^k with k >= 1, got {image_size}")
@@ -81,7 +86,7 @@ class Generator(nn.Module):
         super().__init__()
         check_label_input(label_input, num_classes)
         self.z_dim, self.num_classes, self.label_input = z_dim, num_classes, label_input
-        n = _n_blocks(image_size)
+        n = n_blocks(image_size)
         widths = [width * 2 ** (n - i) for i in range(n + 1)]  # e.g. 4w, 2w, w
         self.embed: nn.Module | None = None  # nli: the label enters the first layer
         if label_input == "class":
@@ -139,13 +144,16 @@ class Discriminator(nn.Module):
         label_input: str = "class",
         num_classes: int = 0,
         head: str = "sum",
+        semi: bool = False,
     ) -> None:
         super().__init__()
         check_label_input(label_input, num_classes)
+        if semi and label_input != "class":
+            raise ValueError("semi (S3GAN's heads) needs class labels")
         if head not in D_HEADS:
             raise ValueError(f"unknown discriminator head {head!r} (known: {', '.join(D_HEADS)})")
         self.label_input, self.head = label_input, head
-        n = _n_blocks(image_size)
+        n = n_blocks(image_size)
         widths = [channels] + [width * 2**i for i in range(n)]
         blocks = [DBlock(widths[i], widths[i + 1], first=i == 0) for i in range(n)]
         if head == "ccgan":  # 4x4 -> 4x4 at twice the channels, features flattened
@@ -158,6 +166,7 @@ class Discriminator(nn.Module):
             self.embed = sn(nn.Embedding(num_classes, self.feature_dim))
         else:
             self.embed = sn(nn.Linear(EMBED_DIM if label_input == "ili" else 1, self.feature_dim, bias=False))
+        self.semi = sn(nn.Linear(self.feature_dim, 4 + num_classes)) if semi else None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.blocks(x))
@@ -171,4 +180,8 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         phi = self.features(x)
-        return self.linear(phi).squeeze(1) + (self.label_embedding(y) * phi).sum(1)
+        if self.semi is None:
+            return self.linear(phi).squeeze(1) + (self.label_embedding(y) * phi).sum(1)
+        heads = self.semi(phi)
+        y = torch.where(y < 0, heads[:, 4:].detach().argmax(1), y)  # unlabelled: the class head's guess
+        return torch.cat([self.linear(phi) + (self.label_embedding(y) * phi).sum(1, keepdim=True), heads], 1)

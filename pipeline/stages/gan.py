@@ -1,6 +1,7 @@
 """gan: trains the experiment's conditional GAN(s) -> models/<experiment>/gan/<variant>.pt.
 
-classification: one class-conditional GAN (variant "cgan"). Continuous labels (regression,
+classification: one class-conditional GAN (variant "cgan") of kind `gan.kind`. ganzoo: one GAN per
+entry of `gan.variants` (each a kind, with its own overrides of the shared settings). Continuous labels (regression,
 circle): one CcGAN per variant of `gan.variants` (HVDL / SVDL with NLI or ILI, or the cGAN
 baseline on binned labels), on labels normalised to [0, 1], with the rule-of-thumb vicinity
 unless sigma / kappa / nu are set.
@@ -25,10 +26,10 @@ from pipeline.augment import random_shift
 from pipeline.data import load_dataset, training_label_grid
 from pipeline.errors import CheckpointError
 from pipeline.figures import save_curves, save_figure, save_grid
-from pipeline.gan.losses import get_loss
+from pipeline.gan.kinds import objective
 from pipeline.gan.train import Conditioning, GanState, sample, train_gan
 from pipeline.gan.variants import build_variant
-from pipeline.params import GanParams, Params
+from pipeline.params import GAN_CONFIG_DEFAULTS, GanParams, Params
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
 
@@ -42,6 +43,7 @@ def _fit(
     arch: dict,
     config: str,
     path: Path,
+    num_classes: int,
 ) -> GanState:
     """Train (or resume) one GAN; checkpoints go to `path`."""
     rt = runtime.current()
@@ -66,7 +68,7 @@ def _fit(
         train_gan(
             state,
             cond,
-            loss=get_loss(p.loss),
+            objective=objective(p, num_classes),
             z_dim=p.z_dim,
             steps=p.steps,
             n_dis=p.n_dis,
@@ -85,9 +87,10 @@ def _fit(
 
 def _config(p: GanParams, seed: int, x: torch.Tensor, y: torch.Tensor, **extra) -> str:
     data_id = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()[:16]
-    gan = p.model_dump(mode="json")
-    if gan["d_head"] == "sum":  # the default: checkpoints made before the option keep their config
-        del gan["d_head"]
+    gan = p.model_dump(mode="json", exclude={"variants"})
+    for key, default in GAN_CONFIG_DEFAULTS.items():  # checkpoints made before the option keep their config
+        if gan.get(key) == default:
+            del gan[key]
     return json.dumps({"gan": gan, "seed": seed, "data": data_id, **extra}, sort_keys=True)
 
 
@@ -102,25 +105,36 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     with tracking.stage_run(experiment, "gan", {"seed": params.seed, "gan": p.model_dump(mode="json")}):
         if exp.task == "classification":
             jobs = [(CLASS_VARIANT, None)]
+        elif exp.task == "ganzoo":
+            jobs = [(v, p.variant(v)) for v in p.variants]
         else:
             jobs = list(p.variants.items())
         for variant, spec in jobs:
             seed_everything(params.seed)
-            setup, G, D, extra = build_variant(exp, ds, spec, partial(load_y2h, paths))
+            setup, G, D, extra = build_variant(exp, ds, spec, partial(load_y2h, paths), params.seed)
+            pv = spec if isinstance(spec, GanParams) else p
             if setup.vicinity is not None:
                 v = setup.vicinity
                 summary[variant] = {"sigma": v.sigma, "kappa": v.kappa, "nu": v.nu, "window": v.radius}
             config = _config(
-                p,
+                pv,
                 params.seed,
                 ds.x_train,
                 ds.y_train,
                 variant=variant,
-                spec=None if spec is None else spec.model_dump(),
+                spec=None if spec is None or spec is pv else spec.model_dump(),
                 **extra,
             )
             state = _fit(
-                f"gan[{experiment}/{variant}]", p, G, D, setup.cond, setup.arch, config, paths.generator(variant)
+                f"gan[{experiment}/{variant}]",
+                pv,
+                G,
+                D,
+                setup.cond,
+                setup.arch,
+                config,
+                paths.generator(variant),
+                setup.arch.get("num_classes", 0),
             )
             tracking.log_history(state.history, f"{variant}_")
             histories[variant] = state.history
@@ -147,18 +161,19 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
 
 
 def _pictures(exp, ds, paths: Paths, variants: list[str], seed: int) -> None:
-    """Sample grids (images) or scatter plots (points) from each G_ema."""
+    """Sample grids (images) or scatter plots (points) from each G_ema; InfoGAN: its codes' grid."""
     z_dim = exp.gan.z_dim
     for variant in variants:
         G = load_generator(paths.generator(variant))
         torch.manual_seed(seed)
-        if exp.task == "classification":
-            n = 10
-            save_grid(
-                sample(G, torch.arange(ds.num_classes).repeat_interleave(n), z_dim),
-                paths.metrics / "gan_samples.png",
-                nrow=n,
-            )
+        if exp.task in ("classification", "ganzoo"):
+            n = 10  # a row per class (code), 10 samples each
+            name = "gan_samples.png" if exp.task == "classification" else f"gan_samples_{variant}.png"
+            y = torch.arange(ds.num_classes).repeat_interleave(n)
+            save_grid(sample(G, y, z_dim), paths.metrics / name, nrow=n)
+            pv = exp.gan.variant(variant) if exp.task == "ganzoo" else exp.gan
+            if pv.kind == "infogan" and pv.info_continuous:
+                save_grid(info_grid(G, ds.num_classes, z_dim), paths.metrics / f"gan_codes_{variant}.png", nrow=n)
         elif ds.is_image:
             n = 10  # rows: 10 labels evenly spaced over the training range; columns: 10 samples
             u = training_label_grid(ds, 10)
@@ -167,6 +182,15 @@ def _pictures(exp, ds, paths: Paths, variants: list[str], seed: int) -> None:
             _scatter(
                 ds, sample(G, ds.normalise(ds.y_test), z_dim), paths.metrics / f"gan_samples_{variant}.png", variant
             )
+
+
+@torch.no_grad()
+def info_grid(G: torch.nn.Module, num_codes: int, z_dim: int, n: int = 10, span: float = 2.0) -> torch.Tensor:
+    """InfoGAN's codes: row c is categorical code c, column j sets the first continuous code (z[0])
+    to -span + 2 span j / (n - 1); the rest of z is one draw shared by the whole grid."""
+    z = torch.randn(1, z_dim).repeat(num_codes * n, 1)
+    z[:, 0] = torch.linspace(-span, span, n).repeat(num_codes)
+    return G.eval()(z, torch.arange(num_codes).repeat_interleave(n))
 
 
 def _scatter(ds, fake: torch.Tensor, path: Path, title: str) -> None:

@@ -21,7 +21,7 @@ from pipeline.ui import info
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp = params.experiment(experiment)
-    if exp.task != "classification":
+    if exp.task in ("regression", "circle"):
         return _run_continuous(exp.data, params.seed, paths)
     p = exp.data
     if p.name == "digits":

@@ -15,14 +15,15 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp.teacher.loss; MAE in label units)."""
     exp = params.experiment(experiment)
     p = exp.teacher
-    classification = exp.task == "classification"
+    task = "regression" if exp.task == "regression" else "classification"  # ganzoo: the evaluation classifier
+    classification = task == "classification"
     ds = load_dataset(paths.prepared)
     name = "accuracy" if classification else "mae"
     with tracking.stage_run(experiment, "teacher", {"seed": params.seed, "teacher": p.model_dump(mode="json")}):
         with progress_bar(f"teacher[{experiment}]", p.steps) as bar:
-            model, history = fit(p, exp.task, ds, seed=params.seed, progress=bar)
+            model, history = fit(p, task, ds, seed=params.seed, progress=bar)
         metrics = {
-            f"{split}_{name}": score(exp.task, ds, model, split)
+            f"{split}_{name}": score(task, ds, model, split)
             for split in ("test", "train", *(("val",) if len(ds.y_val) else ()))
         }
         metrics |= best_step(history)

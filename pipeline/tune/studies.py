@@ -258,7 +258,7 @@ class VicinityStudy(Study):
 
     def run(self, values: dict[str, Any], report: Report) -> tuple[float, dict[str, float]]:
         from pipeline.artifacts import load_y2h
-        from pipeline.gan.losses import get_loss
+        from pipeline.gan.kinds import objective
         from pipeline.gan.train import GanState, train_gan
         from pipeline.gan.variants import build_variant
         from pipeline.utils import seed_everything
@@ -277,7 +277,7 @@ class VicinityStudy(Study):
         train_gan(
             state,
             setup.cond,
-            loss=get_loss(p.loss),
+            objective=objective(p),
             z_dim=p.z_dim,
             steps=p.steps,
             n_dis=p.n_dis,
