@@ -53,6 +53,7 @@ def claims_for(task: str, summary: dict, dre_variant: str | None) -> list[Claim]
     """The claims an experiment of `task` is judged by (its GAN variants read from a summary)."""
     if task == "ganzoo":
         return zoo_claims(summary)
+    assert dre_variant is not None, f"a {task} experiment subsamples one GAN variant"
     if task == "classification":
         acc = "students.{}.test_accuracy"
         return [
@@ -152,7 +153,9 @@ def zoo_claims(summary: dict) -> list[Claim]:
     order = [find("2ngan"), find("cdcgan"), find("acgan")]
     names = ["2N-GAN", "cDCGAN", "ACGAN"]
     out += [
-        Claim(f"document's order: {names[i]} IS > {names[i + 1]} IS", is_.format(order[i]), ">", is_.format(order[i + 1]))
+        Claim(
+            f"document's order: {names[i]} IS > {names[i + 1]} IS", is_.format(order[i]), ">", is_.format(order[i + 1])
+        )
         for i in range(2)
         if order[i] and order[i + 1]
     ]

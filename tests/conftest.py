@@ -26,7 +26,7 @@ def _isolated_mlflow(tmp_path_factory: pytest.TempPathFactory):
 
 CLASSIFICATION_METHODS = ("blkd", "fitnet", "at", "rkd", "crd", "takd")  # every KD method (the whole-pipeline tests)
 REGRESSION_METHODS = ("fitnet", "at", "rkd")
-TINY_NAMES = {"classification": "tiny", "regression": "tiny_reg", "circle": "tiny_circle"}
+TINY_NAMES = {"classification": "tiny", "regression": "tiny_reg", "circle": "tiny_circle", "ganzoo": "tiny_zoo"}
 
 
 def _shrink(exp: dict) -> dict:
@@ -56,6 +56,18 @@ def _shrink(exp: dict) -> dict:
         exp["synthesize"].update(n_fake=40, n_per_label=4, n_burnin=20, batch_size=16)
         exp["student"].update(steps=10, width=4, batch_size=16)
         exp["evaluate"].update(net="cnn", steps=10, width=4, batch_size=16, n_labels=4, n_fake_per_label=4, n_bins=2)
+    elif task == "ganzoo":  # every kind, S3GAN and the projection GAN with half the labels
+        exp["data"].update(train_per_class=6, val_per_class=2, image_size=8)
+        exp["teacher"].update(steps=20, width=4, batch_size=16)
+        exp["gan"].update(
+            steps=6, g_width=8, d_width=8, batch_size=8, ema_start=2, checkpoint_every=3, log_every=2, z_dim=8
+        )
+        exp["gan"]["variants"] = {
+            **{k: {"kind": k} for k in ("dcgan", "cdcgan", "acgan", "2ngan", "infogan", "projection")},
+            "projection_l50": {"kind": "projection", "label_fraction": 0.5, "loss": "hinge"},
+            "s3gan_l50": {"kind": "s3gan", "label_fraction": 0.5, "loss": "hinge"},
+        }
+        exp["evaluate"].update(n_fake_per_class=4)
     else:
         exp["data"].update(n_train_angles=12, per_angle=3, n_eval_angles=8, eval_per_angle=5)
         exp["embed"].update(steps=10, y2h_steps=10, width=16, batch_size=16)

@@ -5,6 +5,7 @@ import torch
 
 from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.errors import CheckpointError
+from pipeline.gan.kinds import Objective
 from pipeline.gan.losses import get_loss
 from pipeline.gan.train import ClassConditioning, GanState, train_gan
 from pipeline.nets import Discriminator, Generator
@@ -85,7 +86,7 @@ def _train(state, x, y, **kw):
     return train_gan(
         state,
         ClassConditioning(x, y, 3),
-        loss=get_loss("hinge"),
+        objective=Objective(get_loss("hinge")),
         z_dim=8,
         steps=6,
         n_dis=2,

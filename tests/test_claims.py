@@ -161,3 +161,49 @@ def test_diagnostics_show_every_students_test_score_in_table_order():
         "cGAN-KD + FitNet: test accuracy",
     ]
     assert "| FitNet: test accuracy | 0.93 ± 0 | 0.93, 0.93 |" in lines
+
+
+def _zoo(intra: dict[str, float], is_: dict[str, float], real_is: float = 9.0) -> dict:
+    kinds = {"2ngan": ("2ngan", 1.0), "cdcgan": ("cdcgan", 1.0), "acgan": ("acgan", 1.0), "full": ("projection", 1.0)}
+    kinds |= {"alone": ("projection", 0.2), "semi": ("s3gan", 0.2)}
+    return {
+        "variants": {v: {"kind": k, "label_fraction": f} for v, (k, f) in kinds.items()},
+        "gan": {
+            v: {"is_teacher_classifier": is_.get(v, 8.0), "intra_fid_teacher_features": intra.get(v, 5.0)}
+            for v in kinds
+        },
+        "reference": {"is_teacher_classifier_real_test": real_is},
+    }
+
+
+def test_ganzoo_claims_find_variants_by_kind_and_label_share():
+    seeds = [
+        _zoo({"full": 10.0, "semi": 11.0, "alone": 20.0}, {"2ngan": 7.0, "cdcgan": 6.0, "acgan": 3.0}),
+        _zoo({"full": 12.0, "semi": 10.0, "alone": 18.0}, {"2ngan": 7.5, "cdcgan": 6.5, "acgan": 4.4}),
+        _zoo({"full": 11.0, "semi": 14.0, "alone": 19.0}, {"2ngan": 7.2, "cdcgan": 6.0, "acgan": 5.0}),
+    ]
+    verdicts = {v.claim.text: v for v in judge("zoo", claims_for("ganzoo", seeds[0], None), seeds)}
+    collapse = verdicts["acgan: no collapse (IS at least half the test images'), every seed"]
+    assert collapse.margins == pytest.approx([-1.5, -0.1, 0.5]) and collapse.result == "MISS"  # IS - 0.5 x 9
+    assert verdicts["document's order: 2N-GAN IS > cDCGAN IS"].result == "PASS"
+    within = verdicts["S3GAN 20% labels: intra-FID within the seed spread of the projection GAN (100%)"]
+    assert within.margins == pytest.approx([-1.0, 2.0, -3.0])  # worse by 0.67 on average, std 2.5: within it
+    assert within.passed and within.result == "PASS (worse, but within the seed spread)"
+    alone = verdicts["S3GAN 20% labels: intra-FID below the projection GAN on those labelled images alone"]
+    assert alone.margins == pytest.approx([9.0, 8.0, 5.0]) and alone.result == "PASS"
+    assert not any("10%" in text for text in verdicts)  # no 10% variants in these summaries
+
+    worse = [_zoo({"full": 10.0 + d, "semi": 20.0 + d}, {}) for d in (0.0, 0.5, -0.5)]
+    far = {v.claim.text: v for v in judge("zoo", claims_for("ganzoo", worse[0], None), worse)}
+    assert far["S3GAN 20% labels: intra-FID within the seed spread of the projection GAN (100%)"].result == "MISS"
+
+
+def test_match_codes_recovers_the_permutation():
+    from pipeline.stages.evaluate_zoo import match_codes
+
+    perm = torch.tensor([2, 0, 3, 1])
+    codes = torch.arange(4).repeat(5)
+    classes = perm[codes].clone()
+    classes[:3] = torch.tensor([0, 0, 0])  # two disagreements: code 0 -> 0 and code 2 -> 0 (code 1 -> 0 is right)
+    mapping, agreement = match_codes(codes, classes, 4)
+    assert torch.equal(mapping, perm) and agreement == pytest.approx(18 / 20)

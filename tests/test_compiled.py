@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from pipeline.gan.compiled import CompiledIteration
+from pipeline.gan.kinds import Objective
 from pipeline.gan.losses import get_loss
 from pipeline.gan.train import GanState, VicinalConditioning, train_gan
 from pipeline.gan.vicinal import VicinalSampler, Vicinity
@@ -32,7 +33,7 @@ def _train(state: GanState, steps: int, compiled: bool) -> GanState:
     return train_gan(
         state,
         cond,
-        loss=get_loss("bce"),
+        objective=Objective(get_loss("bce")),
         z_dim=2,
         steps=steps,
         n_dis=2,
@@ -96,4 +97,4 @@ def test_compiled_iterations_do_what_the_eager_steps_do_and_resume_eagerly():
 def test_compiled_iteration_needs_optimisers_over_the_nets_parameters():
     state = _state()
     with pytest.raises(ValueError, match="optimiser must hold the net's trainable parameters"):
-        CompiledIteration(state.G, state.D, state.opt_d, state.opt_g, get_loss("bce"), 2, lambda x: x)
+        CompiledIteration(state.G, state.D, state.opt_d, state.opt_g, Objective(get_loss("bce")), 2, lambda x: x)

@@ -67,6 +67,7 @@ def _train_all(rt: runtime.Runtime) -> dict[str, dict[str, torch.Tensor]]:
     """Every loop, from fixed initial weights, under runtime `rt`."""
     from pipeline.distill.methods import BLKD
     from pipeline.distill.train import train_classifier
+    from pipeline.gan.kinds import Objective
     from pipeline.gan.losses import get_loss
     from pipeline.gan.train import ClassConditioning, GanState, VicinalConditioning, train_gan
     from pipeline.gan.vicinal import VicinalSampler, Vicinity
@@ -97,8 +98,8 @@ def _train_all(rt: runtime.Runtime) -> dict[str, dict[str, torch.Tensor]]:
         for group in [*state.opt_g.param_groups, *state.opt_d.param_groups]:
             group["eps"] = 1e-4  # Adam would blow a rounding-level gradient (a unit active on one sample) up to lr
         train_gan(
-            state, cond, loss=get_loss("hinge"), z_dim=4, steps=STEPS, n_dis=2, batch_size=16, ema_decay=0.9,
-            ema_start=2, log_every=2, rt=rt,
+            state, cond, objective=Objective(get_loss("hinge")), z_dim=4, steps=STEPS, n_dis=2, batch_size=16,
+            ema_decay=0.9, ema_start=2, log_every=2, rt=rt,
         )  # fmt: skip
         out[name] = {**{f"G.{k}": v for k, v in _weights(G).items()}, **{f"D.{k}": v for k, v in _weights(D).items()}}
         out[name]["history"] = torch.tensor([[r["d_loss"], r["g_loss"]] for r in state.history])

@@ -1,5 +1,7 @@
 """A full `dvc repro` of a tiny config in a temporary copy of the repository."""
 
+import json
+
 import pytest
 import yaml
 
@@ -72,3 +74,25 @@ def test_dvc_repro_tiny_config(tmp_path):
         "student@tiny",
         "evaluate@tiny",
     }
+
+
+# about 40 s: prepare, the evaluation teacher, eight GANs (every kind) and their table
+def test_dvc_repro_tiny_ganzoo(tmp_path):
+    repo = tmp_path / "repo"
+    raw = make_tiny_repo(repo, "ganzoo")
+    log = dvc(repo, "repro")
+    assert stages_run(log) == {f"{s}@tiny_zoo" for s in ("prepare", "zoo_teacher", "zoo_gan", "zoo_evaluate")}
+    variants = raw["experiments"]["tiny_zoo"]["gan"]["variants"]
+    metrics = repo / "metrics" / "tiny_zoo"
+    assert {p.name for p in (repo / "models" / "tiny_zoo" / "gan").iterdir()} == {f"{v}.pt" for v in variants}
+    assert {p.name for p in metrics.glob("gan_*_*.png")} == {
+        *(f"gan_samples_{v}.png" for v in variants),
+        "gan_codes_infogan.png",
+    }
+    summary = json.loads((repo / "metrics" / "tiny_zoo.json").read_text())
+    assert set(summary["gan"]) == set(variants)
+    assert "intra_fid_teacher_features" not in summary["gan"]["dcgan"]  # unconditional: no labels to be measured at
+    assert "code_accuracy" in summary["gan"]["infogan"] and "teacher_accuracy_on_fakes" in summary["gan"]["s3gan_l50"]
+    table = (repo / "metrics" / "tiny_zoo.md").read_text()
+    assert "| s3gan_l50 (s3gan, 50% labels) |" in table
+    assert stages_run(dvc(repo, "repro")) == set()

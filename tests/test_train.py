@@ -66,6 +66,7 @@ def test_random_shift_passes_gradients_to_the_images():
 
 
 def test_g_step_skips_d_weight_gradients_but_updates_g_as_before():
+    from pipeline.gan.kinds import Objective
     from pipeline.gan.losses import get_loss
     from pipeline.gan.train import g_step
     from pipeline.nets.mlp import MLPDiscriminator, MLPGenerator
@@ -89,7 +90,7 @@ def test_g_step_skips_d_weight_gradients_but_updates_g_as_before():
 
     opt = torch.optim.Adam(G.parameters(), lr=0.1)
     torch.manual_seed(1)
-    out = g_step(G, D, opt, loss, y, torch.randn(8, 2))
+    out = g_step(G, D, opt, Objective(loss), y, torch.randn(8, 2))
     assert torch.equal(out, ref_loss.detach())
     for a, b in zip(G.parameters(), G_ref.parameters()):
         assert torch.equal(a, b)

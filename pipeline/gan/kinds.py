@@ -194,12 +194,12 @@ def build_args(p: Any, num_classes: int) -> dict[str, Any]:
 
 
 def label_mask(y: Tensor, fraction: float, seed: int) -> Tensor:
-    """Which training images keep their label: round(fraction x n_c) of each class's n_c (at least
-    one), drawn with a generator seeded by `seed`."""
+    """Which training images keep their label: fraction x n_c of each class's n_c, rounded half up
+    (at least one), drawn with a generator seeded by `seed`."""
     gen = torch.Generator().manual_seed(seed)
     keep = torch.zeros(len(y), dtype=torch.bool)
     for c in torch.unique(y):
         idx = torch.nonzero(y == c).squeeze(1)
-        k = max(1, round(fraction * len(idx)))
+        k = max(1, int(fraction * len(idx) + 0.5))
         keep[idx[torch.randperm(len(idx), generator=gen)[:k]]] = True
     return keep

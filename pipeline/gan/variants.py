@@ -93,7 +93,7 @@ def variant_setup(exp, ds, spec, seed: int = 0) -> VariantSetup:
     """The nets and label sampling of one variant of `exp.gan` on the data set ds: spec None is a
     classification experiment's GAN, GanParams one of a ganzoo's, a CcGanVariant one of CcGAN's
     (`seed` draws the kept labels); ILI's label embedding is not loaded here (build_variant does that)."""
-    p = spec if isinstance(spec, GanParams) else exp.gan
+    p: Any = spec if isinstance(spec, GanParams) else exp.gan
     net = {
         "arch": p.arch,
         "data_shape": tuple(ds.x_train.shape[1:]),

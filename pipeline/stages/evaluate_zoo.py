@@ -66,7 +66,9 @@ def variant_metrics(G, kind: str, teacher, ds, n: int, z_dim: int, inception_wei
 
 def summary_markdown(experiment: str, summary: dict) -> str:
     ref, variants = summary["reference"], summary["variants"]
-    rows = {f"{v} ({variants[v]['kind']}, {variants[v]['label_fraction']:.0%} labels)": m for v, m in summary["gan"].items()}
+    rows = {
+        f"{v} ({variants[v]['kind']}, {variants[v]['label_fraction']:.0%} labels)": m for v, m in summary["gan"].items()
+    }
     return "\n".join(
         [
             f"## {experiment}",
@@ -76,8 +78,9 @@ def summary_markdown(experiment: str, summary: dict) -> str:
             *gan_table(rows),
             "",
             "FID, intra-FID and IS use the teacher's features and classifier, not Inception: compare them within "
-            f"this experiment only (real training vs test images: FID {ref['fid_teacher_features_real_train_vs_test']:.4g},"
-            f" IS of the test images {ref['is_teacher_classifier_real_test']:.4g}). teacher_accuracy_on_fakes: the "
+            "this experiment only (real training vs test images: FID "
+            f"{ref['fid_teacher_features_real_train_vs_test']:.4g}, IS of the test images "
+            f"{ref['is_teacher_classifier_real_test']:.4g}). teacher_accuracy_on_fakes: the "
             "teacher's accuracy at the labels the fakes were drawn at; code_accuracy (InfoGAN): agreement of its "
             "categorical code with the teacher's classes under the best one-to-one matching. Grids: "
             "gan_samples_<variant>.png (a row per class or code), gan_codes_<variant>.png (InfoGAN: a row per "
