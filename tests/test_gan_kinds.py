@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import yaml
 
 from pipeline.errors import ParamsError
 from pipeline.gan.kinds import INFO_CONTINUOUS, KINDS, ROTATION_D, ROTATION_G, label_mask, objective, rotate
@@ -279,3 +280,27 @@ def test_any_conditional_kind_generates_cgan_kd_fakes(tmp_path, gan):
     )
     x, y = load_synthetic(paths)
     assert len(x) == len(y) > 0 and x.shape[1:] == (1, 8, 8)
+
+
+def test_ganzoo_generate_and_the_commands_that_do_not_apply(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from tests.conftest import build_experiment
+
+    params, root = build_experiment(tmp_path, "ganzoo", "tiny_zoo", ["prepare"])
+    raw = yaml.safe_load(params.read_text())
+    raw["experiments"]["tiny_zoo"]["gan"]["variants"] = {"acgan": {"kind": "acgan"}, "info": {"kind": "infogan"}}
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    common = ["-e", "tiny_zoo", "-p", str(params), "--root", str(root)]
+    assert CliRunner().invoke(app, ["gan", *common]).exit_code == 0
+    out = tmp_path / "fakes"
+    result = CliRunner().invoke(app, ["generate", *common, "--variant", "acgan", "-l", "2", "-l", "4", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    fakes = torch.load(out.with_suffix(".pt"))
+    assert fakes["x"].shape == (16, 1, 8, 8) and fakes["y"].tolist() == [2] * 8 + [4] * 8
+    assert out.with_suffix(".png").is_file()
+    result = CliRunner().invoke(app, ["generate", *common, "--subsample", "cdre", "-o", str(out)])
+    assert result.exit_code == 2 and "a ganzoo experiment has no ratio nets" in result.output
+    result = CliRunner().invoke(app, ["tune", "n-fake", *common, "--n-trials", "1"])
+    assert result.exit_code == 2 and "which a ganzoo experiment does not have" in result.output

@@ -42,7 +42,7 @@ def check_labels(exp, ds, labels: list[float] | None, experiment: str) -> torch.
     """The labels as G takes them (class ids; normalised continuous labels), after checking them:
     a class must be one of the data set's, a continuous label inside its label range. None: every
     class, or DEFAULT_LABELS evenly spaced over the training labels' range."""
-    if exp.task == "classification":
+    if exp.task in ("classification", "ganzoo"):
         if labels is None:
             return torch.arange(ds.num_classes)
         for v in labels:
@@ -78,12 +78,15 @@ def _generator_path(
         raise ParamsError(f"--subsample {subsampling!r}: use {', '.join(METHODS)}")
     if variant is not None and generator is not None:
         raise ParamsError("give --variant or --generator, not both")
-    subsampled = (
-        CLASS_VARIANT if exp.task == "classification" else exp.dre_variant
-    )  # the variant whose fakes the ratio nets saw
+    if exp.task == "ganzoo":
+        if subsampling != "none":
+            raise ParamsError(f"--subsample {subsampling}: a ganzoo experiment has no ratio nets (no dre stage)")
+        subsampled = None
+    else:  # the variant whose fakes the ratio nets saw
+        subsampled = CLASS_VARIANT if exp.task == "classification" else exp.dre_variant
     if generator is None:
         known = (CLASS_VARIANT,) if exp.task == "classification" else tuple(exp.gan.variants)
-        variant = variant or subsampled
+        variant = variant or subsampled or known[0]
         if variant not in known:
             raise ParamsError(f"--variant {variant!r}: not a GAN variant of {experiment} ({', '.join(known)})")
         generator = paths.generator(variant)
@@ -151,22 +154,24 @@ def run(
         _unique(wanted, labels)
     G = load_generator(path)
     sub = load_subsampler(paths, subsampling)
+    dre = getattr(exp, "dre", None)  # a ganzoo experiment has none (and no subsampling)
+    z_dim = exp.gan.variant(variant).z_dim if exp.task == "ganzoo" and variant else exp.gan.z_dim
     seed_everything(params.seed if seed is None else seed)
     with progress_bar(
         f"generate[{experiment}] {variant or path.name} ({subsampling})", len(wanted) * n_per_label
     ) as bar:
         x, y, stats = draw(
             G,
-            exp.gan.z_dim,
+            z_dim,
             wanted,
             n_per_label,
             sub,
-            burnin=exp.dre.burnin,
-            batch_size=exp.dre.batch_size_rs,
+            burnin=dre.burnin if dre else 0,
+            batch_size=dre.batch_size_rs if dre else 1000,
             progress=bar,
         )
     # labels back in the data set's units: the user's own values (not a float round trip of them)
-    if exp.task == "classification":
+    if exp.task in ("classification", "ganzoo"):
         shown = wanted
     else:
         shown = ds.denormalise(wanted) if labels is None else torch.tensor(labels)

@@ -105,6 +105,11 @@ class Study:
     name = ""
 
     def __init__(self, params: Params, experiment: str, paths: Paths, options: Options) -> None:
+        if params.experiment(experiment).task == "ganzoo":
+            raise ParamsError(
+                f"experiments.{experiment}: the {self.name} study tunes the cGAN-KD pipeline, which a ganzoo "
+                "experiment does not have"
+            )
         self.check(params, experiment, options)
         self.params, self.experiment, self.paths, self.options = params, experiment, paths, options
         self.exp = params.experiment(experiment)
