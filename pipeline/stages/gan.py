@@ -1,8 +1,8 @@
 """gan: trains the experiment's conditional GAN(s) -> models/<experiment>/gan/<variant>.pt.
 
-classification: one class-conditional GAN (variant "cgan") of kind `gan.kind`. ganzoo: one GAN per
-entry of `gan.variants` (each a kind, with its own overrides of the shared settings). Continuous labels (regression,
-circle): one CcGAN per variant of `gan.variants` (HVDL / SVDL with NLI or ILI, or the cGAN
+classification: one class-conditional GAN (variant "cgan") of kind `gan.kind`. ganzoo: one GAN
+per entry of `gan.variants` (each a kind, with its own overrides of the shared settings).
+Continuous labels (regression, circle): one CcGAN per variant of `gan.variants` (HVDL / SVDL with NLI or ILI, or the cGAN
 baseline on binned labels), on labels normalised to [0, 1], with the rule-of-thumb vicinity
 unless sigma / kappa / nu are set.
 
@@ -162,16 +162,16 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
 
 def _pictures(exp, ds, paths: Paths, variants: list[str], seed: int) -> None:
     """Sample grids (images) or scatter plots (points) from each G_ema; InfoGAN: its codes' grid."""
-    z_dim = exp.gan.z_dim
     for variant in variants:
         G = load_generator(paths.generator(variant))
+        pv = exp.gan.variant(variant) if exp.task == "ganzoo" else exp.gan
+        z_dim = pv.z_dim
         torch.manual_seed(seed)
         if exp.task in ("classification", "ganzoo"):
             n = 10  # a row per class (code), 10 samples each
             name = "gan_samples.png" if exp.task == "classification" else f"gan_samples_{variant}.png"
             y = torch.arange(ds.num_classes).repeat_interleave(n)
             save_grid(sample(G, y, z_dim), paths.metrics / name, nrow=n)
-            pv = exp.gan.variant(variant) if exp.task == "ganzoo" else exp.gan
             if pv.kind == "infogan" and pv.info_continuous:
                 save_grid(info_grid(G, ds.num_classes, z_dim), paths.metrics / f"gan_codes_{variant}.png", nrow=n)
         elif ds.is_image:
