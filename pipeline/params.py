@@ -161,6 +161,8 @@ class GanParams(Section):
             raise ValueError(f"label_fraction: kind {self.kind} uses no labels")
         if kind.nets is None and self.kind != "projection" and self.arch != "sngan":
             raise ValueError(f"kind {self.kind} needs arch sngan")
+        if self.compile and self.kind != "projection":
+            raise ValueError(f"compile: only kind projection runs compiled, not {self.kind}")
         if self.kind == "infogan" and self.info_continuous >= self.z_dim:
             raise ValueError(f"info_continuous {self.info_continuous} must be below z_dim {self.z_dim}")
         return self
@@ -380,7 +382,8 @@ class ZooGanParams(GanParams):
             try:
                 self.variant(name)
             except ValidationError as err:
-                raise ValueError(f"variants.{name}.{_format(err)}") from None
+                msg = _format(err).removeprefix("<top level>: ")  # a check across keys names its key itself
+                raise ValueError(f"variants.{name}.{msg}") from None
         return self
 
 

@@ -253,7 +253,9 @@ def test_params_check_kinds_and_variants():
         validate(_raw({"variants": {"a": {"kindd": "acgan"}}}))
     with pytest.raises(ParamsError, match=r"variants\.a\.kind: .*unknown GAN kind 'wgan'"):
         validate(_raw({"variants": {"a": {"kind": "wgan"}}}))
-    with pytest.raises(ParamsError, match="label_fraction: kind infogan uses no labels"):
+    with pytest.raises(ParamsError, match=r"gan: variants\.a\.compile: only kind projection runs compiled, not acgan$"):
+        validate(_raw({"variants": {"a": {"kind": "acgan", "compile": True}}}))
+    with pytest.raises(ParamsError, match=r"gan: variants\.i\.label_fraction: kind infogan uses no labels$"):
         validate(_raw({"variants": {"i": {"kind": "infogan", "label_fraction": 0.5}}}))
     with pytest.raises(ParamsError, match="gan.kind dcgan is unconditional"):
         validate(_raw({"kind": "dcgan"}, task="classification"))

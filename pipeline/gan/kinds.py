@@ -46,10 +46,15 @@ def adversarial(out: Tensor) -> Tensor:
     return out if out.ndim == 1 else out[:, 0]
 
 
+def rotations(n: int, device: torch.device) -> Tensor:
+    """The rotation class of each of n images: image i is turned by (i mod 4) x 90 degrees (no
+    random draw, so every rank of a distributed run rotates its share alike)."""
+    return torch.arange(n, device=device) % 4
+
+
 def rotate(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Image i rotated by (i mod 4) x 90 degrees, and those rotation classes (no random draw, so
-    every rank of a distributed run rotates its share alike)."""
-    r = torch.arange(len(x), device=x.device) % 4
+    """The images x turned by their `rotations` (anticlockwise), and those rotation classes."""
+    r = rotations(len(x), x.device)
     out = torch.empty_like(x)
     for k in range(4):
         out[k::4] = torch.rot90(x[k::4], k, (2, 3))
@@ -130,7 +135,7 @@ class S3Gan(Objective):
         n, m = len(batch.x_real), len(batch.y_gen)
         labelled = batch.y_real >= 0
         cls = F.cross_entropy(out[:n][labelled, 5:].float(), batch.y_real[labelled], reduction="sum")
-        rotation = _ce(out[n + m :, 1:5], rotate(batch.x_real)[1])
+        rotation = _ce(out[n + m :, 1:5], rotations(n, out.device))
         return super().d_loss(out, batch, z) + ROTATION_D * rotation + cls / labelled.sum().clamp(min=1)
 
     def g_input(self, x_fake: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -138,7 +143,7 @@ class S3Gan(Objective):
 
     def g_loss(self, out: Tensor, y: Tensor, z: Tensor) -> Tensor:
         m = len(y)
-        return self.loss.g(adversarial(out[:m])) + ROTATION_G * _ce(out[m:, 1:5], torch.arange(m, device=y.device) % 4)
+        return self.loss.g(adversarial(out[:m])) + ROTATION_G * _ce(out[m:, 1:5], rotations(m, out.device))
 
 
 @dataclass(frozen=True)
