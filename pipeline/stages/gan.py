@@ -2,9 +2,9 @@
 
 classification: one class-conditional GAN (variant "cgan") of kind `gan.kind`. ganzoo: one GAN
 per entry of `gan.variants` (each a kind, with its own overrides of the shared settings).
-Continuous labels (regression, circle): one CcGAN per variant of `gan.variants` (HVDL / SVDL with NLI or ILI, or the cGAN
-baseline on binned labels), on labels normalised to [0, 1], with the rule-of-thumb vicinity
-unless sigma / kappa / nu are set.
+Continuous labels (regression, circle): one CcGAN per variant of `gan.variants` (HVDL / SVDL
+with NLI or ILI, or the cGAN baseline on binned labels), on labels normalised to [0, 1], with the
+rule-of-thumb vicinity unless sigma / kappa / nu are set.
 
 Each checkpoint holds G, D, G_ema, both optimisers, the step, the loss history, the RNG state,
 the config that made it and the arguments that build G. A rerun with the same config resumes
