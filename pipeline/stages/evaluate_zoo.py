@@ -64,11 +64,13 @@ def variant_metrics(G, kind: str, teacher, ds, n: int, z_dim: int, inception_wei
     return row
 
 
+def _labels_text(kind: str, label_fraction: float) -> str:
+    return f"{kind}, no labels" if get_kind(kind).labels == "none" else f"{kind}, {label_fraction:.0%} labels"
+
+
 def summary_markdown(experiment: str, summary: dict) -> str:
     ref, variants = summary["reference"], summary["variants"]
-    rows = {
-        f"{v} ({variants[v]['kind']}, {variants[v]['label_fraction']:.0%} labels)": m for v, m in summary["gan"].items()
-    }
+    rows = {f"{v} ({_labels_text(**variants[v])})": m for v, m in summary["gan"].items()}
     return "\n".join(
         [
             f"## {experiment}",
