@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 
-from pipeline.artifacts import CLASS_VARIANT
 from pipeline.data.circle import make_circle
 from pipeline.gan.binned import BinnedGenerator, Bins
 from pipeline.gan.kinds import objective
@@ -218,7 +217,7 @@ def bench_gan(
     import resource
 
     from pipeline import runtime
-    from pipeline.gan.variants import build_variant
+    from pipeline.gan.variants import build_variant, variant_jobs
     from pipeline.nets import Y2H
 
     rt = rt or runtime.current()
@@ -226,17 +225,10 @@ def bench_gan(
     warmup = warmup if warmup is not None else (5 if rt.cuda else 2)
     p = exp.gan
     ds = _Shaped(exp, max(8 * p.batch_size, 1000))
-    if exp.task == "classification":
-        specs = [(CLASS_VARIANT, None)]
-    elif exp.task == "ganzoo":
-        specs = [(v, p.variant(v)) for v in p.variants]
-    else:
-        specs = list(p.variants.items())
     results = {}
-    for variant, spec in specs:
+    for variant, spec, pv in variant_jobs(exp):
         seed_everything(seed)
         setup, G, D, _ = build_variant(exp, ds, spec, lambda: Y2H().state_dict())
-        pv = spec if exp.task == "ganzoo" else p
         state = GanState.create(rt.prepare(G), rt.prepare(D), pv.lr_g, pv.lr_d, (pv.beta1, pv.beta2))
         kw = {"objective": objective(pv, setup.arch.get("num_classes", 0)), "z_dim": pv.z_dim, "n_dis": pv.n_dis}
         kw |= {"batch_size": pv.batch_size}

@@ -119,6 +119,20 @@ def variant_setup(exp, ds, spec, seed: int = 0) -> VariantSetup:
     )
 
 
+def variant_jobs(exp) -> list[tuple[str, Any, Any]]:
+    """(name, spec, GAN params) of each GAN an experiment trains: a classification experiment's one
+    GAN (spec None), a ganzoo's variants (spec: the variant's GanParams) or CcGAN's (a CcGanVariant,
+    under the shared params); spec is what variant_setup and build_variant take."""
+    from pipeline.artifacts import CLASS_VARIANT
+
+    p = exp.gan
+    if exp.task == "classification":
+        return [(CLASS_VARIANT, None, p)]
+    if exp.task == "ganzoo":
+        return [(v, p.variant(v), p.variant(v)) for v in p.variants]
+    return [(v, spec, p) for v, spec in p.variants.items()]
+
+
 def build_variant(
     exp, ds, spec, load_y2h: Callable[[], dict[str, torch.Tensor]], seed: int = 0
 ) -> tuple[VariantSetup, torch.nn.Module, torch.nn.Module, dict]:

@@ -21,14 +21,14 @@ from pathlib import Path
 import torch
 
 from pipeline import runtime, tracking
-from pipeline.artifacts import CLASS_VARIANT, Paths, load_gan, load_generator, load_y2h, save_gan, write_csv, write_json
+from pipeline.artifacts import Paths, load_gan, load_generator, load_y2h, save_gan, write_csv, write_json
 from pipeline.augment import random_shift
 from pipeline.data import load_dataset, training_label_grid
 from pipeline.errors import CheckpointError
 from pipeline.figures import save_curves, save_figure, save_grid
 from pipeline.gan.kinds import objective
 from pipeline.gan.train import Conditioning, GanState, sample, train_gan
-from pipeline.gan.variants import build_variant
+from pipeline.gan.variants import build_variant, variant_jobs
 from pipeline.params import GAN_CONFIG_DEFAULTS, GanParams, Params
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
@@ -103,16 +103,9 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     summary: dict[str, dict] = {}
     histories: dict[str, list[dict[str, float]]] = {}
     with tracking.stage_run(experiment, "gan", {"seed": params.seed, "gan": p.model_dump(mode="json")}):
-        if exp.task == "classification":
-            jobs = [(CLASS_VARIANT, None)]
-        elif exp.task == "ganzoo":
-            jobs = [(v, p.variant(v)) for v in p.variants]
-        else:
-            jobs = list(p.variants.items())
-        for variant, spec in jobs:
+        for variant, spec, pv in variant_jobs(exp):
             seed_everything(params.seed)
             setup, G, D, extra = build_variant(exp, ds, spec, partial(load_y2h, paths), params.seed)
-            pv = spec if isinstance(spec, GanParams) else p
             if setup.vicinity is not None:
                 v = setup.vicinity
                 summary[variant] = {"sigma": v.sigma, "kappa": v.kappa, "nu": v.nu, "window": v.radius}
