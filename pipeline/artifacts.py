@@ -70,6 +70,11 @@ class Paths:
     def gan(self) -> Path:
         return self.root / "models" / self.experiment / "gan"
 
+    @property
+    def kd_teacher(self) -> Path:
+        """A ganzoo's KD-DLGAN encoder, trained by its gan stage (kept with the GANs)."""
+        return self.gan / "kd_teacher.pt"
+
     def generator(self, variant: str) -> Path:
         return self.gan / f"{variant}.pt"
 
@@ -120,9 +125,20 @@ def write_csv(path: Path, history: list[dict[str, float]]) -> None:
 # classifiers and regressors (teacher, students, DRE's classifier features, evaluation nets)
 
 
-def save_classifier(model: nn.Module, path: Path, *, net: str, in_channels: int, num_classes: int, width: int) -> None:
+def save_classifier(
+    model: nn.Module,
+    path: Path,
+    *,
+    net: str,
+    in_channels: int,
+    num_classes: int,
+    width: int,
+    config: str | None = None,
+) -> None:
+    """A classifier checkpoint: its build arguments and weights (and, when given, the config
+    that made it, for a stage that retrains only when that changes)."""
     arch = {"net": net, "in_channels": in_channels, "num_classes": num_classes, "width": width}
-    save_checkpoint({"arch": arch, "model": model.state_dict()}, path)
+    save_checkpoint({"arch": arch, "model": model.state_dict(), **({"config": config} if config else {})}, path)
 
 
 def classifier_arch(path: Path) -> dict[str, Any]:

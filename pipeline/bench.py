@@ -9,6 +9,7 @@ result.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -193,12 +194,30 @@ class _Shaped:
         if exp.task in ("classification", "ganzoo"):
             self.num_classes = d.n_models if d.name == "chair_models" else CLASSES[d.name]
             self.y_train = torch.arange(n) % self.num_classes
+            self.class_names = tuple(str(c) for c in range(self.num_classes))
         else:  # continuous labels, already in [0, 1], on a grid of 500 distinct values
             self.num_classes = 0
             self.y_train = (torch.arange(n) % 500).float() / 499
 
+    @property
+    def channels(self) -> int:
+        return self.x_train.shape[1]
+
     def normalise(self, y: torch.Tensor) -> torch.Tensor:
         return y
+
+
+def _stand_in_encoder(exp, ds, folder: Path) -> Path:
+    """An untrained classifier of the net KD-DLGAN's encoder 'teacher' would be (the step's cost
+    does not depend on its weights), saved under `folder`."""
+    from pipeline.artifacts import save_classifier
+    from pipeline.nets import build_classifier
+
+    p = exp.gan.kd_teacher if exp.task == "ganzoo" else exp.teacher
+    path = folder / "encoder.pt"
+    net = build_classifier(p.net, ds.channels, ds.num_classes, p.width)
+    save_classifier(net, path, net=p.net, in_channels=ds.channels, num_classes=ds.num_classes, width=p.width)
+    return path
 
 
 def bench_gan(
@@ -226,11 +245,14 @@ def bench_gan(
     p = exp.gan
     ds = _Shaped(exp, max(8 * p.batch_size, 1000))
     results = {}
+    folder = tempfile.TemporaryDirectory()
+    own = _stand_in_encoder(exp, ds, Path(folder.name)) if exp.task in ("classification", "ganzoo") else None
     for variant, spec, pv in variant_jobs(exp):
         seed_everything(seed)
-        setup, G, D, _ = build_variant(exp, ds, spec, lambda: Y2H().state_dict())
+        setup, G, D, _ = build_variant(exp, ds, spec, lambda: Y2H().state_dict(), own_encoder=own)
+        assert setup.objective is not None
         state = GanState.create(rt.prepare(G), rt.prepare(D), pv.lr_g, pv.lr_d, (pv.beta1, pv.beta2))
-        kw = {"objective": objective(pv, setup.arch.get("num_classes", 0)), "z_dim": pv.z_dim, "n_dis": pv.n_dis}
+        kw = {"objective": setup.objective.to(rt.device), "z_dim": pv.z_dim, "n_dis": pv.n_dis}
         kw |= {"batch_size": pv.batch_size}
         kw |= {"ema_decay": 0.0, "ema_start": 0, "log_every": 10**9, "rt": rt}
         if rt.cuda:
@@ -259,6 +281,7 @@ def bench_gan(
             f"{r['samples_per_s']:.0f} generated samples/s, peak {'GPU memory' if rt.cuda else 'RSS'} "
             f"{peak:.0f} MB ({iterations} iterations after {warmup} warm-up)"
         )
+    folder.cleanup()
     return results
 
 

@@ -108,6 +108,40 @@ class ClassifierParams(Section):
         return self
 
 
+class KdDlGanParams(Section):
+    """KD-DLGAN (pipeline/gan/kd_dlgan.py): a frozen encoder distilled into D."""
+
+    encoder: str = Field(
+        "teacher",
+        description="teacher: the experiment's own classifier trained on the full training split (classification: "
+        "its teacher; ganzoo: gan.kd_teacher, kept apart from the evaluation teacher); else the path of a local "
+        "encoder file in `format`",
+    )
+    format: Literal["classifier", "torchscript", "open_clip"] = Field(
+        "classifier",
+        description="classifier: a cgankd classifier checkpoint (penultimate features); torchscript: a module "
+        "images -> features; open_clip: an open_clip checkpoint of model `open_clip_model` (needs the open_clip_torch "
+        "package; its text side gives the prototypes)",
+    )
+    open_clip_model: str | None = Field(None, description="open_clip: the model name, e.g. ViT-B-32")
+    image_size: int | None = Field(
+        None, ge=8, description="resize images to this (and grey to 3 channels) before a torchscript/open_clip encoder"
+    )
+    agkd: float = Field(1.0, ge=0, description="weight of aggregated generative KD in D's loss (0: off)")
+    cgkd: float = Field(1.0, ge=0, description="weight of correlated generative KD in D's loss (0: off)")
+    p: float = Field(0.5, ge=0, le=1, description="AGKD: probability that a (real, fake) pair adds the crossed targets")
+
+    @model_validator(mode="after")
+    def _check(self) -> KdDlGanParams:
+        if self.agkd == 0 and self.cgkd == 0:
+            raise ValueError("agkd and cgkd are both 0: turn one on, or drop kd_dlgan")
+        if self.encoder == "teacher" and self.format != "classifier":
+            raise ValueError(f"format: encoder 'teacher' is a classifier, not {self.format}")
+        if self.format == "open_clip" and not self.open_clip_model:
+            raise ValueError("open_clip_model: name the open_clip model the encoder file holds")
+        return self
+
+
 class GanParams(Section):
     kind: GanKind = Field(
         "projection",
@@ -122,6 +156,13 @@ class GanParams(Section):
         le=1,
         description="keep the labels of this share of each class's training images: s3gan takes the rest "
         "unlabelled, the other label-using kinds train on the labelled images only",
+    )
+    data_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="train on this share of each class's training images (data-limited GANs; rounded half up, at "
+        "least one, drawn with the seed); the other images are never seen by the GAN",
     )
     info_continuous: int = Field(2, ge=0, description="infogan: continuous codes (the first entries of z)")
     z_dim: int = Field(64, ge=1)
@@ -140,6 +181,13 @@ class GanParams(Section):
     beta1: float = Field(0.0, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     augment_shift: int = Field(0, ge=0, le=8, description="DiffAugment translation (pixels) of D's inputs; 0 = off")
+    augment_cutout: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="DiffAugment cutout of D's inputs: square side / image side (DiffAugment: 0.5); 0 = off",
+    )
+    kd_dlgan: KdDlGanParams | None = Field(None, description="KD-DLGAN's distillation into D (null: off)")
     ema_decay: float = Field(0.995, ge=0, lt=1)
     ema_start: int = Field(500, ge=0, description="EMA copies G until this step")
     compile: bool = Field(
@@ -163,13 +211,23 @@ class GanParams(Section):
             raise ValueError(f"kind {self.kind} needs arch sngan")
         if self.compile and self.kind != "projection":
             raise ValueError(f"compile: only kind projection runs compiled, not {self.kind}")
+        if self.compile and self.kd_dlgan is not None:
+            raise ValueError("compile: KD-DLGAN does not run compiled")
         if self.kind == "infogan" and self.info_continuous >= self.z_dim:
             raise ValueError(f"info_continuous {self.info_continuous} must be below z_dim {self.z_dim}")
         return self
 
 
 # GanParams fields whose defaults a GAN checkpoint's config leaves out (added after checkpoints existed)
-GAN_CONFIG_DEFAULTS = {"d_head": "sum", "kind": "projection", "label_fraction": 1.0, "info_continuous": 2}
+GAN_CONFIG_DEFAULTS = {
+    "d_head": "sum",
+    "kind": "projection",
+    "label_fraction": 1.0,
+    "info_continuous": 2,
+    "data_fraction": 1.0,
+    "augment_cutout": 0.0,
+    "kd_dlgan": None,
+}
 
 
 Subsampling = Literal["none", "dre", "cdre"]
@@ -365,10 +423,15 @@ class ZooGanParams(GanParams):
         description="one GAN per entry, trained with the settings above overridden by the entry's (kind, "
         "label_fraction, loss, beta1, ...)",
     )
+    kd_teacher: ClassifierParams | None = Field(
+        None,
+        description="KD-DLGAN's own encoder (kd_dlgan.encoder: teacher): a classifier trained by the gan stage on the "
+        "full training split, apart from the evaluation teacher",
+    )
 
     def variant(self, name: str) -> GanParams:
         """The settings of one variant: the shared ones with the variant's overrides."""
-        return GanParams.model_validate({**self.model_dump(exclude={"variants"}), **self.variants[name]})
+        return GanParams.model_validate({**self.model_dump(exclude={"variants", "kd_teacher"}), **self.variants[name]})
 
     @model_validator(mode="after")
     def _variants(self) -> ZooGanParams:
@@ -380,11 +443,17 @@ class ZooGanParams(GanParams):
             if "variants" in override:
                 raise ValueError(f"variants.{name}: a variant cannot have variants")
             try:
-                self.variant(name)
+                pv = self.variant(name)
             except ValidationError as err:
                 msg = _format(err).removeprefix("<top level>: ")  # a check across keys names its key itself
                 raise ValueError(f"variants.{name}.{msg}") from None
+            if pv.kd_dlgan is not None and pv.kd_dlgan.encoder == "teacher" and self.kd_teacher is None:
+                raise ValueError(f"kd_teacher: variant {name} distils the encoder 'teacher': define gan.kd_teacher")
         return self
+
+    @property
+    def needs_kd_teacher(self) -> bool:
+        return any((kd := self.variant(v).kd_dlgan) is not None and kd.encoder == "teacher" for v in self.variants)
 
 
 class GanZooExperiment(Section):
@@ -471,6 +540,9 @@ class CcGanParams(GanParams):
     def _check(self) -> CcGanParams:
         if self.kind != "projection":
             raise ValueError(f"kind {self.kind}: continuous labels train CcGANs (kind projection)")
+        if self.kd_dlgan is not None or self.data_fraction < 1:
+            key = "kd_dlgan" if self.kd_dlgan is not None else "data_fraction"
+            raise ValueError(f"{key}: for class labels (its prototypes and shares are per class), not CcGANs")
         if not self.variants:
             raise ValueError("variants: define at least one GAN variant")
         for name in self.variants:

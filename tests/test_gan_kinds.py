@@ -17,6 +17,7 @@ from pipeline.nets.gan import Discriminator
 from pipeline.params import GanParams, validate
 
 K = 3
+NO_X = torch.zeros(0)  # the images D saw: no kind here reads them
 
 
 def softplus(v: float) -> float:
@@ -43,7 +44,7 @@ def test_acgan_adds_the_auxiliary_cross_entropy_on_reals_and_fakes():
     b = batch([0], [1, 2])
     bce = softplus(-0.5) + (softplus(-0.3) + softplus(1.5)) / 2  # -log sigmoid(real), -log(1 - sigmoid(fake))
     aux = ce([1.0, 0.0, -1.0], 0) + (ce([0.2, 2.0, 0.1], 1) + ce([0.0, 0.0, 3.0], 2)) / 2
-    assert obj.d_loss(out, b, torch.zeros(3, 4)).item() == pytest.approx(bce + aux, rel=1e-6)
+    assert obj.d_loss(out, b, torch.zeros(3, 4), NO_X).item() == pytest.approx(bce + aux, rel=1e-6)
     g = obj.g_loss(out[1:], torch.tensor([1, 2]), torch.zeros(2, 4))
     want = (softplus(0.3) + softplus(-1.5)) / 2 + (ce([0.2, 2.0, 0.1], 1) + ce([0.0, 0.0, 3.0], 2)) / 2
     assert g.item() == pytest.approx(want, rel=1e-6)
@@ -56,7 +57,7 @@ def test_2ngan_targets_real_class_2y_and_fake_class_2y_plus_1():
     b = batch([2], [1])
     rows = out[:, 1:].tolist()
     adv = softplus(-out[0, 0].item()) + softplus(out[1, 0].item())
-    assert obj.d_loss(out, b, torch.zeros(2, 4)).item() == pytest.approx(
+    assert obj.d_loss(out, b, torch.zeros(2, 4), NO_X).item() == pytest.approx(
         adv + ce(rows[0], 4) + ce(rows[1], 3), rel=1e-6
     )
     g = obj.g_loss(out[1:], torch.tensor([1]), torch.zeros(1, 4))
@@ -75,7 +76,7 @@ def test_infogan_mutual_information_terms():
     assert obj.g_loss(out, c, z).item() == pytest.approx(2 * softplus(0.0) / 2 + info, rel=1e-6)
     # in the D step the same terms are taken on the fakes (rows after the reals), at their codes y_gen
     real = torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
-    d = obj.d_loss(torch.cat([real, out]), batch([1], [0, 2]), z)
+    d = obj.d_loss(torch.cat([real, out]), batch([1], [0, 2]), z, NO_X)
     assert d.item() == pytest.approx(softplus(-1.0) + softplus(0.0) + info, rel=1e-6)
 
 
@@ -124,11 +125,11 @@ def test_s3gan_losses_rotation_and_class_terms():
     adv = sum(softplus(-rows[i][0]) for i in range(4)) / 4 + sum(softplus(rows[i][0]) for i in range(4, 8)) / 4
     rotation = sum(ce(rows[8 + i][1:5], i % 4) for i in range(4)) / 4
     cls = (ce(rows[0][5:], 0) + ce(rows[2][5:], 2)) / 2  # the labelled reals only
-    got = obj.d_loss(out, b, torch.zeros(4, 4)).item()
+    got = obj.d_loss(out, b, torch.zeros(4, 4), x).item()
     assert got == pytest.approx(adv + ROTATION_D * rotation + cls, rel=1e-5)
     out2 = out.clone()
     out2[[1, 3], 5:] += 5.0  # the unlabelled reals' class logits do not enter the loss
-    assert obj.d_loss(out2, b, torch.zeros(4, 4)).item() == pytest.approx(got, rel=1e-6)
+    assert obj.d_loss(out2, b, torch.zeros(4, 4), x).item() == pytest.approx(got, rel=1e-6)
 
     xg, yg = obj.g_input(x_fake, torch.tensor([1, 1, 0, 2]))
     assert torch.equal(xg[4:], rotate(x_fake)[0]) and yg.tolist() == [1, 1, 0, 2] * 2

@@ -114,7 +114,8 @@ class CompiledIteration:
         z: Tensor,
     ) -> Tensor:
         x, y = self.objective.d_input(batch, x_fake)
-        return self.objective.d_loss(functional_call(self.D, (d_params, d_fixed), (self.augment(x), y)), batch, z)
+        x = self.augment(x)
+        return self.objective.d_loss(functional_call(self.D, (d_params, d_fixed), (x, y)), batch, z, x)
 
     def _g_loss(
         self,

@@ -2,9 +2,10 @@
 losses on D's outputs, chosen by `gan.kind` from KINDS.
 
 Every kind trains in the one loop of pipeline.gan.train: an `Objective` says what D sees in a D
-step and in a G step (`d_input`, `g_input`) and turns D's outputs into the loss (`d_loss`,
-`g_loss`). D returns (N,) adversarial logits, or (N, 1 + A) with A auxiliary logits after the
-adversarial one. The adversarial part is the loss chosen by `gan.loss` (pipeline.gan.losses).
+step and in a G step (`d_input`, `g_input`) and turns D's outputs into the loss (`d_loss`, which
+also gets the images D saw, and `g_loss`). D returns (N,) adversarial logits, or (N, 1 + A) with
+A auxiliary logits after the adversarial one. The adversarial part is the loss chosen by
+`gan.loss` (pipeline.gan.losses).
 
 - projection: SNGAN/BigGAN projection cGAN (gan.arch's nets; CcGAN for continuous labels).
 - s3gan: the projection cGAN with fewer labels (S3GAN): D also has a 4-way rotation head (weight
@@ -72,10 +73,14 @@ class Objective:
     def __init__(self, loss: GanLoss, num_classes: int = 0, n_continuous: int = 0) -> None:
         self.loss, self.num_classes, self.n_continuous = loss, num_classes, n_continuous
 
+    def to(self, device: torch.device) -> Objective:
+        """Move what the objective holds (KD-DLGAN's encoder) to `device`."""
+        return self
+
     def d_input(self, batch: DBatch, x_fake: Tensor) -> tuple[Tensor, Tensor]:
         return torch.cat([batch.x_real, x_fake]), torch.cat([batch.y_real, batch.y_fake])
 
-    def d_loss(self, out: Tensor, batch: DBatch, z: Tensor) -> Tensor:
+    def d_loss(self, out: Tensor, batch: DBatch, z: Tensor, x: Tensor) -> Tensor:
         n, m = len(batch.x_real), len(batch.y_gen)
         return self.loss.d(adversarial(out[:n]), adversarial(out[n : n + m]), batch.w_real, batch.w_fake)
 
@@ -87,10 +92,10 @@ class Objective:
 
 
 class ACGan(Objective):
-    def d_loss(self, out: Tensor, batch: DBatch, z: Tensor) -> Tensor:
+    def d_loss(self, out: Tensor, batch: DBatch, z: Tensor, x: Tensor) -> Tensor:
         n = len(batch.x_real)
         aux = _ce(out[:n, 1:], batch.y_real) + _ce(out[n:, 1:], batch.y_fake)
-        return super().d_loss(out, batch, z) + aux
+        return super().d_loss(out, batch, z, x) + aux
 
     def g_loss(self, out: Tensor, y: Tensor, z: Tensor) -> Tensor:
         return super().g_loss(out, y, z) + _ce(out[:, 1:], y)
@@ -99,10 +104,10 @@ class ACGan(Objective):
 class TwoNGan(Objective):
     """2N-GAN / ADC-GAN: real class k is 2k, fake class k is 2k + 1."""
 
-    def d_loss(self, out: Tensor, batch: DBatch, z: Tensor) -> Tensor:
+    def d_loss(self, out: Tensor, batch: DBatch, z: Tensor, x: Tensor) -> Tensor:
         n = len(batch.x_real)
         aux = _ce(out[:n, 1:], 2 * batch.y_real) + _ce(out[n:, 1:], 2 * batch.y_fake + 1)
-        return super().d_loss(out, batch, z) + aux
+        return super().d_loss(out, batch, z, x) + aux
 
     def g_loss(self, out: Tensor, y: Tensor, z: Tensor) -> Tensor:
         return super().g_loss(out, y, z) + _ce(out[:, 1:], 2 * y) - _ce(out[:, 1:], 2 * y + 1)
@@ -115,9 +120,9 @@ class InfoGan(Objective):
         k, n = self.num_classes, self.n_continuous
         return _ce(q[:, :k], c) + INFO_CONTINUOUS * F.mse_loss(q[:, k : k + n].float(), z[:, :n])
 
-    def d_loss(self, out: Tensor, batch: DBatch, z: Tensor) -> Tensor:
+    def d_loss(self, out: Tensor, batch: DBatch, z: Tensor, x: Tensor) -> Tensor:
         n = len(batch.x_real)
-        return super().d_loss(out, batch, z) + self.info(out[n:, 1:], batch.y_gen, z)
+        return super().d_loss(out, batch, z, x) + self.info(out[n:, 1:], batch.y_gen, z)
 
     def g_loss(self, out: Tensor, y: Tensor, z: Tensor) -> Tensor:
         return super().g_loss(out, y, z) + self.info(out[:, 1:], y, z)
@@ -131,12 +136,12 @@ class S3Gan(Objective):
         x, y = super().d_input(batch, x_fake)
         return torch.cat([x, rotate(batch.x_real)[0]]), torch.cat([y, batch.y_real])
 
-    def d_loss(self, out: Tensor, batch: DBatch, z: Tensor) -> Tensor:
+    def d_loss(self, out: Tensor, batch: DBatch, z: Tensor, x: Tensor) -> Tensor:
         n, m = len(batch.x_real), len(batch.y_gen)
         labelled = batch.y_real >= 0
         cls = F.cross_entropy(out[:n][labelled, 5:].float(), batch.y_real[labelled], reduction="sum")
         rotation = _ce(out[n + m :, 1:5], rotations(n, out.device))
-        return super().d_loss(out, batch, z) + ROTATION_D * rotation + cls / labelled.sum().clamp(min=1)
+        return super().d_loss(out, batch, z, x) + ROTATION_D * rotation + cls / labelled.sum().clamp(min=1)
 
     def g_input(self, x_fake: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         return torch.cat([x_fake, rotate(x_fake)[0]]), torch.cat([y, y])

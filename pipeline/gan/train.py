@@ -168,9 +168,10 @@ def d_step(
     with torch.no_grad(), rt.autocast():
         x_fake = G(z, batch.y_gen)
     x, y = objective.d_input(batch, x_fake.to(batch.x_real.dtype))  # one D pass (D has no batch norm)
+    x = augment(x)
     with rt.autocast():
-        out = D(augment(x), y)
-    d_loss = objective.d_loss(out.float(), batch, z)
+        out = D(x, y)
+    d_loss = objective.d_loss(out.float(), batch, z, x)
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()

@@ -11,16 +11,21 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
 from pipeline.gan.binned import Bins
-from pipeline.gan.kinds import build_args, get_kind, label_mask
+from pipeline.gan.encoders import encoder_dim, encoder_file, load_encoder
+from pipeline.gan.kd_dlgan import KdDlGan, class_prototypes
+from pipeline.gan.kinds import Objective, build_args, get_kind, label_mask, objective
 from pipeline.gan.train import ClassConditioning, CodeConditioning, Conditioning, VicinalConditioning
 from pipeline.gan.vicinal import VicinalSampler, Vicinity, rule_of_thumb
 from pipeline.nets import Y2H, build_gan
 from pipeline.params import GanParams
+
+DATA_SEED = 7919  # offset of the seed that draws gan.data_fraction's images from the one of the kept labels
 
 
 @dataclass
@@ -29,6 +34,7 @@ class VariantSetup:
     cond: Conditioning
     vicinity: Vicinity | None = None
     fingerprint: dict[str, Any] = field(default_factory=dict)  # what else makes a checkpoint differ
+    objective: Objective | None = None  # set by build_variant
 
     @property
     def build_args(self) -> dict[str, Any]:
@@ -49,14 +55,25 @@ def vicinity_of(
     return Vicinity(kind, s if sigma is None else sigma, k if kappa is None else kappa, n if nu is None else nu)
 
 
+def gan_images(p: Any, x: torch.Tensor, y: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images (and labels) a class-label GAN may see: p.data_fraction of each class's, drawn
+    with a seed apart from the kept labels' so that the two draws are independent."""
+    if p.data_fraction == 1:
+        return x, y
+    keep = label_mask(y, p.data_fraction, seed + DATA_SEED)
+    return x[keep], y[keep]
+
+
 def class_setup(
     p: Any, net: dict[str, Any], x: torch.Tensor, y: torch.Tensor, num_classes: int, seed: int
 ) -> VariantSetup:
-    """A GAN of kind p.kind on images x with class labels y: the kinds that use no labels draw
-    codes; with p.label_fraction < 1 (labels kept per class, drawn by `seed`), s3gan sees the other
-    images unlabelled (label -1) and the other kinds train on the labelled images only."""
+    """A GAN of kind p.kind on images x with class labels y: with p.data_fraction < 1 on that share
+    of each class's images only; the kinds that use no labels draw codes; with p.label_fraction < 1
+    (labels kept per class, drawn by `seed`), s3gan sees the other images unlabelled (label -1) and
+    the other kinds train on the labelled images only."""
     kind = get_kind(p.kind)
     arch = {**net, **build_args(p, num_classes)}
+    x, y = gan_images(p, x, y, seed)
     if kind.labels == "none":
         return VariantSetup(arch, CodeConditioning(x, num_classes))
     if p.label_fraction < 1:
@@ -134,14 +151,39 @@ def variant_jobs(exp) -> list[tuple[str, Any, Any]]:
 
 
 def build_variant(
-    exp, ds, spec, load_y2h: Callable[[], dict[str, torch.Tensor]], seed: int = 0
+    exp,
+    ds,
+    spec,
+    load_y2h: Callable[[], dict[str, torch.Tensor]],
+    seed: int = 0,
+    own_encoder: Path | None = None,
 ) -> tuple[VariantSetup, torch.nn.Module, torch.nn.Module, dict]:
-    """A fresh (G, D) for one variant (spec None: the class-conditional GAN), its label sampling
-    and what besides params identifies its checkpoint (ILI: the y2h weights from load_y2h(),
-    loaded into G and D). The gan stage and the vicinity study share it."""
+    """A fresh (G, D) for one variant (spec None: the class-conditional GAN), its label sampling,
+    its objective (setup.objective: the kind's, with KD-DLGAN's terms when gan.kd_dlgan is set) and
+    what besides params identifies its checkpoint (ILI: the y2h weights from load_y2h(), loaded
+    into G and D; KD-DLGAN: the encoder file, `own_encoder` for the encoder 'teacher'). The gan
+    stage, the vicinity study and bench-gan share it."""
     setup = variant_setup(exp, ds, spec, seed)
-    G, D = build_gan(**setup.build_args)
+    p: Any = spec if isinstance(spec, GanParams) else exp.gan
+    num_classes = setup.arch.get("num_classes", 0) if spec is None or isinstance(spec, GanParams) else 0
+    setup.objective = objective(p, num_classes)
     extra = dict(setup.fingerprint)
+    if getattr(p, "kd_dlgan", None) is not None:
+        kd = p.kd_dlgan
+        path = encoder_file(kd, own_encoder)
+        encoder, text = load_encoder(kd, path, ds.channels, ds.class_names)
+        assert isinstance(setup.cond, ClassConditioning)  # kd_dlgan is refused for continuous labels
+        # the class means of the images the GAN sees, at the labels it has (no-label kinds: the true ones)
+        x, y = (setup.cond.x, setup.cond.y)
+        if get_kind(p.kind).labels == "none":
+            x, y = gan_images(p, ds.x_train, ds.y_train, seed)
+        prototypes = text if text is not None else class_prototypes(encoder, x, y, ds.num_classes)
+        setup.arch["d_features"] = encoder_dim(encoder, tuple(ds.x_train.shape[1:]))
+        setup.objective = KdDlGan(
+            setup.objective, encoder, prototypes, agkd_weight=kd.agkd, cgkd_weight=kd.cgkd, p=kd.p
+        )
+        extra["encoder"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    G, D = build_gan(**setup.build_args)
     if setup.arch["label_input"] == "ili":
         y2h_state = load_y2h()
         for m in [*G.modules(), *D.modules()]:  # the frozen y2h copies inside G and D

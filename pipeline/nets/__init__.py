@@ -83,18 +83,22 @@ def build_gan(
     semi: bool = False,
     d_label_input: str | None = None,
     d_aux: int = 0,
+    d_features: int = 0,
 ) -> tuple[nn.Module, nn.Module]:
     """(G, D) for data of shape (C, H, W) (images, "sngan" or "dcgan") or (D,) (points, "mlp");
     `d_head` is the image D's head (pipeline.nets.gan: "sum" or the CcGAN reference's "ccgan"),
     `semi` adds S3GAN's rotation and class heads to it. DCGAN nets: `label_input` is G's ("onehot"
-    or "none"), `d_label_input` D's (default: G's) and `d_aux` the number of D's auxiliary outputs."""
+    or "none"), `d_label_input` D's (default: G's) and `d_aux` the number of D's auxiliary outputs.
+    `d_features` > 0 gives the image D KD-DLGAN's head D_f of that width (pipeline.gan.kd_dlgan)."""
     if arch == "dcgan":
         if len(data_shape) != 3:
             raise ParamsError(f"the DCGAN nets are for images, got data of shape {data_shape}")
         channels, size = data_shape[0], data_shape[1]
         d_label = label_input if d_label_input is None else d_label_input
         return DCGenerator(z_dim, size, channels, g_width, label_input=label_input, num_classes=num_classes), (
-            DCDiscriminator(size, channels, d_width, label_input=d_label, num_classes=num_classes, aux=d_aux)
+            DCDiscriminator(
+                size, channels, d_width, label_input=d_label, num_classes=num_classes, aux=d_aux, kd_features=d_features
+            )
         )
     G_cls, D_cls = lookup(GENERATORS, arch, "generator"), lookup(DISCRIMINATORS, arch, "discriminator")
     cond = {"label_input": label_input, "num_classes": num_classes}
@@ -104,15 +108,15 @@ def build_gan(
         (dim,) = data_shape
         if d_head != "sum":
             raise ParamsError(f"gan.d_head {d_head!r} is for image discriminators, not gan.arch 'mlp'")
-        if semi:
-            raise ParamsError("S3GAN's heads are for image discriminators, not gan.arch 'mlp'")
+        if semi or d_features:
+            raise ParamsError("S3GAN's and KD-DLGAN's heads are for image discriminators, not gan.arch 'mlp'")
         mlp = {"depth": depth, "periodic": periodic_label, **cond}
         return G_cls(z_dim, dim, g_width, **mlp), D_cls(dim, d_width, **mlp)
     if len(data_shape) != 3:
         raise ParamsError(f"gan.arch {arch!r} is for images, got data of shape {data_shape}")
     channels, size = data_shape[0], data_shape[1]
     return G_cls(z_dim, size, channels, width=g_width, **cond), D_cls(
-        size, channels, width=d_width, head=d_head, semi=semi, **cond
+        size, channels, width=d_width, head=d_head, semi=semi, kd_features=d_features, **cond
     )
 
 

@@ -3,7 +3,8 @@
 G: [z, one-hot(y)] -> dense -> 4x4 map -> transposed-conv up-sampling blocks (BN, ReLU) -> tanh.
 D: [x, one-hot(y) as constant planes] -> strided 4x4 convs with LeakyReLU(0.2) down to 4x4 ->
 flattened -> a linear head with 1 + `aux` outputs: the adversarial logit, then the auxiliary
-logits a GAN kind reads (ACGAN's classes, 2N-GAN's 2K classes, InfoGAN's codes).
+logits a GAN kind reads (ACGAN's classes, 2N-GAN's 2K classes, InfoGAN's codes); with
+`kd_features` = d > 0, KD-DLGAN's linear head D_f adds d columns last.
 
 How the label enters is `label_input`: "onehot" (concatenated: cDCGAN's G and D; ACGAN's,
 2N-GAN's and InfoGAN's G) or "none" (DCGAN; the D of ACGAN, 2N-GAN and InfoGAN). D has no batch
@@ -69,6 +70,7 @@ class DCDiscriminator(nn.Module):
         label_input: str,
         num_classes: int = 0,
         aux: int = 0,
+        kd_features: int = 0,
     ) -> None:
         super().__init__()
         _check(label_input, num_classes)
@@ -81,11 +83,16 @@ class DCDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers, nn.Flatten())
         self.feature_dim = widths[-1] * 4 * 4
         self.head = nn.Linear(self.feature_dim, 1 + aux)
+        self.kd = nn.Linear(self.feature_dim, kd_features) if kd_features else None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """(N,) adversarial logits, or (N, 1 + aux): the adversarial logit, then the auxiliary ones."""
+        """(N,) adversarial logits, or (N, 1 + aux + kd_features): the adversarial logit, the
+        auxiliary ones, then KD-DLGAN's D_f."""
         if self.num_classes:
             planes = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None]
             x = torch.cat([x, planes.expand(-1, -1, *x.shape[2:])], 1)
-        out = self.head(self.body(x))
+        h = self.body(x)
+        out = self.head(h)
+        if self.kd is not None:
+            return torch.cat([out, self.kd(h)], 1)
         return out if self.aux else out.squeeze(1)

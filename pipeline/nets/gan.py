@@ -10,7 +10,8 @@ number of blocks follows the image size (4 * 2^k).
 With `semi` (S3GAN), D has two more linear heads on phi(x): a 4-way rotation classifier and a
 class classifier; D(x, y) is then (N, 1 + 4 + K): the projection logit, the rotation logits, the
 class logits. A label y < 0 marks an unlabelled real image: its projection term uses the class
-head's argmax, with the gradient stopped (S3GAN's co-training).
+head's argmax, with the gradient stopped (S3GAN's co-training). With `kd_features` = d > 0
+(KD-DLGAN), a linear head D_f on phi(x) adds d columns last.
 
 How the label enters (`label_input`):
 - "class": an integer class; G's conditional BN and D's projection use learned class embeddings.
@@ -145,6 +146,7 @@ class Discriminator(nn.Module):
         num_classes: int = 0,
         head: str = "sum",
         semi: bool = False,
+        kd_features: int = 0,
     ) -> None:
         super().__init__()
         check_label_input(label_input, num_classes)
@@ -167,6 +169,7 @@ class Discriminator(nn.Module):
         else:
             self.embed = sn(nn.Linear(EMBED_DIM if label_input == "ili" else 1, self.feature_dim, bias=False))
         self.semi = sn(nn.Linear(self.feature_dim, 4 + num_classes)) if semi else None
+        self.kd = nn.Linear(self.feature_dim, kd_features) if kd_features else None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.blocks(x))
@@ -180,8 +183,11 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         phi = self.features(x)
-        if self.semi is None:
+        if self.semi is None and self.kd is None:
             return self.linear(phi).squeeze(1) + (self.label_embedding(y) * phi).sum(1)
-        heads = self.semi(phi)
-        y = torch.where(y < 0, heads[:, 4:].detach().argmax(1), y)  # unlabelled: the class head's guess
-        return torch.cat([self.linear(phi) + (self.label_embedding(y) * phi).sum(1, keepdim=True), heads], 1)
+        heads = [] if self.semi is None else [self.semi(phi)]
+        if heads:
+            y = torch.where(y < 0, heads[0][:, 4:].detach().argmax(1), y)  # unlabelled: the class head's guess
+        if self.kd is not None:
+            heads.append(self.kd(phi))
+        return torch.cat([self.linear(phi) + (self.label_embedding(y) * phi).sum(1, keepdim=True), *heads], 1)

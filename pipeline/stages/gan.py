@@ -21,14 +21,24 @@ from pathlib import Path
 import torch
 
 from pipeline import runtime, tracking
-from pipeline.artifacts import Paths, load_gan, load_generator, load_y2h, save_gan, write_csv, write_json
-from pipeline.augment import random_shift
+from pipeline.artifacts import (
+    Paths,
+    load_gan,
+    load_generator,
+    load_y2h,
+    save_classifier,
+    save_gan,
+    write_csv,
+    write_json,
+)
+from pipeline.augment import diff_augment
+from pipeline.checkpoint import load_checkpoint
 from pipeline.data import load_dataset, training_label_grid
+from pipeline.distill.fit import fit, score
 from pipeline.errors import CheckpointError
 from pipeline.figures import save_curves, save_figure, save_grid
-from pipeline.gan.kinds import objective
-from pipeline.gan.train import Conditioning, GanState, sample, train_gan
-from pipeline.gan.variants import build_variant, variant_jobs
+from pipeline.gan.train import GanState, sample, train_gan
+from pipeline.gan.variants import VariantSetup, build_variant, variant_jobs
 from pipeline.params import GAN_CONFIG_DEFAULTS, GanParams, Params
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
@@ -39,14 +49,14 @@ def _fit(
     p: GanParams,
     G: torch.nn.Module,
     D: torch.nn.Module,
-    cond: Conditioning,
-    arch: dict,
+    setup: VariantSetup,
     config: str,
     path: Path,
-    num_classes: int,
 ) -> GanState:
     """Train (or resume) one GAN; checkpoints go to `path`."""
     rt = runtime.current()
+    assert setup.objective is not None
+    arch = setup.arch
     state = GanState.create(rt.prepare(G), rt.prepare(D), p.lr_g, p.lr_d, (p.beta1, p.beta2))
     if path.exists():
         try:
@@ -62,13 +72,17 @@ def _fit(
     def checkpoint(s: GanState) -> None:
         save_gan(path, config=config, arch=arch, state=s.state_dict())
 
-    augment = partial(random_shift, max_shift=p.augment_shift) if p.augment_shift else (lambda x: x)
+    augment = (
+        partial(diff_augment, max_shift=p.augment_shift, cutout=p.augment_cutout)
+        if p.augment_shift or p.augment_cutout
+        else (lambda x: x)
+    )
     with progress_bar(name, p.steps) as bar:
         bar(state.step, {})
         train_gan(
             state,
-            cond,
-            objective=objective(p, num_classes),
+            setup.cond,
+            objective=setup.objective.to(rt.device),
             z_dim=p.z_dim,
             steps=p.steps,
             n_dis=p.n_dis,
@@ -103,9 +117,10 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     summary: dict[str, dict] = {}
     histories: dict[str, list[dict[str, float]]] = {}
     with tracking.stage_run(experiment, "gan", {"seed": params.seed, "gan": p.model_dump(mode="json")}):
+        own = own_encoder(exp, ds, paths, params.seed)
         for variant, spec, pv in variant_jobs(exp):
             seed_everything(params.seed)
-            setup, G, D, extra = build_variant(exp, ds, spec, partial(load_y2h, paths), params.seed)
+            setup, G, D, extra = build_variant(exp, ds, spec, partial(load_y2h, paths), params.seed, own)
             if setup.vicinity is not None:
                 v = setup.vicinity
                 summary[variant] = {"sigma": v.sigma, "kappa": v.kappa, "nu": v.nu, "window": v.radius}
@@ -118,17 +133,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
                 spec=None if spec is None or spec is pv else spec.model_dump(),
                 **extra,
             )
-            state = _fit(
-                f"gan[{experiment}/{variant}]",
-                pv,
-                G,
-                D,
-                setup.cond,
-                setup.arch,
-                config,
-                paths.generator(variant),
-                setup.arch.get("num_classes", 0),
-            )
+            state = _fit(f"gan[{experiment}/{variant}]", pv, G, D, setup, config, paths.generator(variant))
             tracking.log_history(state.history, f"{variant}_")
             histories[variant] = state.history
             write_csv(paths.metrics / "gan_losses" / f"{variant}.csv", state.history)
@@ -151,6 +156,34 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             tracking.log_artifact(f)
     write_json(paths.metrics / "gan.json", summary)
     return summary
+
+
+def own_encoder(exp, ds, paths: Paths, seed: int) -> Path | None:
+    """KD-DLGAN's encoder 'teacher': a classification experiment's teacher, or for a ganzoo the
+    classifier gan.kd_teacher trained here on the full training split (kept apart from the
+    evaluation teacher; retrained only when its params, seed or data change)."""
+    if exp.task == "classification":
+        return paths.teacher
+    if exp.task != "ganzoo" or not exp.gan.needs_kd_teacher:
+        return None
+    p = exp.gan.kd_teacher
+    path = paths.kd_teacher
+    data_id = hashlib.sha256(ds.x_train.numpy().tobytes() + ds.y_train.numpy().tobytes()).hexdigest()[:16]
+    config = json.dumps({"kd_teacher": p.model_dump(mode="json"), "seed": seed, "data": data_id}, sort_keys=True)
+    if path.exists():
+        try:
+            if load_checkpoint(path).get("config") == config:
+                return path
+        except CheckpointError:
+            pass  # unreadable: train it again
+    with progress_bar(f"kd_teacher[{paths.experiment}]", p.steps) as bar:
+        model, _ = fit(p, "classification", ds, seed=seed, progress=bar)
+    accuracy = score("classification", ds, model, "test")
+    save_classifier(
+        model, path, net=p.net, in_channels=ds.channels, num_classes=ds.num_classes, width=p.width, config=config
+    )
+    info(f"kd_teacher[{paths.experiment}]: test accuracy {accuracy:.4f} -> {path}")
+    return path
 
 
 def _pictures(exp, ds, paths: Paths, variants: list[str], seed: int) -> None:

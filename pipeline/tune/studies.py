@@ -263,7 +263,6 @@ class VicinityStudy(Study):
 
     def run(self, values: dict[str, Any], report: Report) -> tuple[float, dict[str, float]]:
         from pipeline.artifacts import load_y2h
-        from pipeline.gan.kinds import objective
         from pipeline.gan.train import GanState, train_gan
         from pipeline.gan.variants import build_variant
         from pipeline.utils import seed_everything
@@ -272,6 +271,7 @@ class VicinityStudy(Study):
         p = exp.gan
         seed_everything(self.params.seed)
         setup, G, D, _ = build_variant(exp, self.ds, exp.gan.variants[self.variant], lambda: load_y2h(self.paths))
+        assert setup.objective is not None
         state = GanState.create(G, D, p.lr_g, p.lr_d, (p.beta1, p.beta2))
         due = checkpoints(p.steps)
 
@@ -282,7 +282,7 @@ class VicinityStudy(Study):
         train_gan(
             state,
             setup.cond,
-            objective=objective(p),
+            objective=setup.objective,
             z_dim=p.z_dim,
             steps=p.steps,
             n_dis=p.n_dis,
