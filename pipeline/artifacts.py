@@ -188,6 +188,17 @@ def load_generator(path: Path) -> nn.Module:
     return G.eval()
 
 
+def load_discriminator(path: Path) -> nn.Module:
+    """The discriminator of a GAN checkpoint written by the gan stage, in eval mode, as D(x, y)."""
+    ckpt = load_checkpoint(path)
+    if "arch" not in ckpt or "D" not in ckpt.get("state", {}):
+        raise CheckpointError(f"{path}: not a GAN checkpoint (needs `arch` and `state.D`, as the gan stage writes)")
+    arch = {k: v for k, v in ckpt["arch"].items() if k != "bins"}
+    _, D = build_gan(**arch)
+    D.load_state_dict(ckpt["state"]["D"])
+    return D.eval()
+
+
 # ILI's label embedding
 
 

@@ -130,13 +130,15 @@ def zoo_claims(summary: dict) -> list[Claim]:
     """ganzoo: no kind collapses (IS at least half the test images'), the documents' IS order
     2N-GAN > cDCGAN > ACGAN (reported as it comes out), and S3GAN at 20% labels within the seed
     spread of the fully labelled projection GAN and better than one trained on the same labelled
-    images alone (also at 10%), on intra-FID. Variants are found by kind and label fraction."""
+    images alone (also at 10%), on intra-FID. Data-limited GANs (projection kind, data_fraction < 1):
+    KD-DLGAN (both terms) below the plain GAN on FID, and DiffAugment + KD-DLGAN below DiffAugment
+    alone, at each data share. Variants are found by what they are (evaluate_zoo.variant_info)."""
     variants = summary.get("variants", {})
 
-    def find(kind: str, fraction: float = 1.0) -> str | None:
-        return next(
-            (v for v, s in variants.items() if s["kind"] == kind and abs(s["label_fraction"] - fraction) < 1e-9), None
-        )
+    def find(kind: str, fraction: float = 1.0, data: float = 1.0, diffaug: bool = False, kd: str = "") -> str | None:
+        want = {"kind": kind, "label_fraction": fraction, "data_fraction": data, "diffaug": diffaug, "kd_dlgan": kd}
+        defaults = {"data_fraction": 1.0, "diffaug": False, "kd_dlgan": ""}  # summaries made before these keys
+        return next((v for v, s in variants.items() if {**defaults, **s} == want), None)
 
     is_ = "gan.{}.is_teacher_classifier"
     out = [
@@ -180,6 +182,26 @@ def zoo_claims(summary: dict) -> list[Claim]:
                     intra.format(s3),
                     "<",
                     intra.format(alone),
+                )
+            )
+    fid = "gan.{}.fid_teacher_features"
+    for data in sorted({s.get("data_fraction", 1.0) for s in variants.values()} - {1.0}):
+        plain, diffaug = find("projection", data=data), find("projection", data=data, diffaug=True)
+        kd, both = (
+            find("projection", data=data, kd="agkd+cgkd"),
+            find("projection", data=data, diffaug=True, kd="agkd+cgkd"),
+        )
+        if plain and kd:
+            out.append(
+                Claim(f"KD-DLGAN {data:.0%} data: FID below the plain GAN's", fid.format(kd), "<", fid.format(plain))
+            )
+        if diffaug and both:
+            out.append(
+                Claim(
+                    f"DiffAugment + KD-DLGAN {data:.0%} data: FID below DiffAugment alone",
+                    fid.format(both),
+                    "<",
+                    fid.format(diffaug),
                 )
             )
     return out

@@ -16,15 +16,24 @@ import torch
 import torch.nn.functional as F
 
 from pipeline import tracking
-from pipeline.artifacts import Paths, load_classifier, load_generator, read_json, write_json, write_text
+from pipeline.artifacts import (
+    Paths,
+    load_classifier,
+    load_discriminator,
+    load_generator,
+    read_json,
+    write_json,
+    write_text,
+)
 from pipeline.data import load_dataset
-from pipeline.gan.kinds import get_kind
+from pipeline.gan.kinds import adversarial, get_kind
 from pipeline.gan.train import sample
+from pipeline.gan.variants import gan_images
 from pipeline.metrics import fid, inception_fid, inception_score, intra_fid
 from pipeline.params import Params
 from pipeline.report import gan_table
 from pipeline.ui import info
-from pipeline.utils import predict, seed_everything
+from pipeline.utils import batches, predict, seed_everything
 
 
 def match_codes(codes: torch.Tensor, classes: torch.Tensor, k: int) -> tuple[torch.Tensor, float]:
@@ -64,13 +73,46 @@ def variant_metrics(G, kind: str, teacher, ds, n: int, z_dim: int, inception_wei
     return row
 
 
-def _labels_text(kind: str, label_fraction: float) -> str:
-    return f"{kind}, no labels" if get_kind(kind).labels == "none" else f"{kind}, {label_fraction:.0%} labels"
+@torch.no_grad()
+def d_gap(D, x_seen: torch.Tensor, y_seen: torch.Tensor, x_held: torch.Tensor, y_held: torch.Tensor) -> float:
+    """The over-fitting measure of a data-limited GAN: D's mean adversarial logit on the real
+    images it trained on minus on held-out real images (the test split), at their labels."""
+
+    def mean_logit(x: torch.Tensor, y: torch.Tensor) -> float:
+        out = torch.cat([adversarial(D(x[s], y[s])) for s in batches(len(x), 512)])
+        return float(out.mean())
+
+    return mean_logit(x_seen, y_seen) - mean_logit(x_held, y_held)
+
+
+def variant_info(pv) -> dict:
+    """What a variant is: kind, share of labels and of data kept, DiffAugment, KD-DLGAN's terms
+    ("agkd+cgkd", "agkd", "cgkd" or "")."""
+    kd = pv.kd_dlgan
+    return {
+        "kind": pv.kind,
+        "label_fraction": pv.label_fraction,
+        "data_fraction": pv.data_fraction,
+        "diffaug": bool(pv.augment_shift or pv.augment_cutout),
+        "kd_dlgan": "" if kd is None else "+".join(t for t in ("agkd", "cgkd") if getattr(kd, t)),
+    }
+
+
+def variant_text(v: dict) -> str:
+    """variant_info for the table, e.g. "projection, 100% labels, 10% data, DiffAugment, AGKD+CGKD"."""
+    parts = [v["kind"], "no labels" if get_kind(v["kind"]).labels == "none" else f"{v['label_fraction']:.0%} labels"]
+    if v.get("data_fraction", 1) < 1:
+        parts.append(f"{v['data_fraction']:.0%} data")
+    if v.get("diffaug"):
+        parts.append("DiffAugment")
+    if v.get("kd_dlgan"):
+        parts.append(v["kd_dlgan"].upper())
+    return ", ".join(parts)
 
 
 def summary_markdown(experiment: str, summary: dict) -> str:
     ref, variants = summary["reference"], summary["variants"]
-    rows = {f"{v} ({_labels_text(**variants[v])})": m for v, m in summary["gan"].items()}
+    rows = {f"{v} ({variant_text(variants[v])})": m for v, m in summary["gan"].items()}
     return "\n".join(
         [
             f"## {experiment}",
@@ -86,7 +128,8 @@ def summary_markdown(experiment: str, summary: dict) -> str:
             "teacher's accuracy at the labels the fakes were drawn at; code_accuracy (InfoGAN): agreement of its "
             "categorical code with the teacher's classes under the best one-to-one matching. Grids: "
             "gan_samples_<variant>.png (a row per class or code), gan_codes_<variant>.png (InfoGAN: a row per "
-            "categorical code, the first continuous code from -2 to 2 along the row).",
+            "categorical code, the first continuous code from -2 to 2 along the row). d_gap: D's mean logit on "
+            "the real images its GAN trained on minus on the test images (over-fitting of D).",
             "",
         ]
     )
@@ -103,7 +146,12 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         seed_everything(params.seed)
         G = load_generator(paths.generator(variant))
         gan[variant] = variant_metrics(G, pv.kind, teacher, ds, p.n_fake_per_class, pv.z_dim, p.inception_weights)
-        variants[variant] = {"kind": pv.kind, "label_fraction": pv.label_fraction}
+        x_seen, y_seen = gan_images(pv, ds.x_train, ds.y_train, params.seed)
+        no_labels = get_kind(pv.kind).labels == "none"  # D takes no label: hand it zeros
+        y_held = torch.zeros_like(ds.y_test) if no_labels else ds.y_test
+        D = load_discriminator(paths.generator(variant))
+        gan[variant]["d_gap"] = d_gap(D, x_seen, torch.zeros_like(y_seen) if no_labels else y_seen, ds.x_test, y_held)
+        variants[variant] = variant_info(pv)
         info(f"evaluate[{experiment}]: {variant}: " + ", ".join(f"{k} {v:.4g}" for k, v in gan[variant].items()))
     reference = {
         "fid_teacher_features_real_train_vs_test": fid(teacher, ds.x_test, ds.x_train),
