@@ -56,7 +56,7 @@ def _shrink(exp: dict) -> dict:
         exp["synthesize"].update(n_fake=40, n_per_label=4, n_burnin=20, batch_size=16)
         exp["student"].update(steps=10, width=4, batch_size=16)
         exp["evaluate"].update(net="cnn", steps=10, width=4, batch_size=16, n_labels=4, n_fake_per_label=4, n_bins=2)
-    elif task == "ganzoo":  # every kind, S3GAN and the projection GAN with half the labels
+    elif task == "ganzoo":  # every kind, S3GAN and the projection GAN with half the labels, KD-DLGAN
         exp["data"].update(train_per_class=6, val_per_class=2, image_size=8)
         exp["teacher"].update(steps=20, width=4, batch_size=16)
         exp["gan"].update(
@@ -66,7 +66,15 @@ def _shrink(exp: dict) -> dict:
             **{k: {"kind": k} for k in ("dcgan", "cdcgan", "acgan", "2ngan", "infogan", "projection")},
             "projection_l50": {"kind": "projection", "label_fraction": 0.5, "loss": "hinge"},
             "s3gan_l50": {"kind": "s3gan", "label_fraction": 0.5, "loss": "hinge"},
+            "kd_dlgan_d50": {  # data-limited: half the images, DiffAugment and KD-DLGAN from gan.kd_teacher
+                "kind": "projection",
+                "data_fraction": 0.5,
+                "augment_shift": 1,
+                "augment_cutout": 0.5,
+                "kd_dlgan": {"agkd": 1.0, "cgkd": 1.0},
+            },
         }
+        exp["gan"]["kd_teacher"] = dict(exp["teacher"])
         exp["evaluate"].update(n_fake_per_class=4)
     else:
         exp["data"].update(n_train_angles=12, per_angle=3, n_eval_angles=8, eval_per_angle=5)

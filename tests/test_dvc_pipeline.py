@@ -76,7 +76,7 @@ def test_dvc_repro_tiny_config(tmp_path):
     }
 
 
-# about 40 s: prepare, the evaluation teacher, eight GANs (every kind) and their table
+# about 45 s: prepare, the evaluation teacher, nine GANs (every kind, KD-DLGAN) and their table
 def test_dvc_repro_tiny_ganzoo(tmp_path):
     repo = tmp_path / "repo"
     raw = make_tiny_repo(repo, "ganzoo")
@@ -84,7 +84,8 @@ def test_dvc_repro_tiny_ganzoo(tmp_path):
     assert stages_run(log) == {f"{s}@tiny_zoo" for s in ("prepare", "zoo_teacher", "zoo_gan", "zoo_evaluate")}
     variants = raw["experiments"]["tiny_zoo"]["gan"]["variants"]
     metrics = repo / "metrics" / "tiny_zoo"
-    assert {p.name for p in (repo / "models" / "tiny_zoo" / "gan").iterdir()} == {f"{v}.pt" for v in variants}
+    gan_files = {p.name for p in (repo / "models" / "tiny_zoo" / "gan").iterdir()}
+    assert gan_files == {f"{v}.pt" for v in variants} | {"kd_teacher.pt"}  # KD-DLGAN's encoder
     assert {p.name for p in metrics.glob("gan_*_*.png")} == {
         *(f"gan_samples_{v}.png" for v in variants),
         "gan_codes_infogan.png",
@@ -95,4 +96,6 @@ def test_dvc_repro_tiny_ganzoo(tmp_path):
     assert "code_accuracy" in summary["gan"]["infogan"] and "teacher_accuracy_on_fakes" in summary["gan"]["s3gan_l50"]
     table = (repo / "metrics" / "tiny_zoo.md").read_text()
     assert "| s3gan_l50 (s3gan, 50% labels) |" in table
+    assert "| kd_dlgan_d50 (projection, 100% labels, 50% data, DiffAugment, AGKD+CGKD) |" in table
+    assert all("d_gap" in m for m in summary["gan"].values())
     assert stages_run(dvc(repo, "repro")) == set()

@@ -5,6 +5,7 @@ data share per class, DiffAugment's cutout, and the over-fitting gap."""
 import math
 
 import pytest
+import yaml
 import torch
 from torch import nn
 
@@ -223,3 +224,52 @@ def test_d_gap_is_the_mean_logit_on_seen_minus_held_out_reals():
     seen, held = torch.ones(4, 1, 1, 1) * 2, torch.zeros(3, 1, 1, 1)
     gap = d_gap(Fixed(), seen, torch.zeros(4, dtype=torch.long), held, torch.ones(3, dtype=torch.long))
     assert gap == pytest.approx(2.0 - 1.0)
+
+
+def test_classification_gan_distils_its_teacher(tmp_path):
+    from pipeline.artifacts import Paths, classifier_arch, load_gan
+    from tests.conftest import build_experiment
+
+    kd = {"kd_dlgan": {"agkd": 1.0, "cgkd": 0.5}, "augment_shift": 1, "augment_cutout": 0.5, "data_fraction": 0.5}
+    _, root = build_experiment(tmp_path, "classification", "tiny", ["prepare", "teacher", "gan"], **kd)
+    paths = Paths("tiny", root)
+    ckpt = load_gan(paths.generator("cgan"))
+    width = classifier_arch(paths.teacher)["width"]
+    assert ckpt["arch"]["d_features"] > 0 and width > 0
+    assert '"encoder"' in ckpt["config"] and '"data_fraction": 0.5' in ckpt["config"]
+
+
+def test_ganzoo_trains_its_kd_teacher_once_and_reports_the_gap(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.artifacts import Paths, read_json
+    from pipeline.cli import app
+    from tests.conftest import build_experiment
+
+    params, root = build_experiment(tmp_path, "ganzoo", "tiny_zoo", ["prepare", "teacher"])
+    raw = yaml.safe_load(params.read_text())
+    gan = raw["experiments"]["tiny_zoo"]["gan"]
+    gan["kd_teacher"] = dict(raw["experiments"]["tiny_zoo"]["teacher"])
+    gan["variants"] = {
+        "plain": {"kind": "projection", "data_fraction": 0.5},
+        "kd": {"kind": "projection", "data_fraction": 0.5, "kd_dlgan": {"cgkd": 0.0}},
+    }
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    common = ["-e", "tiny_zoo", "-p", str(params), "--root", str(root)]
+    assert CliRunner().invoke(app, ["gan", *common]).exit_code == 0
+    paths = Paths("tiny_zoo", root)
+    stamp = paths.kd_teacher.stat().st_mtime_ns
+    result = CliRunner().invoke(app, ["gan", *common])
+    assert result.exit_code == 0 and paths.kd_teacher.stat().st_mtime_ns == stamp  # not retrained
+    result = CliRunner().invoke(app, ["evaluate", *common])
+    assert result.exit_code == 0, result.output
+    summary = read_json(paths.summary_json)
+    assert summary["variants"]["kd"] == {
+        "kind": "projection",
+        "label_fraction": 1.0,
+        "data_fraction": 0.5,
+        "diffaug": False,
+        "kd_dlgan": "agkd",
+    }
+    assert all(math.isfinite(summary["gan"][v]["d_gap"]) for v in ("plain", "kd"))
+    assert "kd (projection, 100% labels, 50% data, AGKD)" in paths.summary_md.read_text()
