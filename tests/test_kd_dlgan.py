@@ -227,16 +227,26 @@ def test_d_gap_is_the_mean_logit_on_seen_minus_held_out_reals():
 
 
 def test_classification_gan_distils_its_teacher(tmp_path):
-    from pipeline.artifacts import Paths, classifier_arch, load_gan
+    from typer.testing import CliRunner
+
+    from pipeline.artifacts import Paths, load_classifier, load_gan
+    from pipeline.cli import app
     from tests.conftest import build_experiment
 
     kd = {"kd_dlgan": {"agkd": 1.0, "cgkd": 0.5}, "augment_shift": 1, "augment_cutout": 0.5, "data_fraction": 0.5}
-    _, root = build_experiment(tmp_path, "classification", "tiny", ["prepare", "teacher", "gan"], **kd)
+    params, root = build_experiment(tmp_path, "classification", "tiny", ["prepare", "teacher", "gan"], **kd)
     paths = Paths("tiny", root)
     ckpt = load_gan(paths.generator("cgan"))
-    width = classifier_arch(paths.teacher)["width"]
-    assert ckpt["arch"]["d_features"] > 0 and width > 0
+    assert ckpt["arch"]["d_features"] == load_classifier(paths.teacher).feature_dim
     assert '"encoder"' in ckpt["config"] and '"data_fraction": 0.5' in ckpt["config"]
+    # another run's encoder file that is not there: one line naming it, exit code 2, nothing trained
+    raw = yaml.safe_load(params.read_text())
+    missing = tmp_path / "runs" / "clip_b32.pt"
+    raw["experiments"]["tiny"]["gan"]["kd_dlgan"] = {"encoder": str(missing), "format": "torchscript"}
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = CliRunner().invoke(app, ["gan", "-e", "tiny", "-p", str(params), "--root", str(root)])
+    assert result.exit_code == 2 and str(missing) in result.output
+    assert result.output.strip().count("\n") == 0 and "Traceback" not in result.output
 
 
 def test_ganzoo_trains_its_kd_teacher_once_and_reports_the_gap(tmp_path):

@@ -182,6 +182,7 @@ def own_encoder(exp, ds, paths: Paths, seed: int) -> Path | None:
     save_classifier(
         model, path, net=p.net, in_channels=ds.channels, num_classes=ds.num_classes, width=p.width, config=config
     )
+    runtime.current().broadcast(accuracy)  # under torchrun, a collective: no rank reads the file before rank 0 wrote it
     info(f"kd_teacher[{paths.experiment}]: test accuracy {accuracy:.4f} -> {path}")
     return path
 
