@@ -5,8 +5,8 @@ data share per class, DiffAugment's cutout, and the over-fitting gap."""
 import math
 
 import pytest
-import yaml
 import torch
+import yaml
 from torch import nn
 
 from pipeline.augment import diff_augment, random_cutout
