@@ -283,3 +283,18 @@ def test_ganzoo_trains_its_kd_teacher_once_and_reports_the_gap(tmp_path):
     }
     assert all(math.isfinite(summary["gan"][v]["d_gap"]) for v in ("plain", "kd"))
     assert "kd (projection, 100% labels, 50% data, AGKD)" in paths.summary_md.read_text()
+
+
+def test_checkpoint_configs_leave_out_options_at_their_defaults():
+    """A GAN trained before data_fraction, augment_cutout and kd_dlgan existed keeps its config
+    (and so resumes instead of retraining); set, they enter it."""
+    import json
+
+    from pipeline.params import GAN_CONFIG_DEFAULTS
+    from pipeline.stages.gan import _config
+
+    x, y = torch.zeros(2, 1, 1, 1), torch.zeros(2, dtype=torch.long)
+    plain = json.loads(_config(GanParams(), 0, x, y, variant="v"))
+    assert not set(GAN_CONFIG_DEFAULTS) & set(plain["gan"])
+    kd = json.loads(_config(GanParams(data_fraction=0.1, kd_dlgan=KdDlGanParams()), 0, x, y, variant="v"))
+    assert kd["gan"]["data_fraction"] == 0.1 and kd["gan"]["kd_dlgan"]["agkd"] == 1.0

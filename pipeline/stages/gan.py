@@ -130,7 +130,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
                 ds.x_train,
                 ds.y_train,
                 variant=variant,
-                spec=None if spec is None or spec is pv else spec.model_dump(),
+                spec=None if spec is None or isinstance(spec, GanParams) else spec.model_dump(),  # ganzoo: spec is pv
                 **extra,
             )
             state = _fit(f"gan[{experiment}/{variant}]", pv, G, D, setup, config, paths.generator(variant))
