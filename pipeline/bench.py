@@ -245,9 +245,12 @@ def bench_gan(
     p = exp.gan
     ds = _Shaped(exp, max(8 * p.batch_size, 1000))
     results = {}
+    jobs = variant_jobs(exp)
     folder = tempfile.TemporaryDirectory()
-    own = _stand_in_encoder(exp, ds, Path(folder.name)) if exp.task in ("classification", "ganzoo") else None
-    for variant, spec, pv in variant_jobs(exp):
+    own = None  # built only when a variant distils the encoder 'teacher'
+    if any((kd := getattr(pv, "kd_dlgan", None)) is not None and kd.encoder == "teacher" for _, _, pv in jobs):
+        own = _stand_in_encoder(exp, ds, Path(folder.name))
+    for variant, spec, pv in jobs:
         seed_everything(seed)
         setup, G, D, _ = build_variant(exp, ds, spec, lambda: Y2H().state_dict(), own_encoder=own)
         assert setup.objective is not None

@@ -100,12 +100,16 @@ def _fit(
 
 
 def _config(p: GanParams, seed: int, x: torch.Tensor, y: torch.Tensor, **extra) -> str:
-    data_id = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()[:16]
     gan = p.model_dump(mode="json", exclude={"variants"})
     for key, default in GAN_CONFIG_DEFAULTS.items():  # checkpoints made before the option keep their config
         if gan.get(key) == default:
             del gan[key]
-    return json.dumps({"gan": gan, "seed": seed, "data": data_id, **extra}, sort_keys=True)
+    return json.dumps({"gan": gan, "seed": seed, "data": _data_id(x, y), **extra}, sort_keys=True)
+
+
+def _data_id(x: torch.Tensor, y: torch.Tensor) -> str:
+    """What identifies the training data in a config: a digest of the images and labels."""
+    return hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()[:16]
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
@@ -168,8 +172,8 @@ def own_encoder(exp, ds, paths: Paths, seed: int) -> Path | None:
         return None
     p = exp.gan.kd_teacher
     path = paths.kd_teacher
-    data_id = hashlib.sha256(ds.x_train.numpy().tobytes() + ds.y_train.numpy().tobytes()).hexdigest()[:16]
-    config = json.dumps({"kd_teacher": p.model_dump(mode="json"), "seed": seed, "data": data_id}, sort_keys=True)
+    data = _data_id(ds.x_train, ds.y_train)
+    config = json.dumps({"kd_teacher": p.model_dump(mode="json"), "seed": seed, "data": data}, sort_keys=True)
     if path.exists():
         try:
             if load_checkpoint(path).get("config") == config:
