@@ -199,6 +199,24 @@ def load_discriminator(path: Path) -> nn.Module:
     return D.eval()
 
 
+def load_translator(path: Path, direction: str) -> nn.Module:
+    """One generator of a CycleGAN checkpoint (the translation gan stage's): "AtoB" is G, "BtoA" is
+    F; in eval mode, images in, images out."""
+    from pipeline.nets.cyclegan import generator
+
+    if not path.exists():
+        raise CheckpointError(f"{path}: CycleGAN checkpoint not found (run the gan stage first)")
+    ckpt = load_checkpoint(path)
+    key = {"AtoB": "G_ab", "BtoA": "G_ba"}.get(direction)
+    if key is None:
+        raise ValueError(f"direction must be AtoB or BtoA, got {direction!r}")
+    if "arch" not in ckpt or key not in ckpt.get("state", {}):
+        raise CheckpointError(f"{path}: not a CycleGAN checkpoint (needs `arch` and `state.{key}`)")
+    G = generator(ckpt["arch"])
+    G.load_state_dict(ckpt["state"][key])
+    return G.eval()
+
+
 # ILI's label embedding
 
 

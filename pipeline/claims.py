@@ -53,6 +53,8 @@ def claims_for(task: str, summary: dict, dre_variant: str | None) -> list[Claim]
     """The claims an experiment of `task` is judged by (its GAN variants read from a summary)."""
     if task == "ganzoo":
         return zoo_claims(summary)
+    if task == "translation":
+        return translation_claims(summary)
     assert dre_variant is not None, f"a {task} experiment subsamples one GAN variant"
     if task == "classification":
         acc = "students.{}.test_accuracy"
@@ -124,6 +126,52 @@ def claims_for(task: str, summary: dict, dre_variant: str | None) -> list[Claim]
         ],
         _subsampling_claim(dre_variant, "w2"),
     ]
+
+
+def translation_claims(summary: dict) -> list[Claim]:
+    """CycleGAN: G(x) reads as domain B (FID in the evaluation net's features below the identity
+    mapping's, most translations taken for B); where the data know a label (the chairs' yaw), the
+    translation keeps it: the label read from G(x) within evaluate.pose_target of x's, and at most half
+    the identity mapping's error."""
+    rows = summary.get("translation", {})
+    fid_key = next((k for k in rows.get("AtoB", {}) if k.startswith("fid_")), "fid")
+    claims = [
+        Claim(
+            "CycleGAN A->B: FID to domain B below the identity mapping's",
+            f"translation.AtoB.{fid_key}",
+            "<",
+            f"translation.identity AtoB.{fid_key}",
+        ),
+        Claim(
+            "CycleGAN A->B: most translations read as domain B",
+            "translation.AtoB.reads_as_target",
+            ">",
+            "thresholds.reads_as_target",
+        ),
+        Claim(
+            "CycleGAN B->A: most translations read as domain A",
+            "translation.BtoA.reads_as_target",
+            ">",
+            "thresholds.reads_as_target",
+        ),
+    ]
+    if "label_error" in rows.get("AtoB", {}):
+        claims += [
+            Claim(
+                f"CycleGAN A->B keeps the label: error below {summary['thresholds']['label_error']:g}",
+                "translation.AtoB.label_error",
+                "<",
+                "thresholds.label_error",
+            ),
+            Claim(
+                "CycleGAN A->B: label error at most half the identity mapping's",
+                "translation.AtoB.label_error",
+                "<=",
+                "translation.identity AtoB.label_error",
+                factor=0.5,
+            ),
+        ]
+    return claims
 
 
 def zoo_claims(summary: dict) -> list[Claim]:
@@ -336,6 +384,12 @@ DIAGNOSTICS = {  # besides every student's test score (and, for regression, its 
         ("label noise of the kept fakes: condition labels", "synthetic.label_noise_cond"),
         ("label noise of the kept fakes: teacher-adjusted labels", "synthetic.label_noise_adjusted"),
         ("kept fakes", "synthetic.n_kept"),
+    ],
+    "translation": [
+        ("domain-B regressor's error on real B test images", "reference.label_error_real_b_test"),
+        ("label error of a constant guess (B's median label)", "reference.label_error_constant_guess"),
+        ("cycle L1 of A -> B -> A", "translation.AtoB.cycle_l1"),
+        ("cycle L1 of B -> A -> B", "translation.BtoA.cycle_l1"),
     ],
 }
 

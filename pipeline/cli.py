@@ -45,10 +45,6 @@ def run_stage(stage: str, params, experiment: str, paths) -> dict:
         runtime.stop()
 
 
-DISTRIBUTED_STAGES = ("teacher", "embed", "gan", "features", "dre", "student", "evalnets")
-"""The stages whose training runs under DDP with `runtime.nproc` > 1 (the others run in one process)."""
-
-
 def _run_stage(stage: str, experiment: str, params_path: Path, root: Path, nproc: int | None) -> None:
     from pipeline.errors import ParamsError
     from pipeline.params import load_params
@@ -64,7 +60,7 @@ def _run_stage(stage: str, experiment: str, params_path: Path, root: Path, nproc
         from pipeline.artifacts import Paths
 
         nproc = params.runtime.nproc if nproc is None else nproc
-        if nproc > 1 and stage in DISTRIBUTED_STAGES and "WORLD_SIZE" not in os.environ:
+        if nproc > 1 and params.distributed(experiment, stage) and "WORLD_SIZE" not in os.environ:
             _torchrun(nproc, [stage, "-e", experiment, "-p", str(params_path), "--root", str(root)])
             return
         run_stage(stage, params, experiment, Paths(experiment, root))
@@ -486,6 +482,28 @@ def generate(
             subsampling=subsampling,
             seed=seed,
         )
+    except CgankdError as err:
+        fail(str(err), err.exit_code)
+
+
+@app.command()
+def translate(
+    experiment: ExperimentOpt,
+    inputs: Annotated[
+        list[Path], typer.Option("--input", "-i", help="an image file or a folder of images; repeat for several")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder: <name>.png per input, translations.png")],
+    direction: Annotated[str, typer.Option("--direction", "-d", help="AtoB (G) or BtoA (F)")] = "AtoB",
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
+    """Translate your images with a translation experiment's trained CycleGAN (domain A to B, or B to A)."""
+    from pipeline.artifacts import Paths
+    from pipeline.params import load_params
+    from pipeline.stages.translation import translate_files
+
+    try:
+        translate_files(load_params(params), experiment, Paths(experiment, root), inputs, out, direction)
     except CgankdError as err:
         fail(str(err), err.exit_code)
 

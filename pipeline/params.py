@@ -660,15 +660,100 @@ class CircleExperiment(Section):
         return self
 
 
+# ---- unpaired translation (CycleGAN) ---------------------------------------------------------
+
+
+class TranslationDataParams(Section):
+    name: Literal["chair_styles", "folders"] = Field(
+        "chair_styles",
+        description="chair_styles: built-in shaded (A) vs line-drawn (B) chairs, yaw known on both sides; folders: "
+        "trainA/ trainB/ testA/ testB/ image folders under root",
+    )
+    root: Path | None = Field(None, description="folders: the directory holding trainA/ trainB/ testA/ testB/")
+    image_size: int = Field(32, ge=16, le=512, description="images are resized to this square")
+    channels: Literal[1, 3] = Field(3, description="folders: read images as grey (1) or RGB (3); chairs are grey")
+    n_models: int = Field(10, ge=1, description="chair_styles: chair models per domain (different on each side)")
+    n_train: int = Field(1000, ge=1, description="chair_styles: training images per domain")
+    n_test: int = Field(200, ge=1, description="chair_styles: test images per domain")
+
+    @model_validator(mode="after")
+    def _check(self) -> TranslationDataParams:
+        if self.name == "folders" and self.root is None:
+            raise ValueError("folders: set root, the directory holding trainA/ trainB/ testA/ testB/")
+        if self.name == "chair_styles" and self.root is not None:
+            raise ValueError("root: chair_styles is built in (rendered); use name: folders for local images")
+        return self
+
+
+class CycleGanParams(Section):
+    g_width: int = Field(32, ge=4, description="generator: channels of its first layer (the paper: 64)")
+    n_blocks: int = Field(6, ge=0, description="generator: residual blocks (the paper: 6 at 128 pixels, 9 at 256)")
+    n_down: int = Field(2, ge=0, le=5, description="generator: stride-2 down (and up) samplings")
+    d_width: int = Field(32, ge=4, description="PatchGAN: channels of its first layer (the paper: 64)")
+    d_layers: int = Field(3, ge=1, le=6, description="PatchGAN: stride-2 layers (the paper: 3, 70x70 patches)")
+    loss: GanLoss = Field("ls", description="adversarial loss (ls: least squares, as the paper)")
+    lambda_cyc: float = Field(10.0, ge=0, description="weight of the cycle losses")
+    lambda_id: float = Field(
+        0.5, ge=0, description="identity loss weight, relative to lambda_cyc (0: off; the paper: 0.5)"
+    )
+    pool_size: int = Field(50, ge=0, description="past fakes D sees (0: only the latest)")
+    steps: int = Field(4000, ge=1)
+    decay_from: float = Field(
+        0.5, ge=0, le=1, description="share of the steps at a constant learning rate, then linear decay to 0"
+    )
+    batch_size: int = Field(8, ge=1, description="the paper: 1")
+    lr: float = Field(2e-4, gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    log_every: int = Field(50, ge=1)
+    checkpoint_every: int = Field(500, ge=1)
+
+
+class TranslationEvaluateParams(Section):
+    net: ClassifierNet = Field(
+        "cnn",
+        description="the evaluation nets, trained on real images: domain B's label regressor (built-in chairs: the "
+        "yaw) and a domain classifier (A or B)",
+    )
+    width: int = Field(32, ge=4, le=512)
+    steps: int = Field(1500, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(0.01, gt=0)
+    pose_target: float = Field(
+        10.0, gt=0, description="claim: the label read from G(x) within this many units of x's (mean over test)"
+    )
+
+
+class TranslationExperiment(Section):
+    """CycleGAN between two unpaired image domains A and B (G: A -> B, F: B -> A)."""
+
+    task: Literal["translation"]
+    data: TranslationDataParams = TranslationDataParams()
+    gan: CycleGanParams = CycleGanParams()
+    evaluate: TranslationEvaluateParams = TranslationEvaluateParams()
+
+    @model_validator(mode="after")
+    def _check(self) -> TranslationExperiment:
+        if self.data.image_size % 2**self.gan.n_down:
+            raise ValueError(
+                f"data.image_size {self.data.image_size}: the generator needs a multiple of 2^gan.n_down = "
+                f"{2**self.gan.n_down}"
+            )
+        if self.data.image_size < 2 ** (self.gan.d_layers + 1):
+            raise ValueError(f"gan.d_layers {self.gan.d_layers}: too many stride-2 layers for {self.data.image_size}px")
+        return self
+
+
 def _check_dre_variant(dre: DreParams, gan: CcGanParams) -> None:
     if dre.gan_variant is not None and dre.gan_variant not in gan.variants:
         raise ValueError(f"dre.gan_variant {dre.gan_variant!r} is not a gan variant ({', '.join(gan.variants)})")
 
 
 Experiment = Annotated[
-    ClassificationExperiment | RegressionExperiment | CircleExperiment | GanZooExperiment, Field(discriminator="task")
+    ClassificationExperiment | RegressionExperiment | CircleExperiment | GanZooExperiment | TranslationExperiment,
+    Field(discriminator="task"),
 ]
-TASKS = ("classification", "regression", "circle", "ganzoo")
+TASKS = ("classification", "regression", "circle", "ganzoo", "translation")
 # the stages of each task's pipeline, in order
 TASK_STAGES = {
     "classification": ("prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"),
@@ -686,6 +771,16 @@ TASK_STAGES = {
     ),
     "circle": ("prepare", "embed", "gan", "features", "dre", "evaluate"),
     "ganzoo": ("prepare", "teacher", "gan", "evaluate"),
+    "translation": ("prepare", "evalnets", "gan", "evaluate"),
+}
+# the stages that train under torchrun (DDP) when runtime.nproc > 1; the others run in one process
+# (CycleGAN's training keeps its image pools and batches of 1-8 in one process, as the paper does)
+DISTRIBUTED_STAGES = {
+    "classification": ("teacher", "gan", "features", "dre", "student"),
+    "regression": ("embed", "teacher", "gan", "features", "dre", "student", "evalnets"),
+    "circle": ("embed", "gan", "features", "dre"),
+    "ganzoo": ("teacher", "gan"),
+    "translation": (),
 }
 # which experiments each group of DVC stages loops over, by task
 GROUP_TASKS = {
@@ -695,6 +790,7 @@ GROUP_TASKS = {
     "regression": ("regression",),
     "simulation": ("circle",),
     "ganzoo": ("ganzoo",),
+    "translation": ("translation",),
 }
 
 
@@ -707,6 +803,7 @@ class Groups(Section):
     regression: tuple[str, ...] = ()
     simulation: tuple[str, ...] = ()
     ganzoo: tuple[str, ...] = ()
+    translation: tuple[str, ...] = ()
 
 
 class RuntimeParams(Section):
@@ -742,6 +839,10 @@ class Params(Section):
     def stages(self, name: str) -> tuple[str, ...]:
         """The stages of an experiment's pipeline, in order."""
         return TASK_STAGES[self.experiment(name).task]
+
+    def distributed(self, name: str, stage: str) -> bool:
+        """Whether a stage of an experiment trains under torchrun when runtime.nproc > 1."""
+        return stage in DISTRIBUTED_STAGES[self.experiment(name).task]
 
     def experiment(self, name: str) -> Experiment:
         if name not in self.experiments:

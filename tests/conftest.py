@@ -26,7 +26,13 @@ def _isolated_mlflow(tmp_path_factory: pytest.TempPathFactory):
 
 CLASSIFICATION_METHODS = ("blkd", "fitnet", "at", "rkd", "crd", "takd")  # every KD method (the whole-pipeline tests)
 REGRESSION_METHODS = ("fitnet", "at", "rkd")
-TINY_NAMES = {"classification": "tiny", "regression": "tiny_reg", "circle": "tiny_circle", "ganzoo": "tiny_zoo"}
+TINY_NAMES = {
+    "classification": "tiny",
+    "regression": "tiny_reg",
+    "circle": "tiny_circle",
+    "ganzoo": "tiny_zoo",
+    "translation": "tiny_trans",
+}
 
 
 def _shrink(exp: dict) -> dict:
@@ -76,6 +82,20 @@ def _shrink(exp: dict) -> dict:
         }
         exp["gan"]["kd_teacher"] = dict(exp["teacher"])
         exp["evaluate"].update(n_fake_per_class=4)
+    elif task == "translation":
+        exp["data"].update(n_models=2, n_train=24, n_test=10, image_size=16)
+        exp["gan"].update(
+            g_width=4,
+            n_blocks=1,
+            d_width=4,
+            d_layers=2,
+            steps=6,
+            batch_size=2,
+            pool_size=3,
+            log_every=2,
+            checkpoint_every=3,
+        )
+        exp["evaluate"].update(steps=10, width=4, batch_size=16)
     else:
         exp["data"].update(n_train_angles=12, per_angle=3, n_eval_angles=8, eval_per_angle=5)
         exp["embed"].update(steps=10, y2h_steps=10, width=16, batch_size=16)

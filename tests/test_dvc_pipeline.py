@@ -99,3 +99,17 @@ def test_dvc_repro_tiny_ganzoo(tmp_path):
     assert "| kd_dlgan_d50 (projection, 100% labels, 50% data, DiffAugment, AGKD+CGKD) |" in table
     assert all("d_gap" in m for m in summary["gan"].values())
     assert stages_run(dvc(repo, "repro")) == set()
+
+
+# about 30 s: prepare, the evaluation nets, a tiny CycleGAN and its table
+def test_dvc_repro_tiny_translation(tmp_path):
+    repo = tmp_path / "repo"
+    make_tiny_repo(repo, "translation")
+    log = dvc(repo, "repro")
+    stages = ("prepare", "translation_evalnets", "cyclegan", "translation_evaluate")
+    assert stages_run(log) == {f"{s}@tiny_trans" for s in stages}
+    assert (repo / "models" / "tiny_trans" / "gan" / "cyclegan.pt").exists()
+    summary = json.loads((repo / "metrics" / "tiny_trans.json").read_text())
+    assert "label_error" in summary["translation"]["AtoB"]
+    assert (repo / "metrics" / "tiny_trans" / "translation_BtoA.png").exists()
+    assert stages_run(dvc(repo, "repro")) == set()

@@ -224,6 +224,8 @@ def test_d_gap_is_the_mean_logit_on_seen_minus_held_out_reals():
     seen, held = torch.ones(4, 1, 1, 1) * 2, torch.zeros(3, 1, 1, 1)
     gap = d_gap(Fixed(), seen, torch.zeros(4, dtype=torch.long), held, torch.ones(3, dtype=torch.long))
     assert gap == pytest.approx(2.0 - 1.0)
+    unlabelled = d_gap(Fixed(), seen, torch.zeros(4, dtype=torch.long), held, torch.ones(3, dtype=torch.long), False)
+    assert unlabelled == pytest.approx(2.0)  # a D without labels is handed zeros, whatever the labels were
 
 
 def test_classification_gan_distils_its_teacher(tmp_path):

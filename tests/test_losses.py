@@ -42,7 +42,7 @@ def test_weighted_d_loss_is_mean_of_weighted_terms():
 
 
 def test_unknown_loss_names_the_choices():
-    with pytest.raises(ParamsError, match="unknown GAN loss 'wgan' \\(known: bce, hinge\\)"):
+    with pytest.raises(ParamsError, match="unknown GAN loss 'wgan' \\(known: bce, hinge, ls\\)"):
         get_loss("wgan")
 
 

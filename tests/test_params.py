@@ -194,3 +194,17 @@ def test_a_kd_method_that_does_not_apply_to_regression_is_refused_with_the_reaso
         in str(err.value)
     )
     assert "(use at, fitnet, rkd)" in str(err.value)
+
+
+def test_distributed_stages_belong_to_their_task_and_translation_trains_in_one_process():
+    from pipeline.params import DISTRIBUTED_STAGES, TASK_STAGES
+
+    for task, stages in DISTRIBUTED_STAGES.items():
+        assert set(stages) <= set(TASK_STAGES[task]) - {"prepare", "synthesize", "evaluate"}, task
+    params = load_params(REPO / "params.yaml")
+    task_of = {name: exp.task for name, exp in params.experiments.items()}
+    trans = next(n for n, t in task_of.items() if t == "translation")
+    kd = next(n for n, t in task_of.items() if t == "classification")
+    assert not any(params.distributed(trans, s) for s in params.stages(trans))
+    assert params.distributed(kd, "gan") and params.distributed(kd, "student")
+    assert not params.distributed(kd, "evaluate")

@@ -42,6 +42,16 @@ def g_bce(fake: Tensor) -> Tensor:
     return F.softplus(-fake).mean()
 
 
+def d_ls(real: Tensor, fake: Tensor, w_real: Tensor | None = None, w_fake: Tensor | None = None) -> Tensor:
+    """Least squares (LSGAN, CycleGAN's choice): mean((D(x_r) - 1)^2) + mean(D(x_g)^2)."""
+    return _mean((real - 1).square(), w_real) + _mean(fake.square(), w_fake)
+
+
+def g_ls(fake: Tensor) -> Tensor:
+    """mean((D(G(z)) - 1)^2)"""
+    return (fake - 1).square().mean()
+
+
 class GanLoss(NamedTuple):
     d: Callable[..., Tensor]
     g: Callable[[Tensor], Tensor]
@@ -50,6 +60,7 @@ class GanLoss(NamedTuple):
 LOSSES: dict[str, GanLoss] = {
     "hinge": GanLoss(d_hinge, g_hinge),
     "bce": GanLoss(d_bce, g_bce),
+    "ls": GanLoss(d_ls, g_ls),
 }
 
 

@@ -23,6 +23,10 @@ from pipeline.utils import seed_everything
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp = params.experiment(experiment)
+    if exp.task == "translation":
+        from pipeline.stages import translation
+
+        return translation.evalnets(params, experiment, paths)
     p = exp.evaluate
     ds = load_dataset(paths.prepared)
     x, y, attr = ds.all_splits("x"), ds.all_splits("y"), ds.all_splits("attr")

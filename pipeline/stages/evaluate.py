@@ -79,6 +79,10 @@ def gan_rows(
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp = params.experiment(experiment)
+    if exp.task == "translation":
+        from pipeline.stages import translation
+
+        return translation.evaluate(params, experiment, paths)
     if exp.task == "ganzoo":
         from pipeline.stages import evaluate_zoo
 

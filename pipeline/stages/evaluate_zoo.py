@@ -74,11 +74,15 @@ def variant_metrics(G, kind: str, teacher, ds, n: int, z_dim: int, inception_wei
 
 
 @torch.no_grad()
-def d_gap(D, x_seen: torch.Tensor, y_seen: torch.Tensor, x_held: torch.Tensor, y_held: torch.Tensor) -> float:
+def d_gap(
+    D, x_seen: torch.Tensor, y_seen: torch.Tensor, x_held: torch.Tensor, y_held: torch.Tensor, labelled: bool = True
+) -> float:
     """The over-fitting measure of a data-limited GAN: D's mean adversarial logit on the real
-    images it trained on minus on held-out real images (the test split), at their labels."""
+    images it trained on minus on held-out real images (the test split), at their labels (a D
+    that takes no label, `labelled` False, is handed zeros)."""
 
     def mean_logit(x: torch.Tensor, y: torch.Tensor) -> float:
+        y = y if labelled else torch.zeros_like(y)
         out = torch.cat([adversarial(D(x[s], y[s])) for s in batches(len(x), 512)])
         return float(out.mean())
 
@@ -147,10 +151,9 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         G = load_generator(paths.generator(variant))
         gan[variant] = variant_metrics(G, pv.kind, teacher, ds, p.n_fake_per_class, pv.z_dim, p.inception_weights)
         x_seen, y_seen = gan_images(pv, ds.x_train, ds.y_train, params.seed)
-        no_labels = get_kind(pv.kind).labels == "none"  # D takes no label: hand it zeros
-        y_held = torch.zeros_like(ds.y_test) if no_labels else ds.y_test
         D = load_discriminator(paths.generator(variant))
-        gan[variant]["d_gap"] = d_gap(D, x_seen, torch.zeros_like(y_seen) if no_labels else y_seen, ds.x_test, y_held)
+        labelled = get_kind(pv.kind).labels != "none"
+        gan[variant]["d_gap"] = d_gap(D, x_seen, y_seen, ds.x_test, ds.y_test, labelled=labelled)
         variants[variant] = variant_info(pv)
         info(f"evaluate[{experiment}]: {variant}: " + ", ".join(f"{k} {v:.4g}" for k, v in gan[variant].items()))
     reference = {

@@ -37,6 +37,7 @@ from pipeline.data import load_dataset, training_label_grid
 from pipeline.distill.fit import fit, score
 from pipeline.errors import CheckpointError
 from pipeline.figures import save_curves, save_figure, save_grid
+from pipeline.gan.cycle import CycleState
 from pipeline.gan.train import GanState, sample, train_gan
 from pipeline.gan.variants import VariantSetup, build_variant, variant_jobs
 from pipeline.params import GAN_CONFIG_DEFAULTS, GanParams, Params
@@ -58,16 +59,7 @@ def _fit(
     assert setup.objective is not None
     arch = setup.arch
     state = GanState.create(rt.prepare(G), rt.prepare(D), p.lr_g, p.lr_d, (p.beta1, p.beta2))
-    if path.exists():
-        try:
-            ckpt = load_gan(path)
-        except CheckpointError as err:
-            raise CheckpointError(f"{err}; delete it to train from scratch") from None
-        if ckpt.get("config") == config:
-            state.load_state_dict(ckpt["state"])
-            info(f"{name}: resuming from step {state.step} of {p.steps}")
-        else:
-            info(f"{name}: params changed since the last checkpoint, training from scratch")
+    resume(state, path, config, name, p.steps)
 
     def checkpoint(s: GanState) -> None:
         save_gan(path, config=config, arch=arch, state=s.state_dict())
@@ -99,21 +91,42 @@ def _fit(
     return state
 
 
+def resume(state: GanState | CycleState, path: Path, config: str, name: str, steps: int) -> None:
+    """Load the training state of the checkpoint at `path` into `state` when it was made under the
+    same `config` (else, or without a checkpoint, training starts afresh)."""
+    if not path.exists():
+        return
+    try:
+        ckpt = load_gan(path)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; delete it to train from scratch") from None
+    if ckpt.get("config") == config:
+        state.load_state_dict(ckpt["state"])
+        info(f"{name}: resuming from step {state.step} of {steps}")
+    else:
+        info(f"{name}: params changed since the last checkpoint, training from scratch")
+
+
 def _config(p: GanParams, seed: int, x: torch.Tensor, y: torch.Tensor, **extra) -> str:
     gan = p.model_dump(mode="json", exclude={"variants"})
     for key, default in GAN_CONFIG_DEFAULTS.items():  # checkpoints made before the option keep their config
         if gan.get(key) == default:
             del gan[key]
-    return json.dumps({"gan": gan, "seed": seed, "data": _data_id(x, y), **extra}, sort_keys=True)
+    return json.dumps({"gan": gan, "seed": seed, "data": data_id(x, y), **extra}, sort_keys=True)
 
 
-def _data_id(x: torch.Tensor, y: torch.Tensor) -> str:
-    """What identifies the training data in a config: a digest of the images and labels."""
+def data_id(x: torch.Tensor, y: torch.Tensor) -> str:
+    """What identifies the training data in a config: a digest of the images and labels (or of a
+    translation's two domains)."""
     return hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()[:16]
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp = params.experiment(experiment)
+    if exp.task == "translation":
+        from pipeline.stages import translation
+
+        return translation.train(params, experiment, paths)
     p = exp.gan
     ds = load_dataset(paths.prepared)
     paths.gan.mkdir(parents=True, exist_ok=True)
@@ -172,7 +185,7 @@ def own_encoder(exp, ds, paths: Paths, seed: int) -> Path | None:
         return None
     p = exp.gan.kd_teacher
     path = paths.kd_teacher
-    data = _data_id(ds.x_train, ds.y_train)
+    data = data_id(ds.x_train, ds.y_train)
     config = json.dumps({"kd_teacher": p.model_dump(mode="json"), "seed": seed, "data": data}, sort_keys=True)
     if path.exists():
         try:

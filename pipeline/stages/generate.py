@@ -147,6 +147,8 @@ def run(
     seed: int | None = None,
 ) -> dict:
     exp = params.experiment(experiment)
+    if exp.task == "translation":
+        raise ParamsError(f"experiments.{experiment}: a translation experiment maps images: use cgankd translate")
     ds = load_dataset(paths.prepared)
     path, variant = _generator_path(exp, paths, experiment, variant, generator, subsampling)
     wanted = check_labels(exp, ds, labels, experiment)

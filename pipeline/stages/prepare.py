@@ -21,6 +21,10 @@ from pipeline.ui import info
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
     exp = params.experiment(experiment)
+    if exp.task == "translation":
+        from pipeline.stages import translation
+
+        return translation.prepare(params, experiment, paths)
     if exp.task in ("regression", "circle"):
         return _run_continuous(exp.data, params.seed, paths)
     p = exp.data

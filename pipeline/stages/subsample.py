@@ -17,6 +17,7 @@ import torch
 
 from pipeline.artifacts import Paths, load_features, load_generator, load_y2h, write_json
 from pipeline.data import load_dataset
+from pipeline.errors import ParamsError
 from pipeline.figures import save_split_grid
 from pipeline.gan.train import sample
 from pipeline.metrics.variants import evaluation_labels
@@ -31,6 +32,10 @@ def run(
     params: Params, experiment: str, paths: Paths, *, generator: Path, method: str, n_per_label: int, out: Path
 ) -> dict:
     exp = params.experiment(experiment)
+    if not hasattr(exp, "dre"):
+        raise ParamsError(
+            f"experiments.{experiment}: a {exp.task} experiment has no density-ratio nets to subsample with"
+        )
     p = exp.dre
     continuous = exp.task != "classification"
     ds = load_dataset(paths.prepared)

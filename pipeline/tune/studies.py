@@ -105,9 +105,10 @@ class Study:
     name = ""
 
     def __init__(self, params: Params, experiment: str, paths: Paths, options: Options) -> None:
-        if params.experiment(experiment).task == "ganzoo":
+        task = params.experiment(experiment).task
+        if task in ("ganzoo", "translation"):
             raise ParamsError(
-                f"experiments.{experiment}: the {self.name} study tunes the cGAN-KD pipeline, which a ganzoo "
+                f"experiments.{experiment}: the {self.name} study tunes the cGAN-KD pipeline, which a {task} "
                 "experiment does not have"
             )
         self.check(params, experiment, options)
