@@ -180,11 +180,15 @@ def load_generator(path: Path) -> nn.Module:
             "gan stage writes)"
         )
     arch = dict(ckpt["arch"])
-    bins = arch.pop("bins", None)
+    if "bins" in arch:
+        raise CheckpointError(
+            f"{path}: a binned baseline with evenly spaced bins, from before equal-count bins: retrain it"
+        )
+    edges = arch.pop("bin_edges", None)
     G, _ = build_gan(**arch)
     G.load_state_dict(ckpt["state"]["G_ema"])
-    if bins is not None:
-        G = BinnedGenerator(G, Bins(bins[0], bins[1], arch["num_classes"]))
+    if edges is not None:
+        G = BinnedGenerator(G, Bins(edges))
     return G.eval()
 
 
@@ -193,7 +197,7 @@ def load_discriminator(path: Path) -> nn.Module:
     ckpt = load_checkpoint(path)
     if "arch" not in ckpt or "D" not in ckpt.get("state", {}):
         raise CheckpointError(f"{path}: not a GAN checkpoint (needs `arch` and `state.D`, as the gan stage writes)")
-    arch = {k: v for k, v in ckpt["arch"].items() if k != "bins"}
+    arch = {k: v for k, v in ckpt["arch"].items() if k not in ("bins", "bin_edges")}
     _, D = build_gan(**arch)
     D.load_state_dict(ckpt["state"]["D"])
     return D.eval()

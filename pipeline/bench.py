@@ -75,8 +75,8 @@ def bench_circle(
         seconds = time.perf_counter() - start
         warmup = marks[WARMUP] - start
         steady = 1000 * (marks[steps] - marks[WARMUP]) / (steps - WARMUP)
-        bins = setup.arch.get("bins")
-        G_eval = BinnedGenerator(state.G_ema, Bins(bins[0], bins[1], p.n_bins)) if bins else state.G_ema
+        edges = setup.arch.get("bin_edges")
+        G_eval = BinnedGenerator(state.G_ema, Bins(edges)) if edges else state.G_ema
         fake = sample(G_eval, ds.normalise(angles).repeat_interleave(d.eval_per_angle), p.z_dim).view(
             len(angles), d.eval_per_angle, -1
         )

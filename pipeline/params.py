@@ -299,10 +299,24 @@ class KdParams(ClassifierParams):
     methods: tuple[KdMethod, ...] = Field(
         (), description="KD methods; each trains once per entry of variants (e.g. blkd and cgan_kd_blkd)"
     )
+    init: tuple[Literal["scratch", "real_only"], ...] = Field(
+        ("scratch",),
+        description="how the students on fakes start, each entry training its own: scratch (batches mixed by "
+        "fake_fraction), or real_only (the reference's: fine-tuned from the real-data student of the same method, "
+        "on batches drawn over the union of real and fakes; named <student>_ft)",
+    )
     blkd: BlkdParams = BlkdParams()
     fitnet: FitNetParams = FitNetParams()
     at: AtParams = AtParams()
     rkd: RkdParams = RkdParams()
+
+    @model_validator(mode="after")
+    def _init(self) -> KdParams:
+        if not self.init or len(set(self.init)) != len(self.init):
+            raise ValueError("init: name scratch, real_only or both, once each")
+        if "real_only" in self.init and "real_only" not in getattr(self, "variants", ()):
+            raise ValueError("init: real_only fine-tunes the real_only students: add real_only to variants")
+        return self
 
 
 class StudentParams(KdParams):

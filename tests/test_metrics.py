@@ -110,12 +110,20 @@ def test_intra_fid_matches_per_class_fid() -> None:
 def test_inception_score_bounds() -> None:
     k = 7
     one_hot = torch.eye(k).repeat(5, 1)  # balanced: 5 samples per class
-    mean, std = inception_score(one_hot)
+    mean, std = inception_score(one_hot, splits=1)
     assert mean == pytest.approx(k, rel=1e-12) and std == 0.0
     mean, std = inception_score(one_hot, splits=5)
     assert mean == pytest.approx(k, rel=1e-12) and std == pytest.approx(0.0, abs=1e-12)
     same = torch.softmax(torch.randn(1, k), dim=1).repeat(20, 1)
     assert inception_score(same, splits=4)[0] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_inception_score_uses_10_splits_by_default() -> None:
+    """20 rows: splits of 2 alternate between two classes (IS 2) and one class twice (IS 1)."""
+    rows = [torch.eye(2)[i % 2] if (i // 2) % 2 == 0 else torch.eye(2)[0] for i in range(20)]
+    mean, std = inception_score(torch.stack(rows))
+    assert mean == pytest.approx(1.5) and std == pytest.approx(0.5)
+    assert inception_score(torch.eye(3))[0] == pytest.approx(1.0)  # fewer rows than splits: one per split
 
 
 def test_inception_score_splits_differ() -> None:

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -87,3 +88,15 @@ def test_regression_filter_drops_the_fakes_with_large_label_error():
     assert (err.abs() <= syn.threshold + 1e-6).all()  # everything kept is within the threshold
     # the teacher's labels (label adjustment) are the fakes' true content, y + error
     assert torch.allclose(syn.y_teacher, syn.x.mean(dim=(1, 2, 3)), atol=1e-6)
+
+
+def test_regression_teacher_predictions_are_clipped_to_the_label_range():
+    """Fakes at labels 0.0 and 1.0 whose teacher reads -0.08 and 1.08: clipped to 0 and 1, their
+    error is 0 (kept, at the range's ends), not 0.08 (dropped by the 0.05 threshold)."""
+    x = torch.cat([torch.full((1, 1, 2, 2), v) for v in (-0.08, 1.08, 0.58, 0.53)])
+    y = torch.tensor([0.0, 1.0, 0.5, 0.5])
+    burnin = (torch.cat([torch.full((1, 1, 2, 2), 0.5 + d) for d in (0.0, 0.05, -0.05)]), torch.full((3,), 0.5))
+    syn = build_synthetic_regression(MeanRegressor(), burnin, (x, y), rho=1.0)
+    assert syn.threshold == pytest.approx(0.05, abs=1e-6)
+    assert syn.y_cond.tolist() == pytest.approx([0.0, 1.0, 0.5])  # 0.58 is 0.08 off: dropped
+    assert syn.y_teacher.tolist() == pytest.approx([0.0, 1.0, 0.53])

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pipeline.gan.binned import BinnedGenerator, Bins
+from pipeline.gan.binned import BinnedConditioning, BinnedGenerator, Bins
 from pipeline.gan.vicinal import VicinalSampler, Vicinity, rule_of_thumb
 
 
@@ -89,12 +89,25 @@ def test_generator_labels_stay_in_range():
     assert g.min() == 0.0 and g.max() == 1.0 and ((g > 0) & (g < 1)).any()
 
 
-def test_bins_centre_the_training_labels_and_pick_the_nearest():
-    bins = Bins.of(torch.tensor([0.0, 0.5, 1.0, 0.25]), n_bins=5)  # centres 0, .25, .5, .75, 1
-    assert bins.centres().tolist() == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
-    assert bins.classes(torch.tensor([0.0, 0.12, 0.13, 0.99, 1.2, -0.3])).tolist() == [0, 0, 1, 4, 4, 0]
+def test_bins_hold_equal_counts_of_the_distinct_labels():
+    # 6 distinct labels (0.1 twice) in 3 bins: {0, .1}, {.15, .2}, {.6, 1}; boundaries .125 and .4
+    bins = Bins.of(torch.tensor([0.6, 0.0, 0.1, 0.1, 0.15, 1.0, 0.2]), n_bins=3)
+    assert bins.edges.tolist() == pytest.approx([0.125, 0.4])
+    y = torch.tensor([0.0, 0.1, 0.124, 0.126, 0.2, 0.39, 0.41, 1.0, 1.2, -0.3])
+    assert bins.classes(y).tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 0]
+    # an uneven split: 5 distinct labels in 2 bins give 3 and 2
+    assert Bins.of(torch.tensor([0.0, 0.1, 0.2, 0.3, 0.9]), 2).edges.tolist() == pytest.approx([0.25])
+    with pytest.raises(ValueError, match="distinct training labels"):
+        Bins.of(torch.tensor([0.0, 0.5, 1.0]), 4)
     G = BinnedGenerator(lambda z, c: c.float()[:, None], bins)  # type: ignore[arg-type]
-    assert G(torch.zeros(2, 1), torch.tensor([0.3, 0.7])).view(-1).tolist() == [1.0, 3.0]
+    assert G(torch.zeros(2, 1), torch.tensor([0.3, 0.7])).view(-1).tolist() == [1.0, 2.0]
+
+
+def test_binned_generator_steps_draw_classes_as_the_reals_are_drawn():
+    torch.manual_seed(0)
+    y = torch.tensor([0] * 80 + [1] * 15 + [2] * 5)
+    g = BinnedConditioning(torch.zeros(100, 1), y, 3).g_labels(20000)
+    assert (torch.bincount(g, minlength=3).float() / len(g)).tolist() == pytest.approx([0.8, 0.15, 0.05], abs=0.01)
 
 
 def test_redraws_consume_the_random_stream_as_a_mask_based_loop_does():
@@ -125,3 +138,20 @@ def test_redraws_consume_the_random_stream_as_a_mask_based_loop_does():
     drawn = [(b.targets, b.real_index) for b in (s.draw(64) for _ in range(20))]
     for (t_ref, i_ref), (t, i) in zip(expected, drawn):
         assert torch.equal(t, t_ref) and torch.equal(i, i_ref)
+
+
+def test_fake_labels_near_the_ends_are_uniform_on_the_cut_window():
+    """y' = 0.01 with r = 0.05: the window [-0.04, 0.06] cut to [0, 0.06]; the draw is uniform there
+    (mean 0.03, no mass piled on 0), not y' + U(-r, r) clipped (40% of it exactly at 0)."""
+    torch.manual_seed(0)
+    s = VicinalSampler(torch.tensor([0.0, 0.02, 0.98, 1.0]), Vicinity("hard", sigma=0.0, kappa=0.05, nu=1.0))
+    low = s.fake_labels(torch.full((40000,), 0.01))
+    assert low.min() >= 0 and low.max() <= 0.06 + 1e-6
+    assert (low == 0).sum() == 0
+    assert low.mean() == pytest.approx(0.03, abs=5e-4)
+    assert (low < 0.03).float().mean() == pytest.approx(0.5, abs=0.01)
+    high = s.fake_labels(torch.full((40000,), 0.995))  # window [0.945, 1]
+    assert high.max() <= 1 and (high == 1).sum() == 0
+    assert high.mean() == pytest.approx((0.945 + 1) / 2, abs=5e-4)
+    mid = s.fake_labels(torch.full((40000,), 0.5))  # inside the range: uniform on [y' - r, y' + r]
+    assert mid.min() >= 0.45 - 1e-6 and mid.max() <= 0.55 + 1e-6 and mid.mean() == pytest.approx(0.5, abs=5e-4)

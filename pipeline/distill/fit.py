@@ -36,15 +36,29 @@ class Student(NamedTuple):
     name: str
     data: str  # an entry of student.variants
     method: str | None  # an entry of student.methods, or None: the task loss alone
+    init: str = "scratch"  # or "real_only": fine-tuned from the student `base` (an entry of student.init)
+
+    @property
+    def base(self) -> str:
+        """The real-data student of the same method, which a real_only-initialised one starts from."""
+        return self.method or "real_only"
 
 
 def students(p) -> list[Student]:
-    """Every student the params ask for: each entry of p.variants alone, then with each method."""
+    """Every student the params ask for, in training order: each entry of p.variants alone, then
+    with each method; with p.init real_only, each student on fakes again as <name>_ft, fine-tuned
+    from its base (trained before it). With p.init real_only alone, the scratch students on fakes
+    are left out."""
     out = []
     for data in p.variants:
         for method in (None, *p.methods):
             name = data if method is None else method if data == "real_only" else f"{data}_{method}"
             out.append(Student(name, data, method))
+    on_fakes = [s for s in out if s.data != "real_only"]
+    if "scratch" not in p.init:
+        out = [s for s in out if s.data == "real_only"]
+    if "real_only" in p.init:
+        out += [s._replace(name=f"{s.name}_ft", init="real_only") for s in on_fakes]
     return out
 
 
@@ -92,15 +106,20 @@ def fit(
     fakes: tuple[torch.Tensor, torch.Tensor] | None = None,
     progress: Progress | None = None,
     check: Callable[[int, nn.Module], None] | None = None,
+    start: nn.Module | None = None,
 ) -> tuple[Backbone, list[dict[str, float]]]:
     """A fresh `p.net` (teacher or student params) trained from `seed` on the real training split
     (regression: on normalised labels, with `p.loss`), plus `fakes` (x, training labels) as a
     `p.fake_fraction` share of each batch when given, distilling `teacher` by the KD `method` (its
-    section of p) when given. `check(step, model)` runs at each logged step (a study measures the
-    model there); with `p.keep_best` the model ends at its best validation step."""
+    section of p) when given. With `start` (a trained model of the same net), the model starts
+    from its weights and fakes are drawn over the union of real and fakes (fine-tuning, as the
+    reference cGAN-KD does), with the same schedule. `check(step, model)` runs at each logged step
+    (a study measures the model there); with `p.keep_best` the model ends at its best validation step."""
     classification = task == "classification"
     seed_everything(seed)
     model = build_classifier(p.net, ds.channels, ds.num_classes if classification else 1, p.width)
+    if start is not None:
+        model.load_state_dict(start.state_dict())
     x_fake, y_fake = fakes if fakes is not None else (None, None)
     kd = None
     if method is not None:
@@ -124,7 +143,7 @@ def fit(
         teacher=teacher if kd is not None else None,
         x_fake=x_fake,
         y_fake=y_fake,
-        fake_fraction=getattr(p, "fake_fraction", None),
+        fake_fraction=None if start is not None else getattr(p, "fake_fraction", None),
         progress=watched(progress, check, model),
         log_every=p.eval_every,
         validate=validation_score(task, ds) if p.keep_best else None,
@@ -158,9 +177,13 @@ def fit_student(
     assistant: Backbone | None = None,
     progress: Progress | None = None,
     check: Callable[[int, nn.Module], None] | None = None,
+    base: nn.Module | None = None,
 ) -> tuple[Backbone, list[dict[str, float]]]:
     """One student of `exp.student` (the fakes used only when its data has them; TAKD distils the
-    assistant instead of the teacher). The student stage and the n-fake study share it."""
+    assistant instead of the teacher); a real_only-initialised one fine-tunes `base`, the trained
+    student named student.base. The student stage and the n-fake study share it."""
+    if student.init == "real_only" and base is None:
+        raise ValueError(f"student {student.name} fine-tunes {student.base}: pass that trained student as base")
     return fit(
         exp.student,
         exp.task,
@@ -171,4 +194,5 @@ def fit_student(
         fakes=fakes if fake_labels(exp.task, student.data) is not None else None,
         progress=progress,
         check=check,
+        start=base if student.init == "real_only" else None,
     )

@@ -87,11 +87,13 @@ def build_synthetic_regression(
     teacher: nn.Module, burnin: tuple[Tensor, Tensor], fakes: tuple[Tensor, Tensor], *, rho: float
 ) -> RegressionSyntheticSet:
     """Drop the fakes (x, y_cond) whose |teacher(x) - y| exceeds the rho-quantile of the burn-in
-    fakes' errors; keep the teacher's predictions for label adjustment (labels normalised)."""
+    fakes' errors; keep the teacher's predictions for label adjustment (labels normalised). The
+    teacher's predictions are clipped to the label range [0, 1] first, in the filter as in the
+    adjusted labels, as the reference does."""
     x_burn, y_burn = burnin
-    threshold = float(torch.quantile((predict(teacher, x_burn).view(-1) - y_burn).abs(), rho))
+    threshold = float(torch.quantile((predict(teacher, x_burn).view(-1).clamp(0, 1) - y_burn).abs(), rho))
     x, y_cond = fakes
-    pred = predict(teacher, x).view(-1)
+    pred = predict(teacher, x).view(-1).clamp(0, 1)
     keep = (pred - y_cond).abs() <= threshold
     return RegressionSyntheticSet(
         x[keep], y_cond[keep], pred[keep], threshold, float(keep.float().mean()) if len(keep) else 0.0

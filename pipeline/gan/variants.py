@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 import torch
 
-from pipeline.gan.binned import Bins
+from pipeline.errors import ParamsError
+from pipeline.gan.binned import BinnedConditioning, Bins
 from pipeline.gan.encoders import encoder_dim, encoder_file, load_encoder
 from pipeline.gan.kd_dlgan import KdDlGan, class_prototypes
 from pipeline.gan.kinds import Objective, build_args, get_kind, label_mask, objective
@@ -30,7 +31,7 @@ DATA_SEED = 7919  # offset of the seed that draws gan.data_fraction's images fro
 
 @dataclass
 class VariantSetup:
-    arch: dict[str, Any]  # build_gan's keyword arguments, plus "bins" (lo, hi) for the binned baseline
+    arch: dict[str, Any]  # build_gan's keyword arguments, plus "bin_edges" for the binned baseline
     cond: Conditioning
     vicinity: Vicinity | None = None
     fingerprint: dict[str, Any] = field(default_factory=dict)  # what else makes a checkpoint differ
@@ -38,7 +39,7 @@ class VariantSetup:
 
     @property
     def build_args(self) -> dict[str, Any]:
-        return {k: v for k, v in self.arch.items() if k != "bins"}
+        return {k: v for k, v in self.arch.items() if k != "bin_edges"}
 
 
 def vicinity_of(
@@ -94,9 +95,13 @@ def continuous_setup(
 ) -> VariantSetup:
     """`vicinity` is "hard", "soft" or "binned"; `widths` holds vicinity_of's m_kappa, gap, sigma, kappa, nu."""
     if vicinity == "binned":
-        bins = Bins.of(u, n_bins)
-        arch = {**net, "label_input": "class", "num_classes": n_bins, "bins": [float(b) for b in bins.range]}
-        return VariantSetup(arch, ClassConditioning(x, bins.classes(u), n_bins))
+        try:
+            bins = Bins.of(u, n_bins)
+        except ValueError as err:
+            raise ParamsError(f"gan.n_bins: {err}") from None
+        edges = [float(e) for e in bins.edges]
+        arch = {**net, "label_input": "class", "num_classes": n_bins, "bin_edges": edges}
+        return VariantSetup(arch, BinnedConditioning(x, bins.classes(u), n_bins), fingerprint={"bin_edges": edges})
     vic = vicinity_of(u, vicinity, **widths)
     return VariantSetup(
         {**net, "label_input": label_input},

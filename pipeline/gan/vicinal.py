@@ -5,7 +5,7 @@ All labels here are normalised to [0, 1]. One call draws a whole batch with tens
 the hot path of CcGAN training.
 
 HVDL (hard): reals with |y_i - y'| <= kappa, chosen uniformly; fake labels uniform in
-[y' - kappa, y' + kappa]; every weight 1.
+[y' - kappa, y' + kappa] cut to [0, 1]; every weight 1.
 SVDL (soft): reals with (y_i - y')^2 <= -ln(1e-3) / nu (weights below 1e-3 are dropped), chosen
 uniformly, each pair's loss weighted by w = exp(-nu (y_i - y')^2); fake labels uniform in the
 same window, weighted the same way.
@@ -49,7 +49,7 @@ class VicinalBatch(NamedTuple):
 
     real_index: Tensor  # (n,) int64 indices into the training set
     targets: Tensor  # (n,) y' = y_j + e
-    fake_labels: Tensor  # (n,) labels G generates at, inside the vicinity of y', clipped to [0, 1]
+    fake_labels: Tensor  # (n,) labels G generates at, uniform on the vicinity of y' cut to [0, 1]
     w_real: Tensor | None  # SVDL weights (None for HVDL: all 1)
     w_fake: Tensor | None
 
@@ -119,8 +119,7 @@ class VicinalSampler:
             )
         pos = lo + (torch.rand(n) * (hi - lo)).long().clamp_max(hi - lo - 1)
         real_index = self.order[pos]
-        r = self.vicinity.radius
-        fake_labels = (targets + (2 * torch.rand(n) - 1) * r).clamp(0.0, 1.0)
+        fake_labels = self.fake_labels(targets)
         return VicinalBatch(
             real_index=real_index,
             targets=targets,
@@ -128,6 +127,14 @@ class VicinalSampler:
             w_real=self.vicinity.weight(self.y[real_index], targets),
             w_fake=self.vicinity.weight(fake_labels, targets),
         )
+
+    def fake_labels(self, targets: Tensor) -> Tensor:
+        """Labels for D's fakes: uniform on [max(0, y' - r), min(1, y' + r)], the window cut to the
+        label range (not y' + U(-r, r) clipped, which would put mass exactly on 0 and 1). The cut
+        window is never empty: some real label in [0, 1] lies within r of every target."""
+        r = self.vicinity.radius
+        lo, hi = (targets - r).clamp(min=0.0), (targets + r).clamp(max=1.0)
+        return lo + torch.rand(len(targets)) * (hi - lo).clamp(min=0.0)
 
     def g_labels(self, n: int) -> Tensor:
         """Labels for a generator step: drawn like the targets, clipped to [0, 1]."""

@@ -81,12 +81,17 @@ def intra_fid(
     return sum(per_class.values()) / len(per_class), per_class
 
 
-def inception_score(probs: Tensor, splits: int = 1) -> tuple[float, float]:
-    """exp(E_x KL(p(y|x) || p(y))) from class probabilities (N, K); (mean, population std) over ``splits`` splits."""
+IS_SPLITS = 10  # the Inception Score as the literature reports it: mean and std over 10 splits
+
+
+def inception_score(probs: Tensor, splits: int = IS_SPLITS) -> tuple[float, float]:
+    """exp(E_x KL(p(y|x) || p(y))) from class probabilities (N, K); (mean, population std) over
+    ``splits`` contiguous splits (at most N)."""
     if probs.dim() != 2:
         raise ValueError(f"probs must be (N, K), got shape {tuple(probs.shape)}")
     n = len(probs)
-    if not 1 <= splits <= n:
+    splits = min(splits, n)
+    if splits < 1:
         raise ValueError(f"splits must be in [1, {n}], got {splits}")
     p = probs.double()
     split = torch.arange(n, device=p.device) * splits // n  # contiguous, near-equal splits

@@ -25,6 +25,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     ds = load_dataset(paths.prepared)
     teacher = load_classifier(paths.teacher) if classification or p.methods else None
     results: dict[str, dict[str, float]] = {}
+    trained: dict[str, torch.nn.Module] = {}  # the students so far: fine-tuned ones start from their base
     loaded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # the synthetic set, by the labels a student trains on
     arch = {"in_channels": ds.channels, "num_classes": ds.num_classes if classification else 1}
 
@@ -65,7 +66,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
                         loaded[label] = load_synthetic(paths, label)
                 fakes = loaded[label]
             n_train = len(ds.y_train) + (0 if fakes is None else len(fakes[1]))
-            tags = {"method": student.method or "none", "data": student.data}
+            tags = {"method": student.method or "none", "data": student.data, "init": student.init}
             with tracking.stage_run(
                 experiment,
                 "student",
@@ -84,8 +85,10 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
                         fakes=fakes,
                         seed=params.seed,
                         progress=bar,
+                        base=trained.get(student.base) if student.init == "real_only" else None,
                     )
                 record(student.name, model, history, n_train)
+            trained[student.name] = model
             save_classifier(model, paths.students / f"{student.name}.pt", net=p.net, width=p.width, **arch)
         tracking.log_metrics({f"{v}_test_{metric}": r[f"test_{metric}"] for v, r in results.items()})
     write_json(paths.metrics / "students.json", results)

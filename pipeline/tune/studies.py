@@ -435,11 +435,12 @@ class NFakeStudy(Study):
         with_fakes = [
             s
             for s in students(exp.student)
-            if s.method is None and fake_labels(exp.task, s.data) not in (None, "oracle")
+            if s.method is None and s.init == "scratch" and fake_labels(exp.task, s.data) not in (None, "oracle")
         ]
         if not with_fakes:
             raise ParamsError(
-                f"experiments.{self.experiment}.student.variants: the n-fake study needs a cGAN-KD variant"
+                f"experiments.{self.experiment}.student.variants: the n-fake study needs a cGAN-KD variant "
+                "trained from scratch (student.init: scratch)"
             )
         self.student = with_fakes[0]
 
