@@ -14,7 +14,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from pipeline.report import METHOD_TITLES, student_order, student_title
+from pipeline.report import FINE_TUNED, METHOD_TITLES, student_order, student_title
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,14 @@ def claims_for(task: str, summary: dict, dre_variant: str | None) -> list[Claim]
             Claim("BLKD below the teacher (room left for the fakes)", "teacher.test_accuracy", ">", acc.format("blkd")),
             Claim("cGAN-KD > real only (test accuracy)", acc.format("cgan_kd"), ">", acc.format("real_only")),
             *[
+                Claim(f"{student_title(n)} > real only (test accuracy)", acc.format(n), ">", acc.format("real_only"))
+                for n in _fine_tuned(summary, "cgan_kd")
+            ],
+            *[
                 Claim(f"cGAN-KD + {t} >= {t} (test accuracy)", acc.format(f"cgan_kd_{m}"), ">=", acc.format(m))
                 for m, t in _methods(summary)
             ],
-            _subsampling_claim(dre_variant, "intra_fid_teacher_features"),
+            _subsampling_claim(dre_variant, "intra_fid_evalnet"),
         ]
     gan = summary.get("gan", {})
     ccgan = [v for v in gan if "+" not in v and v != "binned"]
@@ -86,6 +90,10 @@ def claims_for(task: str, summary: dict, dre_variant: str | None) -> list[Claim]
                 mae.format("real_only"),
             ),
             Claim("cGAN-KD test MAE < real only", mae.format("cgan_kd"), "<", mae.format("real_only")),
+            *[
+                Claim(f"{student_title(n)} test MAE < real only", mae.format(n), "<", mae.format("real_only"))
+                for n in _fine_tuned(summary, "cgan_kd_adjusted", "cgan_kd")
+            ],
             *[
                 Claim(f"cGAN-KD + {t} test MAE <= {t}", mae.format(f"cgan_kd_{m}"), "<=", mae.format(m))
                 for m, t in _methods(summary)
@@ -253,6 +261,11 @@ def zoo_claims(summary: dict) -> list[Claim]:
                 )
             )
     return out
+
+
+def _fine_tuned(summary: dict, *data: str) -> list[str]:
+    """The students of `data` fine-tuned from the real-only one (student.init: real_only) that a summary has."""
+    return [d + FINE_TUNED for d in data if d + FINE_TUNED in summary.get("students", {})]
 
 
 def _methods(summary: dict) -> list[tuple[str, str]]:

@@ -227,6 +227,7 @@ GAN_CONFIG_DEFAULTS = {
     "data_fraction": 1.0,
     "augment_cutout": 0.0,
     "kd_dlgan": None,
+    "d_depth": None,
 }
 
 
@@ -337,10 +338,11 @@ class StudentParams(KdParams):
 
 
 class ClassFeaturesParams(ClassifierParams):
-    """DRE's feature extractor for class labels: a classifier trained on the real training data
-    (h = its penultimate layer), or the teacher itself with net: teacher."""
+    """DRE's feature extractor for class labels: a classifier of its own trained on the real training
+    data (h = its penultimate layer; seeded apart from the teacher, as the reference trains its own
+    ResNet extractor), or the teacher itself with net: teacher."""
 
-    net: FeatureNet = Field("teacher", description="a classifier net (resnet, cnn), or teacher to reuse the teacher")
+    net: FeatureNet = Field("resnet", description="a classifier net (resnet, cnn), or teacher to reuse the teacher")
 
 
 class AutoencoderParams(Section):
@@ -372,8 +374,11 @@ class DreParams(Section):
     batch_size: int = Field(256, ge=2)
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    fresh_fakes: bool = Field(
+        True, description="new fakes for every training batch (the reference's), not a fixed pool psi can over-fit"
+    )
     fakes_per_real: int = Field(
-        10, ge=1, description="fakes generated at each real training sample's label for training"
+        10, ge=1, description="with fresh_fakes false: the fixed pool, fakes generated at each real sample's label"
     )
     burnin: int = Field(100, ge=1, description="rejection sampling: burn-in candidates per label that set M")
     batch_size_rs: int = Field(1000, ge=1, description="rejection sampling: candidates per round")
@@ -388,7 +393,20 @@ class DreParams(Section):
         return self
 
 
-class EvaluateParams(Section):
+class EvalNetParams(Section):
+    """The evaluation nets, trained once on every real image by the evalnets stage: they judge fakes,
+    never a student, and are neither the teacher nor DRE's feature net."""
+
+    net: ClassifierNet = Field("cnn", description="the evaluation nets' architecture, trained on all real images")
+    width: int = Field(32, ge=4, le=512)
+    steps: int = Field(1500, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(0.01, gt=0)
+
+
+class EvaluateParams(EvalNetParams):
+    """FID, intra-FID and IS in the evaluation classifier's space (of net/width/steps/batch_size/lr)."""
+
     n_fake_per_class: int = Field(200, ge=2)
     inception_weights: Path | None = Field(
         None, description="local pt_inception weights file; adds a standard Inception FID"
@@ -536,7 +554,8 @@ class CcGanVariant(Section):
 class CcGanParams(GanParams):
     arch: GanArch = "sngan"
     loss: GanLoss = "bce"
-    depth: int = Field(4, ge=1, description="mlp only: hidden layers of G and D")
+    depth: int = Field(4, ge=1, description="mlp only: hidden layers of G (and of D unless d_depth)")
+    d_depth: int | None = Field(None, ge=1, description="mlp only: hidden layers of D (unset: depth)")
     periodic_label: bool = Field(False, description="mlp only: feed the label as (sin 2 pi y, cos 2 pi y) (an angle)")
     m_kappa: float = Field(2.0, gt=0, description="kappa = m_kappa * largest gap between sorted distinct labels")
     label_gap: float | None = Field(None, gt=0, description="that gap, if known (circle: 1/120); else measured")
@@ -606,14 +625,9 @@ class RegStudentParams(RegressorParams, KdParams):
         return self
 
 
-class RegEvaluateParams(Section):
-    net: ClassifierNet = Field(
-        "cnn", description="the evaluation nets (label regressor, attribute classifier), trained on all real images"
-    )
-    width: int = Field(32, ge=4, le=512)
-    steps: int = Field(1500, ge=1)
-    batch_size: int = Field(64, ge=2)
-    lr: float = Field(0.01, gt=0)
+class RegEvaluateParams(EvalNetParams):
+    """Label Score, FID and intra-FID with the evaluation regressor, Diversity with the attribute classifier."""
+
     n_labels: int = Field(90, ge=2, description="evaluation labels, evenly spaced over the label range")
     n_fake_per_label: int = Field(50, ge=2)
     n_bins: int = Field(10, ge=1, description="label bins for intra-FID")
@@ -770,7 +784,7 @@ Experiment = Annotated[
 TASKS = ("classification", "regression", "circle", "ganzoo", "translation")
 # the stages of each task's pipeline, in order
 TASK_STAGES = {
-    "classification": ("prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"),
+    "classification": ("prepare", "teacher", "evalnets", "gan", "features", "dre", "synthesize", "student", "evaluate"),
     "regression": (
         "prepare",
         "embed",
@@ -790,7 +804,7 @@ TASK_STAGES = {
 # the stages that train under torchrun (DDP) when runtime.nproc > 1; the others run in one process
 # (CycleGAN's training keeps its image pools and batches of 1-8 in one process, as the paper does)
 DISTRIBUTED_STAGES = {
-    "classification": ("teacher", "gan", "features", "dre", "student"),
+    "classification": ("teacher", "evalnets", "gan", "features", "dre", "student"),
     "regression": ("embed", "teacher", "gan", "features", "dre", "student", "evalnets"),
     "circle": ("embed", "gan", "features", "dre"),
     "ganzoo": ("teacher", "gan"),

@@ -4,7 +4,7 @@ headline that `dvc metrics show` prints (pure functions of a summary)."""
 from __future__ import annotations
 
 HEADLINE = {  # task -> (what the teacher and students are scored by, the GAN metric and its summary key)
-    "classification": ("test accuracy", "FID (teacher features)", "fid_teacher_features"),
+    "classification": ("test accuracy", "FID (evaluation classifier)", "fid_evalnet"),
     "regression": ("test MAE", "intra-FID (eval regressor)", "intra_fid_eval_regressor_features"),
     "circle": (None, "W2", "w2"),
 }
@@ -79,10 +79,18 @@ def _data_and_method(name: str) -> tuple[str, str | None]:
     return "real_only", name
 
 
+FINE_TUNED = "_ft"  # the suffix of students fine-tuned from the real-data one (student.init: real_only)
+
+
 def student_title(name: str) -> str:
-    """'cGAN-KD + FitNet' for cgan_kd_fitnet, 'FitNet' for fitnet (real data), ..."""
+    """'cGAN-KD + FitNet' for cgan_kd_fitnet, 'FitNet' for fitnet (real data), 'cGAN-KD, fine-tuned
+    from real only' for cgan_kd_ft, ..."""
     if name == "assistant":
         return "teacher assistant (TAKD)"
+    if name.endswith(FINE_TUNED):
+        base = _data_and_method(name.removesuffix(FINE_TUNED))[1]
+        base_title = "real only" if base is None else METHOD_TITLES.get(base, base)
+        return f"{student_title(name.removesuffix(FINE_TUNED))}, fine-tuned from {base_title}"
     data, method = _data_and_method(name)
     if method is None:
         return DATA_TITLES[data]
@@ -90,13 +98,16 @@ def student_title(name: str) -> str:
     return title if data == "real_only" else f"{DATA_TITLES[data]} + {title}"
 
 
-def student_order(name: str) -> tuple[int, int]:
-    """Table order: the assistant, then by data, each plain first and then with its methods."""
+def student_order(name: str) -> tuple[int, int, int]:
+    """Table order: the assistant, then by data, each plain first and then with its methods, the
+    fine-tuned ones after the ones trained from scratch."""
     if name == "assistant":
-        return -1, -1
-    data, method = _data_and_method(name)
+        return -1, -1, -1
+    tuned = name.endswith(FINE_TUNED)
+    data, method = _data_and_method(name.removesuffix(FINE_TUNED))
     methods = list(METHOD_TITLES)
-    return list(DATA_TITLES).index(data), -1 if method is None else methods.index(method) if method in methods else 99
+    rank = -1 if method is None else methods.index(method) if method in methods else 99
+    return list(DATA_TITLES).index(data), int(tuned), rank
 
 
 def student_table(students: dict[str, dict], metric: str, number: str) -> list[str]:

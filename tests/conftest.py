@@ -49,7 +49,8 @@ def _shrink(exp: dict) -> dict:
         exp["synthesize"].update(n_fake_per_class=10, n_burnin_per_class=10, batch_size=32)
         exp["student"].update(steps=10, width=4, batch_size=16)
         exp["student"]["takd"] = {"net": "resnet", "width": 4}
-        exp["evaluate"].update(n_fake_per_class=4)
+        exp["features"].update(steps=10, width=4, batch_size=16)
+        exp["evaluate"].update(n_fake_per_class=4, net="cnn", steps=10, width=4, batch_size=16)
     elif task == "regression":
         exp["data"].update(n_models=3, angle_step=5.0, image_size=16, max_per_label=2, val_fraction=0.2)
         exp["embed"].update(net="cnn", steps=10, y2h_steps=10, width=4, batch_size=16)

@@ -15,8 +15,8 @@ def _cls(real, blkd, kd, kd_blkd, teacher=0.99, fid=(2.0, 1.5)):
             for v, a in zip(("real_only", "blkd", "cgan_kd", "cgan_kd_blkd"), (real, blkd, kd, kd_blkd))
         },
         "gan_equal_labels": {
-            "cgan": {"intra_fid_teacher_features": fid[0]},
-            "cgan+cdre": {"intra_fid_teacher_features": fid[1]},
+            "cgan": {"intra_fid_evalnet": fid[0]},
+            "cgan+cdre": {"intra_fid_evalnet": fid[1]},
         },
     }
 

@@ -14,7 +14,7 @@ from pipeline.params import load_params
 from tests.conftest import CLASSIFICATION_METHODS, REGRESSION_METHODS, tiny_raw_params
 
 runner = CliRunner()
-STAGES = ["prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"]
+STAGES = ["prepare", "teacher", "evalnets", "gan", "features", "dre", "synthesize", "student", "evaluate"]
 REGRESSION_STAGES = [
     "prepare",
     "embed",
@@ -74,26 +74,32 @@ def test_whole_pipeline_in_process(tmp_path):
     head = json.loads((root / "metrics" / "tiny" / "headline.json").read_text())
     assert (
         head["real_only"] == summary["students"]["real_only"]["test_accuracy"]
-        and head["gan"] == summary["gan_equal_labels"]["cgan"]["fid_teacher_features"]
+        and head["gan"] == summary["gan_equal_labels"]["cgan"]["fid_evalnet"]
     )
     # every KD method, with real data only and with the synthetic set, and TAKD's assistant
     methods = set(CLASSIFICATION_METHODS)
-    assert set(summary["students"]) == {
-        "real_only",
-        "cgan_kd",
-        "assistant",
-        *methods,
-        *(f"cgan_kd_{m}" for m in methods),
-    }
+    on_fakes = {"cgan_kd", *(f"cgan_kd_{m}" for m in methods)}
+    # (params.yaml's student.init: each student on fakes also fine-tuned from its real-data twin)
+    assert set(summary["students"]) == {"real_only", "assistant", *methods, *on_fakes, *(f"{n}_ft" for n in on_fakes)}
     assert (root / "models" / "tiny" / "students" / "assistant.pt").exists()
     table = (root / "metrics" / "tiny.md").read_text()
     assert all(
-        f"| {row} |" in table for row in ("cGAN-KD + CRD", "FitNet", "teacher assistant (TAKD)", "cGAN-KD + TAKD")
+        f"| {row} |" in table
+        for row in (
+            "cGAN-KD + CRD",
+            "FitNet",
+            "teacher assistant (TAKD)",
+            "cGAN-KD + TAKD",
+            "cGAN-KD + TAKD, fine-tuned from TAKD",
+        )
     )
     for r in summary["students"].values():
         assert 0.0 <= r["test_accuracy"] <= 1.0
     assert set(summary["gan"]) == {"cgan", "cgan+dre", "cgan+cdre"}  # plain fakes, DRE-F-SP+RS, cDRE-F-cSP+RS
-    assert all(m["fid_teacher_features"] >= 0 for m in summary["gan"].values())
+    assert all(m["fid_evalnet"] >= 0 and m["is_evalnet"] >= 1 for m in summary["gan"].values())
+    # judged by the evaluation classifier, which is neither the teacher nor DRE's feature net
+    assert (root / "models" / "tiny" / "eval_nets" / "classifier.pt").exists()
+    assert {"fid_evalnet_real_train_vs_test", "is_evalnet_real_test"} <= set(summary["reference"])
     assert 0 < summary["gan"]["cgan+cdre"]["acceptance_rate"] <= 1
     # the synthetic set was drawn through cDRE-F-cSP+RS (params.yaml's choice); its metadata is an output
     rs = json.loads((root / "data" / "tiny" / "synthetic" / "subsampling.json").read_text())

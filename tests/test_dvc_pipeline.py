@@ -15,7 +15,8 @@ def test_dvc_repro_tiny_config(tmp_path):
     raw = make_tiny_repo(repo, "classification", "regression", "circle")
 
     everything = {
-        f"{s}@tiny" for s in ["prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"]
+        f"{s}@tiny"
+        for s in ["prepare", "teacher", "evalnets", "gan", "features", "dre", "synthesize", "student", "evaluate"]
     }
     everything |= {
         f"{s}@tiny_reg"

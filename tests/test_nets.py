@@ -180,3 +180,18 @@ def test_regression_nets_register_once():
         register({"vgg16": partial(VGG, depth=11)})
     with pytest.raises(ValueError, match="VGG depth 12"):
         VGG(3, 1, depth=12)
+
+
+def test_point_mlps_take_the_reference_depths():
+    """The CcGAN reference's circle nets: G with 6 hidden layers, D with 5 (d_depth); D follows G unset."""
+    from torch import nn
+
+    from pipeline.nets import build_gan
+
+    def hidden(net):
+        return sum(isinstance(m, nn.Linear) for m in net.modules()) - 1  # the output layer is not hidden
+
+    G, D = build_gan("mlp", data_shape=(2,), z_dim=2, g_width=16, d_width=16, label_input="nli", depth=6, d_depth=5)
+    assert (hidden(G), hidden(D)) == (6, 5)
+    G, D = build_gan("mlp", data_shape=(2,), z_dim=2, g_width=16, d_width=16, label_input="nli", depth=3)
+    assert (hidden(G), hidden(D)) == (3, 3)

@@ -14,13 +14,13 @@ def _students(metric, **scores):
 def test_headline_classification_by_hand():
     summary = {
         "gan": {
-            "cgan": {"fid_teacher_features": 2.0},
-            "cgan+dre": {"fid_teacher_features": 1.5, "acceptance_rate": 0.5},
-            "cgan+cdre": {"fid_teacher_features": 1.0, "acceptance_rate": 0.25, "labels_short": 1},
+            "cgan": {"fid_evalnet": 2.0},
+            "cgan+dre": {"fid_evalnet": 1.5, "acceptance_rate": 0.5},
+            "cgan+cdre": {"fid_evalnet": 1.0, "acceptance_rate": 0.25, "labels_short": 1},
         },
         "gan_equal_labels": {
-            "cgan": {"fid_teacher_features": 1.8, "n_labels": 9},
-            "cgan+cdre": {"fid_teacher_features": 1.1, "n_labels": 9},
+            "cgan": {"fid_evalnet": 1.8, "n_labels": 9},
+            "cgan+cdre": {"fid_evalnet": 1.1, "n_labels": 9},
         },
         "teacher": {"test_accuracy": 0.9},
         "students": _students("test_accuracy", real_only=0.8, blkd=0.82, cgan_kd=0.85, cgan_kd_blkd=0.86),
@@ -34,7 +34,7 @@ def test_headline_classification_by_hand():
         "teacher": 0.9,
         "real_only": 0.8,
         "cgan_kd": 0.85,
-        "gan_metric": "FID (teacher features)",
+        "gan_metric": "FID (evaluation classifier)",
         "gan": 1.8,
         "gan_cdre": 1.1,
         "cdre_acceptance": 0.25,
@@ -71,3 +71,20 @@ def test_headline_files_are_the_only_metrics_dvc_shows():
     assert metrics and all(m == "metrics/${item}/headline.json" for m in metrics)
     outs = {next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s["do"].get("outs", [])}
     assert {"metrics/${item}/teacher.json", "metrics/${item}/students.json", "metrics/${item}.json"} <= outs
+
+
+def test_fine_tuned_students_are_titled_and_follow_their_scratch_twins():
+    from pipeline.report import student_order, student_title
+
+    assert student_title("cgan_kd_ft") == "cGAN-KD, fine-tuned from real only"
+    assert student_title("cgan_kd_blkd_ft") == "cGAN-KD + BLKD, fine-tuned from BLKD"
+    assert student_title("cgan_kd_adjusted_ft") == "cGAN-KD (label adjustment), fine-tuned from real only"
+    names = ["cgan_kd_blkd_ft", "cgan_kd_ft", "blkd", "cgan_kd_blkd", "real_only", "cgan_kd"]
+    assert sorted(names, key=student_order) == [
+        "real_only",
+        "blkd",
+        "cgan_kd",
+        "cgan_kd_blkd",
+        "cgan_kd_ft",
+        "cgan_kd_blkd_ft",
+    ]

@@ -276,3 +276,146 @@ def test_draw_groups_by_label_and_pool_shapes():
     assert y0.tolist() == y.tolist() and s0 is None
     pool = fake_feature_pool(Phi().features, lambda yy: G()(torch.randn(len(yy), 1), yy), labels, 4, batch_size=5)
     assert pool.shape == (3, 4, 1) and torch.allclose(pool[:, :, 0], labels.float()[:, None].expand(3, 4), atol=0.1)
+
+
+def test_per_class_penalty_by_hand():
+    """groups: the penalty is sum_c (n_c / n) (mean_c psi - 1)^2, not (mean psi - 1)^2."""
+    psi_real = torch.tensor([0.0, 2.0, 1.0])
+    psi_fake = torch.tensor([1.0, 3.0, 0.5])
+    groups = torch.tensor([4, 4, 7])  # class 4: mean 2, class 7: mean 0.5
+    base = float(softplus_dre_loss(psi_real, psi_fake, 0.0))
+    want = base + 0.1 * (2 / 3 * (2.0 - 1) ** 2 + 1 / 3 * (0.5 - 1) ** 2)
+    assert float(softplus_dre_loss(psi_real, psi_fake, 0.1, groups)) == pytest.approx(want, abs=1e-6)
+    # one class: the plain penalty
+    same = torch.zeros(3, dtype=torch.long)
+    assert float(softplus_dre_loss(psi_real, psi_fake, 0.1, same)) == pytest.approx(
+        float(softplus_dre_loss(psi_real, psi_fake, 0.1)), abs=1e-7
+    )
+
+
+def test_per_class_ratio_net_uses_each_class_head_alone():
+    torch.manual_seed(0)
+    net = RatioNet(3, width=16, depth=2, dropout=0.0, label="per_class", num_classes=3).eval()
+    h, y = torch.randn(6, 3), torch.tensor([0, 1, 2, 2, 1, 0])
+    assert net.conditional
+    assert net.heads is not None
+    psi = net(h, y)
+    want = torch.stack([net.heads[int(c)](h[i : i + 1]).view(()) for i, c in enumerate(y)])
+    assert torch.allclose(psi, want)
+    net.train()
+    net(h[:2], torch.tensor([1, 1])).sum().backward()  # only class 1's head takes a gradient
+    grads = [sum(float(p.grad.abs().sum()) for p in head.parameters() if p.grad is not None) for head in net.heads]
+    assert grads[1] > 0 and grads[0] == 0 and grads[2] == 0
+    with pytest.raises(ValueError, match="needs labels"):
+        net(h)
+
+
+def test_dre_f_sp_for_classes_learns_each_class_ratio_that_one_marginal_psi_cannot():
+    """Class 0: reals N(1, 1) vs fakes N(0, 1); class 1: reals N(-1, 1) vs fakes N(0, 1). The
+    marginal ratio only sees |h| grow; the per-class nets rank each class by its own ratio."""
+    from types import SimpleNamespace
+
+    from pipeline.subsample.fit import RatioData, auc, fit_ratio
+
+    torch.manual_seed(0)
+    n = 2000
+    y = torch.arange(2).repeat_interleave(n)
+    shift = torch.where(y == 0, 1.0, -1.0)[:, None]
+    h_real = torch.randn(2 * n, 1) + shift
+    pool = torch.randn(2 * n, 4, 1)
+    y_held = torch.arange(2).repeat_interleave(500)
+    h_held = torch.randn(1000, 1) + torch.where(y_held == 0, 1.0, -1.0)[:, None]
+    data = RatioData(h_real, y, pool, h_held, y_held, torch.randn(1000, 1))
+    p = SimpleNamespace(
+        width=16,
+        depth=2,
+        dropout=0.0,
+        embed_dim=4,
+        norm="none",
+        penalty=0.01,
+        steps=400,
+        batch_size=256,
+        lr=3e-3,
+        weight_decay=0.0,
+    )
+    per_class = fit_ratio(data, "dre", p, num_classes=2)
+    assert per_class.arch["label"] == "per_class"
+    marginal = fit_ratio(data, "dre", p, num_classes=0)  # one psi(h) over both classes
+    assert marginal.arch["label"] == "none"
+    assert per_class.stats["auc_real_vs_fake"] > 0.7
+    assert per_class.stats["auc_real_vs_fake"] > marginal.stats["auc_real_vs_fake"] + 0.08
+    # within class 0, the per-class psi grows with h (its true ratio exp(h - 1/2))
+    grid = torch.linspace(-1, 2, 7)[:, None]
+    psi0 = ratio(per_class.net, grid, torch.zeros(7, dtype=torch.long))
+    assert bool((psi0[1:] >= psi0[:-1] - 1e-3).all()) and float(psi0[-1]) > 2 * float(psi0[0])
+    assert auc(torch.ones(3), torch.zeros(3)) == 1.0
+
+
+def test_m_is_the_max_over_in_window_candidates_only():
+    """Out-of-window candidates score psi 100, in-window ones 1: M stays 1 (they can never be kept),
+    so every in-window candidate passes u <= psi / M; an M of 100 would keep 1% of them."""
+    torch.manual_seed(0)
+
+    def score(x, y):
+        ok = window_mask(x[:, 0], y, 0.05)
+        return torch.where(ok, 1.0, 100.0), ok
+
+    stats = rejection_sample(
+        lambda y: y[:, None] + 0.1 * torch.randn(len(y), 1),
+        score,
+        torch.tensor([0.3, 0.7]),
+        200,
+        lambda *a: None,
+        burnin=50,
+        batch_size=400,
+    )
+    assert stats.M.tolist() == [1.0, 1.0]
+    in_window = 1 - stats.out_of_window.sum() / stats.proposed.sum()
+    assert float(stats.passed.sum() / stats.proposed.sum()) == pytest.approx(float(in_window), abs=1e-6)
+
+
+def test_training_fakes_are_drawn_in_the_label_window_as_rejection_sampling_keeps_them():
+    """cDR-RS: a fake for label y is generated at y' ~ U[y - zeta, y + zeta] cut to [0, 1] and kept
+    only when its predicted label lies within zeta of y (here the prediction is x = y' + noise)."""
+    from pipeline.subsample.ratio import fake_features
+
+    torch.manual_seed(0)
+    gen_labels = []
+
+    def generate(y):
+        gen_labels.append(y)
+        return y[:, None] + 0.05 * torch.randn(len(y), 1)
+
+    labels = torch.tensor([0.0, 0.5, 1.0]).repeat(2000)
+    zeta = 0.1
+    h = fake_features(lambda x: x, generate, labels, batch_size=1000, window=(lambda h: h, zeta))
+    assert h.shape == (6000, 1)
+    first = torch.cat(gen_labels[:6])  # the first round: one label per target, in order
+    assert (first - labels).abs().max() <= zeta + 1e-6 and first.min() >= 0 and first.max() <= 1
+    mid = first[labels == 0.5]
+    assert float(mid.mean()) == pytest.approx(0.5, abs=0.005) and float(mid.std()) == pytest.approx(
+        0.2 / 12**0.5, abs=0.005
+    )  # uniform on [0.4, 0.6]
+    assert float(first[labels == 0.0].max()) <= zeta and float(first[labels == 0.0].mean()) == pytest.approx(
+        0.05, abs=0.005
+    )  # the window cut at 0: uniform on [0, 0.1]
+    assert ((h[:, 0] - labels).abs() <= zeta).float().mean() > 0.999  # redrawn until inside
+    # without a window: generated exactly at the labels
+    gen_labels.clear()
+    fake_features(lambda x: x, generate, labels[:5], batch_size=1000)
+    assert torch.equal(gen_labels[0], labels[:5])
+
+
+def test_fresh_fakes_are_drawn_for_every_training_batch():
+    torch.manual_seed(0)
+    calls = []
+
+    def fresh(y):
+        calls.append(y.clone())
+        return torch.randn(len(y), 2)
+
+    h_real, y_real = torch.randn(50, 2), torch.randint(0, 3, (50,))
+    net = RatioNet(2, width=16, depth=1, dropout=0.0, label="class", num_classes=3)
+    train_ratio(net, h_real, y_real, fresh, penalty=0.1, steps=7, batch_size=8, lr=1e-3)
+    assert len(calls) == 7 and all(len(c) == 8 for c in calls)
+    assert all(set(c.tolist()) <= set(y_real.tolist()) for c in calls)

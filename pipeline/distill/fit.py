@@ -21,6 +21,7 @@ from pipeline.distill.methods import build_method
 from pipeline.distill.train import train_classifier
 from pipeline.nets import build_classifier
 from pipeline.nets.backbone import Backbone
+from pipeline.report import FINE_TUNED
 from pipeline.utils import Progress, predict, seed_everything, watched
 
 # data -> labels of its fakes: "y" (the synthetic set's training labels), regression: "y_cond" /
@@ -58,7 +59,7 @@ def students(p) -> list[Student]:
     if "scratch" not in p.init:
         out = [s for s in out if s.data == "real_only"]
     if "real_only" in p.init:
-        out += [s._replace(name=f"{s.name}_ft", init="real_only") for s in on_fakes]
+        out += [s._replace(name=s.name + FINE_TUNED, init="real_only") for s in on_fakes]
     return out
 
 

@@ -107,7 +107,9 @@ def continuous_setup(
         {**net, "label_input": label_input},
         VicinalConditioning(x, VicinalSampler(u, vic)),
         vic,
-        {"vicinity": [vic.sigma, vic.kappa, vic.nu]},
+        # fake labels uniform on the window cut to [0, 1]: checkpoints trained with the earlier
+        # clipped draw are trained again, not resumed
+        {"vicinity": [vic.sigma, vic.kappa, vic.nu], "fake_labels": "cut_window"},
     )
 
 
@@ -129,6 +131,8 @@ def variant_setup(exp, ds, spec, seed: int = 0) -> VariantSetup:
         return class_setup(p, net, ds.x_train, ds.y_train, ds.num_classes, seed)
     if p.arch == "mlp":
         net |= {"depth": p.depth, "periodic_label": p.periodic_label}
+        if p.d_depth is not None:  # only then: checkpoints made before the option keep their build arguments
+            net["d_depth"] = p.d_depth
     widths = {"m_kappa": p.m_kappa, "gap": p.label_gap, "sigma": p.sigma, "kappa": p.kappa, "nu": p.nu}
     return continuous_setup(
         net,

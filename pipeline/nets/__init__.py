@@ -78,6 +78,7 @@ def build_gan(
     label_input: str = "class",
     num_classes: int = 0,
     depth: int = 4,
+    d_depth: int | None = None,
     periodic_label: bool = False,
     d_head: str = "sum",
     semi: bool = False,
@@ -86,6 +87,7 @@ def build_gan(
     d_features: int = 0,
 ) -> tuple[nn.Module, nn.Module]:
     """(G, D) for data of shape (C, H, W) (images, "sngan" or "dcgan") or (D,) (points, "mlp");
+    `depth` / `d_depth` are the point MLPs' hidden layers (G's, D's: default G's);
     `d_head` is the image D's head (pipeline.nets.gan: "sum" or the CcGAN reference's "ccgan"),
     `semi` adds S3GAN's rotation and class heads to it. DCGAN nets: `label_input` is G's ("onehot"
     or "none"), `d_label_input` D's (default: G's) and `d_aux` the number of D's auxiliary outputs.
@@ -110,8 +112,9 @@ def build_gan(
             raise ParamsError(f"gan.d_head {d_head!r} is for image discriminators, not gan.arch 'mlp'")
         if semi or d_features:
             raise ParamsError("S3GAN's and KD-DLGAN's heads are for image discriminators, not gan.arch 'mlp'")
-        mlp = {"depth": depth, "periodic": periodic_label, **cond}
-        return G_cls(z_dim, dim, g_width, **mlp), D_cls(dim, d_width, **mlp)
+        mlp = {"periodic": periodic_label, **cond}
+        d_layers = depth if d_depth is None else d_depth
+        return G_cls(z_dim, dim, g_width, depth=depth, **mlp), D_cls(dim, d_width, depth=d_layers, **mlp)
     if len(data_shape) != 3:
         raise ParamsError(f"gan.arch {arch!r} is for images, got data of shape {data_shape}")
     channels, size = data_shape[0], data_shape[1]

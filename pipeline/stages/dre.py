@@ -1,10 +1,12 @@
 """dre: DRE-F-SP and cDRE-F-cSP for one GAN variant -> models/<experiment>/dre.pt.
 
 Both ratio nets are trained on the feature extractor's h of the real training samples and of
-`fakes_per_real` fakes generated at each real sample's label (so real and fake features pair at
-equal labels). Held-out statistics use the validation split (else the test split, which for the
-circle is the unseen evaluation angles): the Softplus loss, mean psi on reals and fakes, and the
-AUC of psi between held-out reals and fresh fakes (one per held-out real, at its label).
+fakes generated at each real sample's label, fresh for every batch (or a pool of fakes_per_real
+per real), so real and fake features pair at equal labels; for continuous labels the fakes are
+drawn in the label window as rejection sampling keeps them. Held-out statistics use the
+validation split (else the test split, which for the circle is the unseen evaluation angles):
+the Softplus loss, mean psi on reals and fakes, and the AUC of psi between held-out reals and
+fresh fakes (one per held-out real, at its label).
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             lambda y: sample(G, y, exp.gan.z_dim, p.batch_size_rs),
             (ds.x_train, y_train),
             (held[0], label(held[1])),
-            fakes_per_real=p.fakes_per_real,
-            batch_size=p.batch_size_rs,
+            p,
+            zeta,
         )
         y2h = load_y2h(paths) if continuous else None
         fitted = {}

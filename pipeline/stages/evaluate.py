@@ -1,5 +1,7 @@
-"""evaluate: GAN quality on the teacher's features and the student table
--> metrics/<experiment>.json and metrics/<experiment>.md."""
+"""evaluate: GAN quality in the evaluation classifier's space (the evalnets stage's: neither the
+teacher nor DRE's feature net) and the student table -> metrics/<experiment>.json and
+metrics/<experiment>.md. The teacher's accuracy on the fakes is kept beside: it is what the
+cGAN-KD filter works with."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pipeline.artifacts import (
     write_text,
 )
 from pipeline.data import load_dataset
+from pipeline.errors import CheckpointError
 from pipeline.metrics import classifier_accuracy, fid, inception_fid, inception_score, intra_fid
 from pipeline.metrics.variants import MetricsOf, evaluation_labels, variant_rows
 from pipeline.params import Params
@@ -44,16 +47,25 @@ def summary_markdown(
         "",
         *gan_table(gan),
         "",
-        "+dre / +cdre: the fakes drawn by DRE-F-SP+RS / cDRE-F-cSP+RS. FID/IS here use the teacher's "
-        "features and classifier "
-        "(not Inception): compare them within this experiment only (real training vs test images: "
-        f"{reference['fid_teacher_features_real_train_vs_test']:.4g}).",
+        "+dre / +cdre: the fakes drawn by DRE-F-SP+RS / cDRE-F-cSP+RS. FID, intra-FID and IS here use the "
+        "evaluation classifier (the evalnets stage's; not the teacher, not DRE's feature net, not Inception; IS "
+        "over 10 splits): compare them within this experiment only (real training vs test images: FID "
+        f"{reference['fid_evalnet_real_train_vs_test']:.4g}, IS of the test images "
+        f"{reference['is_evalnet_real_test']:.4g}).",
         "",
         *equal_labels_text(gan, gan_equal),
         *student_table(students, "accuracy", ".4f"),
         "",
     ]
     return "\n".join(lines)
+
+
+def eval_classifier(paths: Paths) -> torch.nn.Module:
+    """The evaluation classifier of the evalnets stage."""
+    path = paths.eval_nets / "classifier.pt"
+    if not path.exists():
+        raise CheckpointError(f"{path}: evaluation classifier not found (run the evalnets stage first)")
+    return load_classifier(path)
 
 
 def gan_rows(
@@ -94,14 +106,16 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     p = exp.evaluate
     ds = load_dataset(paths.prepared)
     teacher = load_classifier(paths.teacher)
+    judge = eval_classifier(paths)
     seed_everything(params.seed)
 
     def metrics_of(x_fake: torch.Tensor, y_fake: torch.Tensor, _keep: torch.Tensor) -> dict[str, float]:
-        intra, _ = intra_fid(teacher, ds.x_test, ds.y_test, x_fake, y_fake)
+        intra, _ = intra_fid(judge, ds.x_test, ds.y_test, x_fake, y_fake)
         row = {
-            "fid_teacher_features": fid(teacher, ds.x_test, x_fake),
-            "intra_fid_teacher_features": intra,
-            "is_teacher_classifier": inception_score(F.softmax(predict(teacher, x_fake), 1))[0],
+            "fid_evalnet": fid(judge, ds.x_test, x_fake),
+            "intra_fid_evalnet": intra,
+            "is_evalnet": inception_score(F.softmax(predict(judge, x_fake), 1))[0],
+            "evalnet_accuracy_on_fakes": classifier_accuracy(judge, x_fake, y_fake),
             "teacher_accuracy_on_fakes": classifier_accuracy(teacher, x_fake, y_fake),
         }
         if p.inception_weights is not None:
@@ -111,7 +125,10 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
     gan, gan_equal = gan_rows(
         exp, paths, experiment, CLASS_VARIANT, evaluation_labels(exp, ds), p.n_fake_per_class, metrics_of
     )
-    reference = {"fid_teacher_features_real_train_vs_test": fid(teacher, ds.x_test, ds.x_train)}
+    reference = {
+        "fid_evalnet_real_train_vs_test": fid(judge, ds.x_test, ds.x_train),
+        "is_evalnet_real_test": inception_score(F.softmax(predict(judge, ds.x_test), 1))[0],
+    }
     teacher_acc = read_json(paths.metrics / "teacher.json")["test_accuracy"]
     students = read_json(paths.metrics / "students.json")
     summary = {
@@ -135,8 +152,8 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
         write_text(paths.summary_md, summary_markdown(experiment, gan, gan_equal, reference, teacher_acc, students))
         tracking.log_artifact(paths.summary_md)
     info(
-        f"evaluate[{experiment}]: fid_teacher_features "
-        + ", ".join(f"{v} {m['fid_teacher_features']:.3f}" for v, m in gan.items())
+        f"evaluate[{experiment}]: fid_evalnet "
+        + ", ".join(f"{v} {m['fid_evalnet']:.3f}" for v, m in gan.items())
         + f" -> {paths.summary_md}"
     )
     return summary

@@ -1,8 +1,10 @@
-"""features: DRE's feature extractor, trained on the real training data -> models/<experiment>/features.pt.
+"""features: DRE's feature extractor, trained on the real training data ->
+models/<experiment>/features.pt.
 
-Class labels: a classifier (h = its penultimate layer), or the teacher itself when
-features.net is "teacher". Continuous labels: a sparse autoencoder with a regression head on
-its code (reconstruction MSE + sparsity x mean(h) + label MSE).
+Class labels: a classifier of its own (h = its penultimate layer), or the teacher itself when
+features.net is "teacher" (then DRE works in the teacher's space; evaluation never does).
+Continuous labels: a sparse autoencoder with a regression head on its code (reconstruction MSE +
+sparsity x mean(h) + label MSE).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pipeline.subsample.autoencoder import SparseAutoencoder
 from pipeline.subsample.features import train_autoencoder
 from pipeline.ui import info, progress_bar
 from pipeline.utils import seed_everything
+
+FEATURES_SEED = 1  # offset of the feature classifier's seed: even at the teacher's settings it is another net
 
 
 def run(params: Params, experiment: str, paths: Paths) -> dict:
@@ -35,7 +39,7 @@ def run(params: Params, experiment: str, paths: Paths) -> dict:
             else:
                 arch = {"net": p.net, "in_channels": ds.channels, "num_classes": ds.num_classes, "width": p.width}
                 with progress_bar(f"features[{experiment}] classifier", p.steps) as bar:
-                    model, history = fit(p, exp.task, ds, seed=params.seed, progress=bar)
+                    model, history = fit(p, exp.task, ds, seed=params.seed + FEATURES_SEED, progress=bar)
                 tracking.log_history(history, "train_")
             metrics = {
                 "source": p.net,

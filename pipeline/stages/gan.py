@@ -110,7 +110,7 @@ def resume(state: GanState | CycleState, path: Path, config: str, name: str, ste
 def _config(p: GanParams, seed: int, x: torch.Tensor, y: torch.Tensor, **extra) -> str:
     gan = p.model_dump(mode="json", exclude={"variants"})
     for key, default in GAN_CONFIG_DEFAULTS.items():  # checkpoints made before the option keep their config
-        if gan.get(key) == default:
+        if key in gan and gan[key] == default:
             del gan[key]
     return json.dumps({"gan": gan, "seed": seed, "data": data_id(x, y), **extra}, sort_keys=True)
 

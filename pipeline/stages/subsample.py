@@ -44,13 +44,14 @@ def run(
     label = ds.normalise if continuous else (lambda y: y)
     held = (ds.x_val, ds.y_val) if len(ds.y_val) else (ds.x_test, ds.y_test)
     seed_everything(params.seed)
+    zeta = label_window(label(ds.y_train), p.zeta_factor, continuous)
     data = ratio_data(
         phi,
         lambda y: sample(G, y, exp.gan.z_dim, p.batch_size_rs),
         (ds.x_train, label(ds.y_train)),
         (held[0], label(held[1])),
-        fakes_per_real=p.fakes_per_real,
-        batch_size=p.batch_size_rs,
+        p,
+        zeta,
     )
     with progress_bar(f"subsample[{experiment}] {method} ratio", p.steps) as bar:
         fitted = fit_ratio(
@@ -61,7 +62,6 @@ def run(
             y2h=load_y2h(paths) if continuous and method == "cdre" else None,
             progress=bar,
         )
-    zeta = label_window(label(ds.y_train), p.zeta_factor, continuous)
     sub = Subsampler(phi, fitted.net, zeta)
     labels = evaluation_labels(exp, ds)
     with progress_bar(f"subsample[{experiment}] {method}+RS", len(labels) * n_per_label) as bar:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from pipeline.nets.backbone import Backbone
-from pipeline.subsample.ratio import RatioNet, dre_loss, fake_feature_pool, ratio, train_ratio
+from pipeline.subsample.ratio import RatioNet, dre_loss, fake_feature_pool, fake_features, ratio, train_ratio
 from pipeline.utils import Progress, features_of, watched
 
 Tensor = torch.Tensor
@@ -46,12 +47,13 @@ class FittedRatio:
 @dataclass(frozen=True)
 class RatioData:
     """What the ratio nets train and are checked on: features of the real training samples (and
-    their labels), `fakes_per_real` fake features at each one's label, held-out real features and
-    one fresh fake's features per held-out real, at its label."""
+    their labels), the fakes' features (`fakes`: a fixed pool of fake features at each real's
+    label, or a function drawing fresh ones at given labels), held-out real features and one
+    fresh fake's features per held-out real, at its label."""
 
     h_real: Tensor
     y_real: Tensor
-    pool: Tensor
+    fakes: Tensor | Callable[[Tensor], Tensor]
     h_held: Tensor
     y_held: Tensor
     h_held_fake: Tensor
@@ -62,14 +64,21 @@ def ratio_data(
     generate: Callable[[Tensor], Tensor],
     train: tuple[Tensor, Tensor],
     held_out: tuple[Tensor, Tensor],
-    *,
-    fakes_per_real: int,
-    batch_size: int = 1000,
+    p,
+    zeta: float | None = None,
 ) -> RatioData:
+    """The DreParams fields of `p` choose fresh fakes for every batch or a pool of fakes_per_real
+    per real; with `zeta` (continuous labels) the training fakes are drawn in the label window as
+    rejection sampling keeps them (fake_features)."""
     (x_train, y_train), (x_held, y_held) = train, held_out
-    pool = fake_feature_pool(phi.features, generate, y_train, fakes_per_real, batch_size)
-    h_held_fake = fake_feature_pool(phi.features, generate, y_held, 1, batch_size)[:, 0]
-    return RatioData(features_of(phi, x_train), y_train, pool, features_of(phi, x_held), y_held, h_held_fake)
+    window = None if zeta is None else (phi.head, zeta)
+    fakes: Tensor | Callable[[Tensor], Tensor]
+    if p.fresh_fakes:
+        fakes = partial(fake_features, phi.features, generate, batch_size=p.batch_size_rs, window=window)
+    else:
+        fakes = fake_feature_pool(phi.features, generate, y_train, p.fakes_per_real, p.batch_size_rs, window)
+    h_held_fake = fake_features(phi.features, generate, y_held, p.batch_size_rs, window)
+    return RatioData(features_of(phi, x_train), y_train, fakes, features_of(phi, x_held), y_held, h_held_fake)
 
 
 def fit_ratio(
@@ -82,11 +91,15 @@ def fit_ratio(
     progress: Progress | None = None,
     check: Callable[[int, RatioNet], None] | None = None,
 ) -> FittedRatio:
-    """Train psi for `method` ("dre": psi(h); "cdre": psi(h | y)) with the DreParams fields of `p`.
+    """Train psi for `method` ("dre": psi(h), one per class for class labels; "cdre": psi(h | y))
+    with the DreParams fields of `p`.
     Labels are class indices (num_classes > 0: cDRE embeds them with nn.Embedding) or normalised
     continuous labels (cDRE embeds them with CcGAN's frozen y2h). `check(step, net)` runs at each
     logged step (a study evaluates the net there, and may stop the training by raising)."""
-    label = "none" if method == "dre" else ("class" if num_classes else "y2h")
+    if method == "dre":  # DRE-F-SP: one ratio net per class for class labels, one psi(h) for continuous ones
+        label = "per_class" if num_classes else "none"
+    else:
+        label = "class" if num_classes else "y2h"
     arch = {
         "in_dim": data.h_real.shape[1],
         "width": p.width,
@@ -107,7 +120,7 @@ def fit_ratio(
         net,
         data.h_real,
         data.y_real,
-        data.pool,
+        data.fakes,
         penalty=p.penalty,
         steps=p.steps,
         batch_size=p.batch_size,

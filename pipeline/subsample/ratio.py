@@ -1,6 +1,7 @@
 """DRE-F-SP and cDRE-F-cSP: a density ratio r(h) = p_real(h) / p_fake(h) in a feature space.
 
-psi(h) (or psi(h | y)) is an MLP with a ReLU output, trained with the Softplus loss
+psi(h) (or psi(h | y)) is an MLP with a ReLU output (for class labels, DRE-F-SP is one MLP per
+class, as the paper trains it), trained with the Softplus loss
   L = E_fake[sigmoid(psi) psi - softplus(psi)] - E_real[sigmoid(psi)] + lambda (E_fake[psi] - 1)^2
 whose pointwise minimiser is psi = p_real / p_fake; the last term (the "DRE penalty") keeps the
 fakes' mean ratio at 1. The conditional form takes the label through an embedding concatenated
@@ -21,18 +22,38 @@ from pipeline.utils import Progress, batches, minimise
 
 Tensor = torch.Tensor
 
-LABEL_EMBEDDINGS = ("none", "class", "y2h")
+LABEL_EMBEDDINGS = ("none", "class", "y2h", "per_class")
 NORMS = ("group", "none")
 
 
-def softplus_dre_loss(psi_real: Tensor, psi_fake: Tensor, penalty: float) -> Tensor:
-    """The Softplus DRE loss with the DRE penalty lambda (ALGORITHMS.md section 2)."""
+def softplus_dre_loss(psi_real: Tensor, psi_fake: Tensor, penalty: float, groups: Tensor | None = None) -> Tensor:
+    """The Softplus DRE loss with the DRE penalty lambda (ALGORITHMS.md section 2). With `groups`
+    (the fakes' classes, for one ratio net per class) the penalty holds each class's mean psi at 1:
+    sum_c (n_c / n) (mean_c psi_fake - 1)^2, so the loss is the class-weighted sum of the per-class
+    losses (reals and fakes pair at equal labels, so the other two terms split the same way)."""
     fake_term = (torch.sigmoid(psi_fake) * psi_fake - F.softplus(psi_fake)).mean()
-    return fake_term - torch.sigmoid(psi_real).mean() + penalty * (psi_fake.mean() - 1.0) ** 2
+    if groups is None:
+        spread = (psi_fake.mean() - 1.0) ** 2
+    else:
+        _, g, counts = torch.unique(groups, return_inverse=True, return_counts=True)
+        means = torch.zeros(len(counts), dtype=psi_fake.dtype, device=psi_fake.device).index_add(0, g, psi_fake)
+        means = means / counts
+        spread = (counts / len(groups) * (means - 1.0) ** 2).sum()
+    return fake_term - torch.sigmoid(psi_real).mean() + penalty * spread
+
+
+def _mlp(d: int, width: int, depth: int, dropout: float, norm: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        norm_layer = [nn.GroupNorm(8, width)] if norm == "group" else []
+        layers += [nn.Linear(d if i == 0 else width, width), *norm_layer, nn.ReLU(), nn.Dropout(dropout)]
+    return nn.Sequential(*layers, nn.Linear(width, 1), nn.ReLU())
 
 
 class RatioNet(nn.Module):
-    """psi(h) >= 0, or psi(h | y) with `label` "class" (nn.Embedding) or "y2h" (frozen y2h of CcGAN).
+    """psi(h) >= 0, or psi(h | y) with `label` "class" (nn.Embedding) or "y2h" (frozen y2h of CcGAN),
+    or with "per_class" one psi_c(h) per class (DRE-F-SP as the paper trains it for class labels:
+    each class's own ratio p_real(h | c) / p_fake(h | c)), psi(h | y) = psi_y(h).
 
     Hidden layers: Linear, GroupNorm, ReLU, Dropout (the reference's 5-layer MLP, narrower). `norm`
     "none" drops the GroupNorm: on the circle's 16-d codes of 2-D points psi came out flat with it
@@ -57,45 +78,90 @@ class RatioNet(nn.Module):
             raise ValueError(f"unknown label embedding {label!r} (known: {', '.join(LABEL_EMBEDDINGS)})")
         self.label = label
         self.embed: nn.Module | None = None
+        self.heads: nn.ModuleList | None = None
+        if label in ("class", "per_class") and num_classes < 1:
+            raise ValueError(f"a {label.replace('_', '-')} ratio needs num_classes >= 1")
         if label == "class":
-            if num_classes < 1:
-                raise ValueError("a class-conditional ratio needs num_classes >= 1")
             self.embed = nn.Embedding(num_classes, embed_dim)
         elif label == "y2h":
             self.embed = frozen(Y2H())
             embed_dim = EMBED_DIM
-        d = in_dim + (embed_dim if self.embed is not None else 0)
-        layers: list[nn.Module] = []
-        for i in range(depth):
-            norm_layer = [nn.GroupNorm(8, width)] if norm == "group" else []
-            layers += [nn.Linear(d if i == 0 else width, width), *norm_layer, nn.ReLU(), nn.Dropout(dropout)]
-        self.net = nn.Sequential(*layers, nn.Linear(width, 1), nn.ReLU())
+        if label == "per_class":
+            self.heads = nn.ModuleList(_mlp(in_dim, width, depth, dropout, norm) for _ in range(num_classes))
+        else:
+            self.net = _mlp(in_dim + (embed_dim if self.embed is not None else 0), width, depth, dropout, norm)
 
     @property
     def conditional(self) -> bool:
-        return self.embed is not None
+        return self.embed is not None or self.heads is not None
 
     def forward(self, h: Tensor, y: Tensor | None = None) -> Tensor:
+        if self.conditional and y is None:
+            raise ValueError("a conditional ratio net needs labels")
+        if self.heads is not None:
+            assert y is not None
+            # every head on every sample, then each sample's own: every parameter takes part in the
+            # graph (DDP needs that), and the heads are small next to the feature extractor
+            psi = torch.cat([head(h) for head in self.heads], dim=1)
+            return psi.gather(1, y.long().view(-1, 1)).view(-1)
         if self.embed is not None:
-            if y is None:
-                raise ValueError("a conditional ratio net needs labels")
             h = torch.cat([h, self.embed(y)], dim=1)
         return self.net(h).view(-1)
 
 
+Window = tuple[Callable[[Tensor], Tensor], float]
+"""(head, zeta): continuous labels' window, head(h) the feature extractor's predicted label."""
+
+
 @torch.no_grad()
+def fake_features(
+    features: Callable[[Tensor], Tensor],
+    generate: Callable[[Tensor], Tensor],
+    labels: Tensor,
+    batch_size: int = 500,
+    window: Window | None = None,
+    max_redraws: int = 10,
+) -> Tensor:
+    """Features of one fake for each of `labels`: (len(labels), D).
+
+    With a `window` (continuous labels, as cDR-RS trains): each fake is generated at a label drawn
+    uniformly on [y - zeta, y + zeta] cut to [0, 1] and kept only when head(h) lies within zeta of
+    y, as rejection sampling keeps them; a rejected one is drawn again, at most `max_redraws`
+    times (then its last draw stays)."""
+
+    def draw(y: Tensor) -> Tensor:
+        if window is not None:
+            zeta = window[1]
+            lo, hi = (y - zeta).clamp(min=0.0), (y + zeta).clamp(max=1.0)
+            y = lo + torch.rand(len(y)) * (hi - lo).clamp(min=0.0)
+        return torch.cat([features(generate(y[s])) for s in batches(len(y), batch_size)])
+
+    h = draw(labels)
+    if window is not None:
+        head, zeta = window
+        todo = ((head(h).view(-1) - labels).abs() > zeta).nonzero().view(-1)
+        for _ in range(max_redraws):
+            if not len(todo):
+                break
+            h_new = draw(labels[todo])
+            h[todo] = h_new
+            todo = todo[(head(h_new).view(-1) - labels[todo]).abs() > zeta]
+    return h
+
+
 def fake_feature_pool(
     features: Callable[[Tensor], Tensor],
     generate: Callable[[Tensor], Tensor],
     labels: Tensor,
     per_label: int,
     batch_size: int = 500,
+    window: Window | None = None,
 ) -> Tensor:
-    """Features of `per_label` fakes generated at each of `labels`: (len(labels), per_label, D).
+    """Features of `per_label` fakes generated for each of `labels` (see fake_features):
+    (len(labels), per_label, D).
 
     Row i pairs with the real sample of label labels[i] (cDRE-F-cSP trains on pairs at equal labels)."""
-    y = labels.repeat_interleave(per_label)
-    h = torch.cat([features(generate(y[s])) for s in batches(len(y), batch_size)])
+    h = fake_features(features, generate, labels.repeat_interleave(per_label), batch_size, window)
     return h.view(len(labels), per_label, -1)
 
 
@@ -103,7 +169,7 @@ def train_ratio(
     net: RatioNet,
     h_real: Tensor,
     y_real: Tensor,
-    h_fake: Tensor,
+    h_fake: Tensor | Callable[[Tensor], Tensor],
     *,
     penalty: float,
     steps: int,
@@ -114,9 +180,10 @@ def train_ratio(
     progress: Progress | None = None,
     rt: Runtime | None = None,
 ) -> list[dict[str, float]]:
-    """Adam on the Softplus loss. Each batch: reals (h_real[i], y_real[i]) and, for each, one of the
-    fakes generated at its label (h_fake[i, j], the pool of `fake_feature_pool`); an unconditional
-    net ignores the labels. Returns the loss history.
+    """Adam on the Softplus loss. Each batch: reals (h_real[i], y_real[i]) and, for each, one fake
+    generated at its label: from the pool `h_fake[i, j]` (fake_feature_pool's), or when h_fake is
+    a function, fresh ones, h_fake(y_real[i]) (features of new fakes at those labels, e.g.
+    fake_features); an unconditional net ignores the labels. Returns the loss history.
 
     Under torchrun (`rt`) every rank draws the global batch and computes psi on its share, DDP
     averaging the gradients. The penalty squares the mean of psi over each rank's share of fakes,
@@ -127,17 +194,21 @@ def train_ratio(
     model = rt.wrap(net)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     net.train()
-    n, k = h_fake.shape[:2]
+    n = len(h_real)
     calls = iter(range(steps))
+
+    def fakes(i: Tensor) -> Tensor:
+        if callable(h_fake):  # on the shared stream: every rank draws the same global batch
+            return h_fake(y_real[i])
+        return h_fake[i, torch.randint(0, h_fake.shape[1], (len(i),))]
 
     def batch_loss() -> Tensor:
         i = torch.randint(0, n, (batch_size,))
-        j = torch.randint(0, k, (batch_size,))
-        h_r, h_f = rt.shard(h_real[i]), rt.shard(h_fake[i, j])
+        h_r, h_f = rt.shard(h_real[i]), rt.shard(fakes(i))
         y = rt.shard(y_real[i]) if net.conditional else None
         with rt.rank_rng(next(calls)):  # dropout masks: this rank's own stream
             psi = model(torch.cat([h_r, h_f]), None if y is None else torch.cat([y, y]))
-        return softplus_dre_loss(psi[: len(h_r)], psi[len(h_r) :], penalty)
+        return softplus_dre_loss(psi[: len(h_r)], psi[len(h_r) :], penalty, y if net.heads is not None else None)
 
     history = minimise(opt, batch_loss, steps, log_every=log_every, progress=progress, rt=rt)
     net.eval().cpu()
@@ -158,4 +229,5 @@ def ratio(net: RatioNet, h: Tensor, y: Tensor | None = None, batch_size: int = 2
 @torch.no_grad()
 def dre_loss(net: RatioNet, h_real: Tensor, y_real: Tensor, h_fake: Tensor, y_fake: Tensor, penalty: float) -> float:
     """The Softplus loss of a trained net on given reals and fakes (e.g. held-out ones), in eval mode."""
-    return float(softplus_dre_loss(ratio(net, h_real, y_real), ratio(net, h_fake, y_fake), penalty))
+    groups = y_fake if net.heads is not None else None
+    return float(softplus_dre_loss(ratio(net, h_real, y_real), ratio(net, h_fake, y_fake), penalty, groups))

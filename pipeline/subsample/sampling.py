@@ -2,7 +2,8 @@
 
 For each target label: a burn-in batch sets M = max psi; then rounds of candidates, M raised to
 the running max, a candidate kept when u <= psi / M (u ~ U(0, 1)) and, for continuous labels,
-when its predicted label lies in the window |y_pred - y| <= zeta. Labels are processed a chunk at
+when its predicted label lies in the window |y_pred - y| <= zeta (M, in burn-in as after it, is
+the max over in-window candidates only: those are the ones that can be kept). Labels are processed a chunk at
 a time, every round generating at most about `batch_size` candidates for all unfinished labels of
 the chunk at once; accepted fakes go to `sink` as they come, so memory never holds more than one
 round of candidates.
@@ -93,8 +94,8 @@ def rejection_sample(
         burn = ids.repeat_interleave(burnin)
         for s in range(0, len(burn), batch_size):
             b = burn[s : s + batch_size]
-            psi, _ = score(generate(labels[b]), labels[b])
-            M = torch.maximum(M, _group_max(psi, b, L))
+            psi, ok = score(generate(labels[b]), labels[b])
+            M = torch.maximum(M, _group_max(psi * ok, b, L))
         while True:
             need = n_per_label - accepted[ids]
             active = ids[(need > 0) & (proposed[ids] < cap)]
@@ -105,7 +106,7 @@ def rejection_sample(
             y = labels[idx]
             x = generate(y)
             psi, ok = score(x, y)
-            M = torch.maximum(M, _group_max(psi, idx, L))
+            M = torch.maximum(M, _group_max(psi * ok, idx, L))  # M over in-window candidates only
             u = torch.rand(len(idx))
             keep = ok & (u * M[idx] <= psi)  # u <= psi / M, written so that M = 0 (psi = 0 everywhere) accepts
             per = keep.view(len(active), r)

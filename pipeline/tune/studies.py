@@ -341,15 +341,15 @@ class DrePenaltyStudy(Study):
             self.labels, self.n = self._regression_val_labels(ds), exp.evaluate.n_fake_per_label
         else:
             self.labels, self.n = ds.normalise(validation_angles(exp)), exp.data.eval_per_angle
-        # the fake-feature pool does not depend on lambda: made once
+        # the real features (and a fixed fake pool, without fresh_fakes) do not depend on lambda: made once
         held = (ds.x_val, label(ds.y_val)) if len(ds.y_val) else (ds.x_train[:256], y_train[:256])
         self.data = ratio_data(
             self.phi,
             lambda y: sample(self.G, y, exp.gan.z_dim, p.batch_size_rs),
             (ds.x_train, y_train),
             held,
-            fakes_per_real=p.fakes_per_real,
-            batch_size=p.batch_size_rs,
+            p,
+            self.zeta,
         )
         self.plain = self.measure(None)
 
