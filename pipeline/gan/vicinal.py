@@ -44,6 +44,13 @@ def rule_of_thumb(y: Tensor, m_kappa: float, gap: float | None = None) -> tuple[
     return sigma, kappa, 1.0 / kappa**2
 
 
+def uniform_in_window(centres: Tensor, r: float) -> Tensor:
+    """One label uniform on [max(0, c - r), min(1, c + r)] for each centre c: its window cut to the
+    label range, not c + U(-r, r) clipped, which would pile mass exactly on 0 and 1."""
+    lo, hi = (centres - r).clamp(min=0.0), (centres + r).clamp(max=1.0)
+    return lo + torch.rand(len(centres)) * (hi - lo).clamp(min=0.0)
+
+
 class VicinalBatch(NamedTuple):
     """One discriminator batch: D sees real x[real_index] and G(z, fake_labels), both at `targets`."""
 
@@ -129,12 +136,9 @@ class VicinalSampler:
         )
 
     def fake_labels(self, targets: Tensor) -> Tensor:
-        """Labels for D's fakes: uniform on [max(0, y' - r), min(1, y' + r)], the window cut to the
-        label range (not y' + U(-r, r) clipped, which would put mass exactly on 0 and 1). The cut
-        window is never empty: some real label in [0, 1] lies within r of every target."""
-        r = self.vicinity.radius
-        lo, hi = (targets - r).clamp(min=0.0), (targets + r).clamp(max=1.0)
-        return lo + torch.rand(len(targets)) * (hi - lo).clamp(min=0.0)
+        """Labels for D's fakes: uniform on the vicinity of each target cut to [0, 1] (never empty:
+        some real label in [0, 1] lies within the radius of every target)."""
+        return uniform_in_window(targets, self.vicinity.radius)
 
     def g_labels(self, n: int) -> Tensor:
         """Labels for a generator step: drawn like the targets, clipped to [0, 1]."""

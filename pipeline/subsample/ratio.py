@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.gan.vicinal import uniform_in_window
 from pipeline.nets.labels import EMBED_DIM, Y2H, frozen
 from pipeline.runtime import Runtime, current
 from pipeline.utils import Progress, batches, minimise
@@ -131,9 +132,7 @@ def fake_features(
 
     def draw(y: Tensor) -> Tensor:
         if window is not None:
-            zeta = window[1]
-            lo, hi = (y - zeta).clamp(min=0.0), (y + zeta).clamp(max=1.0)
-            y = lo + torch.rand(len(y)) * (hi - lo).clamp(min=0.0)
+            y = uniform_in_window(y, window[1])
         return torch.cat([features(generate(y[s])) for s in batches(len(y), batch_size)])
 
     h = draw(labels)
