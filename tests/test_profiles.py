@@ -39,7 +39,8 @@ def shrunk(name: str, root: Path) -> dict:
     exp["dre"].update(steps=2, batch_size=8, fakes_per_real=1, burnin=1, batch_size_rs=64)
     exp["synthesize"].update(n_fake_per_class=2, n_burnin_per_class=1, batch_size=64)
     exp["student"].update(steps=2, batch_size=8, eval_every=1, lr=0.01)
-    exp["evaluate"].update(n_fake_per_class=2)
+    exp["features"].update(steps=2, batch_size=8, eval_every=1, lr=0.01)
+    exp["evaluate"].update(n_fake_per_class=2, steps=2, batch_size=8, lr=0.01)
     return raw
 
 
