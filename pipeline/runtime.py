@@ -73,17 +73,21 @@ class Runtime:
         t = t.to(self.device, non_blocking=True)
         return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t  # images, as the nets
 
-    def wrap(self, module: nn.Module) -> nn.Module:
+    def wrap(self, module: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
         """The module under DistributedDataParallel (SyncBatchNorm on GPU), or itself in one process.
-        The wrapper shares the module's parameters: the module itself stays the one to checkpoint."""
+        The wrapper shares the module's parameters: the module itself stays the one to checkpoint.
+        `find_unused_parameters`: for modules whose forward may leave some parameters out (DRE-F-SP's
+        per-class heads on a batch that misses a class)."""
         if not self.distributed:
             return module
         from torch.nn.parallel import DistributedDataParallel
 
         if self.cuda:
             module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
-            return DistributedDataParallel(module, device_ids=[self.device.index])
-        return DistributedDataParallel(module)
+            return DistributedDataParallel(
+                module, device_ids=[self.device.index], find_unused_parameters=find_unused_parameters
+            )
+        return DistributedDataParallel(module, find_unused_parameters=find_unused_parameters)
 
     @contextlib.contextmanager
     def rank_rng(self, step: int) -> Iterator[None]:

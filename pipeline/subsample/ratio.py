@@ -101,10 +101,11 @@ class RatioNet(nn.Module):
             raise ValueError("a conditional ratio net needs labels")
         if self.heads is not None:
             assert y is not None
-            # every head on every sample, then each sample's own: every parameter takes part in the
-            # graph (DDP needs that), and the heads are small next to the feature extractor
-            psi = torch.cat([head(h) for head in self.heads], dim=1)
-            return psi.gather(1, y.long().view(-1, 1)).view(-1)
+            out = h.new_zeros(len(h))
+            for c in torch.unique(y).tolist():  # each sample through its own class's head only
+                rows = (y == c).nonzero().view(-1)
+                out = out.index_put((rows,), self.heads[int(c)](h[rows]).view(-1))
+            return out
         if self.embed is not None:
             h = torch.cat([h, self.embed(y)], dim=1)
         return self.net(h).view(-1)
@@ -190,7 +191,7 @@ def train_ratio(
     rt = rt or current()  # the process's runtime (pipeline.runtime.start); LOCAL unless started
     rt.check_batch(batch_size, "dre.batch_size")
     net = rt.prepare(net)
-    model = rt.wrap(net)
+    model = rt.wrap(net, find_unused_parameters=net.heads is not None)  # a batch may miss some classes
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     net.train()
     n = len(h_real)
