@@ -105,9 +105,14 @@ def _train_all(rt: runtime.Runtime) -> dict[str, dict[str, torch.Tensor]]:
         out[name]["history"] = torch.tensor([[r["d_loss"], r["g_loss"]] for r in state.history])
 
     h_fake = torch.randn(64, 3, 2, generator=torch.Generator().manual_seed(5)) + 0.5
-    for name, penalty in [("ratio", 0.0), ("ratio_penalty", 1.0)]:
+    # per_class: DRE-F-SP's heads, some of which a rank's share of a batch may leave out
+    for name, penalty, label in [
+        ("ratio", 0.0, "class"),
+        ("ratio_penalty", 1.0, "class"),
+        ("ratio_per_class", 0.0, "per_class"),
+    ]:
         torch.manual_seed(2)
-        net = RatioNet(2, width=16, depth=2, dropout=0.0, label="class", num_classes=4, embed_dim=4, norm="none")
+        net = RatioNet(2, width=16, depth=2, dropout=0.0, label=label, num_classes=4, embed_dim=4, norm="none")
         train_ratio(net, x, y, h_fake, penalty=penalty, steps=STEPS, batch_size=16, lr=1e-2, log_every=2, rt=rt)
         out[name] = _weights(net)
     return out
@@ -138,7 +143,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
     return _train_all(runtime.LOCAL), torch.load(path)
 
 
-@pytest.mark.parametrize("loop", ["teacher", "student_blkd", "gan_class", "gan_vicinal", "ratio"])
+@pytest.mark.parametrize("loop", ["teacher", "student_blkd", "gan_class", "gan_vicinal", "ratio", "ratio_per_class"])
 def test_two_processes_match_one_process(runs, loop: str) -> None:
     one, two = runs
     assert one[loop].keys() == two[loop].keys()
