@@ -29,7 +29,7 @@ from tests.conftest import build_experiment, tiny_raw_params
 BIN = Path(sys.executable).parent
 runner = CliRunner()
 N_TRIALS = 6
-STAGES = ["prepare", "teacher", "gan", "features", "dre", "synthesize", "student", "evaluate"]
+STAGES = ["prepare", "teacher", "evalnets", "gan", "features", "dre", "synthesize", "student", "evaluate"]
 
 
 def _free_port() -> int:
