@@ -32,12 +32,12 @@ def _files(root: Path, *folders: str) -> dict[str, bytes]:
     }
 
 
-# 1-2 min (8 stage processes of one tiny experiment, then push, clone, pull, status, repro)
+# 1-2 min (9 stage processes of one tiny experiment, then push, clone, pull, status, repro)
 @pytest.mark.slow
 def test_push_then_pull_into_a_fresh_clone_restores_the_pipeline_without_rerunning(tmp_path):
     repo = tmp_path / "repo"
     make_tiny_repo(repo, "classification")
-    assert len(stages_run(dvc(repo, "repro"))) == 8
+    assert len(stages_run(dvc(repo, "repro"))) == 9  # the classification chain, evalnets included
     remote = tmp_path / "remote"
     dvc(repo, "remote", "add", "-d", "local", str(remote))
     _git(repo, "add", "-A")
