@@ -112,23 +112,25 @@ def test_inception_score_bounds() -> None:
     one_hot = torch.eye(k).repeat(5, 1)  # balanced: 5 samples per class
     mean, std = inception_score(one_hot, splits=1)
     assert mean == pytest.approx(k, rel=1e-12) and std == 0.0
-    mean, std = inception_score(one_hot, splits=5)
+    mean, std = inception_score(one_hot, splits=5, shuffle=False)
     assert mean == pytest.approx(k, rel=1e-12) and std == pytest.approx(0.0, abs=1e-12)
     same = torch.softmax(torch.randn(1, k), dim=1).repeat(20, 1)
     assert inception_score(same, splits=4)[0] == pytest.approx(1.0, abs=1e-12)
 
 
-def test_inception_score_uses_10_splits_by_default() -> None:
-    """20 rows: splits of 2 alternate between two classes (IS 2) and one class twice (IS 1)."""
-    rows = [torch.eye(2)[i % 2] if (i // 2) % 2 == 0 else torch.eye(2)[0] for i in range(20)]
-    mean, std = inception_score(torch.stack(rows))
-    assert mean == pytest.approx(1.5) and std == pytest.approx(0.5)
+def test_inception_score_uses_10_splits_of_a_shuffled_order() -> None:
+    """Fakes come grouped by class: 10 splits of the rows as given would each hold one class (IS 1).
+    Shuffled, each split holds a mix and the score is near the whole set's (10 balanced classes: 10)."""
+    grouped = torch.eye(10).repeat_interleave(100, dim=0)  # 100 one-hot rows per class, in class order
+    mean, std = inception_score(grouped)
+    assert 9.0 < mean <= 10.0 and std < 0.5
+    assert inception_score(grouped, splits=1)[0] == pytest.approx(10.0)
     assert inception_score(torch.eye(3))[0] == pytest.approx(1.0)  # fewer rows than splits: one per split
 
 
 def test_inception_score_splits_differ() -> None:
     probs = torch.cat([torch.eye(4), torch.full((4, 4), 0.25)])  # split 1: IS 4, split 2: IS 1
-    mean, std = inception_score(probs, splits=2)
+    mean, std = inception_score(probs, splits=2, shuffle=False)
     assert mean == pytest.approx(2.5) and std == pytest.approx(1.5)
 
 

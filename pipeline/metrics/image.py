@@ -84,17 +84,22 @@ def intra_fid(
 IS_SPLITS = 10  # the Inception Score as the literature reports it: mean and std over 10 splits
 
 
-def inception_score(probs: Tensor, splits: int = IS_SPLITS) -> tuple[float, float]:
+def inception_score(probs: Tensor, splits: int = IS_SPLITS, shuffle: bool = True) -> tuple[float, float]:
     """exp(E_x KL(p(y|x) || p(y))) from class probabilities (N, K); (mean, population std) over
-    ``splits`` contiguous splits (at most N)."""
+    ``splits`` splits of a fixed random order of the rows (with ``shuffle``; else contiguous), at
+    most N splits."""
     if probs.dim() != 2:
         raise ValueError(f"probs must be (N, K), got shape {tuple(probs.shape)}")
     n = len(probs)
     splits = min(splits, n)
     if splits < 1:
         raise ValueError(f"splits must be in [1, {n}], got {splits}")
+    # near-equal splits of a fixed random order: fakes come grouped by label, and a split of one
+    # class only would score 1 (the global RNG is left alone)
     p = probs.double()
-    split = torch.arange(n, device=p.device) * splits // n  # contiguous, near-equal splits
+    if shuffle:
+        p = p[torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(p.device)]
+    split = torch.arange(n, device=p.device) * splits // n
     counts = torch.bincount(split, minlength=splits).double()
     p_y = torch.zeros(splits, p.shape[1], dtype=p.dtype, device=p.device).index_add_(0, split, p) / counts[:, None]
     kl = (torch.xlogy(p, p) - torch.xlogy(p, p_y[split])).sum(dim=1)
