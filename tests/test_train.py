@@ -153,3 +153,45 @@ def test_validate_sees_the_model_in_eval_mode_and_training_resumes():
         progress=progress,
     )
     assert modes == [False, False] and after == [True, True]
+
+
+def _distil(method_name: str, max_shift: int, monkeypatch, cache_bytes: int):
+    """A CNN student distilled from a fixed ResNet teacher on reals + fakes; returns its weights and
+    how many images the teacher's forward_kd saw."""
+    from pipeline.distill import train as train_module
+    from pipeline.distill.methods import build_method
+    from pipeline.nets import build_classifier
+    from pipeline.params import BlkdParams, CrdParams, FitNetParams, RkdParams
+
+    monkeypatch.setattr(train_module, "TEACHER_CACHE_BYTES", cache_bytes)
+    torch.manual_seed(0)
+    teacher, student = build_classifier("resnet", 1, 3, 4), build_classifier("cnn", 1, 3, 4)
+    x, y = torch.randn(24, 1, 8, 8), torch.randint(0, 3, (24,))
+    x_fake, y_fake = torch.randn(16, 1, 8, 8), torch.randint(0, 3, (16,))
+    section = {"blkd": BlkdParams, "fitnet": FitNetParams, "rkd": RkdParams, "crd": CrdParams}[method_name]()
+    method = build_method(method_name, section, student, teacher, x[:2], 40)
+    seen = []
+    forward_kd = teacher.forward_kd
+    monkeypatch.setattr(teacher, "forward_kd", lambda xb: seen.append(len(xb)) or forward_kd(xb))
+    train_classifier(
+        student, x, y, steps=6, batch_size=8, lr=0.1, max_shift=max_shift, method=method, teacher=teacher,
+        x_fake=x_fake, y_fake=y_fake, fake_fraction=0.5,
+    )  # fmt: skip
+    return {k: v.clone() for k, v in student.state_dict().items()}, sum(seen)
+
+
+@pytest.mark.parametrize("name", ["blkd", "fitnet", "rkd", "crd"])
+def test_un_augmented_kd_looks_the_teacher_up_once_with_the_same_result(name, monkeypatch):
+    """Without augmentation the teacher sees each of the 40 training images once (plus a one-image
+    size probe), not 6 batches of 8, and the student ends with exactly the weights it gets when the
+    teacher runs on every batch (a cache too small for the outputs)."""
+    cached, n_cached = _distil(name, 0, monkeypatch, 2 << 30)
+    direct, n_direct = _distil(name, 0, monkeypatch, 0)
+    assert (n_cached, n_direct) == (1 + 40, 1 + 6 * 8)
+    for k, v in direct.items():
+        assert torch.equal(cached[k], v), k
+
+
+def test_augmented_kd_runs_the_teacher_on_every_shifted_batch(monkeypatch):
+    _, n = _distil("blkd", 1, monkeypatch, 2 << 30)
+    assert n == 6 * 8

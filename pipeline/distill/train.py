@@ -15,9 +15,13 @@ from pipeline.distill.methods import Method
 from pipeline.errors import ParamsError
 from pipeline.nets.backbone import Backbone, KDOut
 from pipeline.runtime import Runtime, current
-from pipeline.utils import Progress
+from pipeline.utils import Progress, batches, device_of
 
 Tensor = torch.Tensor
+
+# the most memory the teacher's outputs on the whole training set may take to be computed once
+# (un-augmented batches only); above it the teacher runs on every batch
+TEACHER_CACHE_BYTES = 2 << 30
 
 
 def train_classifier(
@@ -75,6 +79,9 @@ def train_classifier(
         teacher.eval()
     model.train()
     n_fake = 0 if x_fake is None else len(x_fake)
+    cache = None
+    if teacher is not None and method is not None and max_shift == 0:
+        cache = _teacher_outputs(teacher, x if x_fake is None else torch.cat([x, x_fake]))
     batch_size = min(batch_size, len(x) + n_fake)
     rt.check_batch(batch_size, "batch_size")
     if n_fake:
@@ -96,7 +103,9 @@ def train_classifier(
         xb = random_shift(xb, max_shift)  # on the global batch: the same shifts as in one process
         xb, yb, idx = rt.shard(xb), rt.shard(yb), rt.shard(idx)
         t = None
-        if teacher is not None and method is not None:
+        if cache is not None:
+            t = _take(cache, idx, xb.device)
+        elif teacher is not None and method is not None:
             with torch.no_grad():
                 t = teacher.forward_kd(xb)
         with rt.rank_rng(step):
@@ -129,6 +138,28 @@ def train_classifier(
     if method is not None:
         method.cpu()
     return history
+
+
+@torch.no_grad()
+def _teacher_outputs(teacher: Backbone, x: Tensor, batch_size: int = 512) -> KDOut | None:
+    """teacher.forward_kd on every row of x (eval mode, batches), kept on the CPU; None when that
+    would take more than TEACHER_CACHE_BYTES."""
+    device = device_of(teacher)
+    probe = teacher.forward_kd(x[:1].to(device))
+    per_sample = sum(t.numel() * t.element_size() for t in (probe.logits, *probe.maps, probe.embedding))
+    if per_sample * len(x) > TEACHER_CACHE_BYTES:
+        return None
+    outs = [teacher.forward_kd(x[s].to(device)) for s in batches(len(x), batch_size)]
+    return KDOut(
+        torch.cat([o.logits.cpu() for o in outs]),
+        [torch.cat([o.maps[i].cpu() for o in outs]) for i in range(len(probe.maps))],
+        torch.cat([o.embedding.cpu() for o in outs]),
+    )
+
+
+def _take(cache: KDOut, idx: Tensor, device: torch.device) -> KDOut:
+    """The cached teacher outputs of the samples idx, on `device`."""
+    return KDOut(cache.logits[idx].to(device), [m[idx].to(device) for m in cache.maps], cache.embedding[idx].to(device))
 
 
 class _Objective(nn.Module):
