@@ -1,5 +1,6 @@
 """Benchmarks (no files written, nothing logged): the GAN step of any profile (bench-gan), the circle
-simulation's GANs (bench-circle), rejection sampling (bench-subsample).
+simulation's GANs (bench-circle), rejection sampling (bench-subsample), a profile's KD students
+with and without the teacher-output cache (bench-student).
 
 bench-circle trains every variant of a circle experiment at its params (the paper's: 6000 iterations, batch
 128) and prints iterations per second and wall time, over the whole run and after the first
@@ -285,6 +286,65 @@ def bench_gan(
             f"{peak:.0f} MB ({iterations} iterations after {warmup} warm-up)"
         )
     folder.cleanup()
+    return results
+
+
+def bench_student(
+    exp,
+    n_real: int,
+    n_fake: int,
+    steps: int,
+    seed: int = 0,
+    report: Callable[[str], None] = print,
+) -> dict[str, dict[str, float]]:
+    """{method: {"cached_seconds", "direct_seconds", "speedup"}}: `steps` steps of the profile's
+    student distilled by each method of student.methods (TAKD: from an assistant of student.takd's
+    net) from an untrained teacher of the profile's net, on stand-in data of the profile's shape
+    (n_real reals, n_fake fakes at student.fake_fraction), without augmentation: once with the
+    teacher's outputs computed up front (the time includes computing them) and once with the
+    teacher on every batch. The student's step does not depend on the weights or the pixels."""
+    from pipeline.distill import train as train_module
+    from pipeline.distill.methods import build_method
+    from pipeline.distill.train import train_classifier
+    from pipeline.nets import build_classifier
+
+    p = exp.student
+    classification = exp.task == "classification"
+    ds = _Shaped(exp, n_real + n_fake)
+    x, y, x_fake, y_fake = ds.x_train[:n_real], ds.y_train[:n_real], ds.x_train[n_real:], ds.y_train[n_real:]
+    out_dim = ds.num_classes if classification else 1
+    results = {}
+    for name in p.methods:
+        net, width = (p.takd.net, p.takd.width) if name == "takd" else (exp.teacher.net, exp.teacher.width)
+        seed_everything(seed)
+        teacher = build_classifier(net, ds.channels, out_dim, width).eval()
+        seconds = {}
+        for mode, cache_bytes in (("cached", train_module.TEACHER_CACHE_BYTES), ("direct", 0)):
+            seed_everything(seed)
+            student = build_classifier(p.net, ds.channels, out_dim, p.width)
+            section = p.blkd if name in ("blkd", "takd") else getattr(p, name)
+            method = build_method(name, section, student, teacher, x[:2], n_real + n_fake)
+            saved, train_module.TEACHER_CACHE_BYTES = train_module.TEACHER_CACHE_BYTES, cache_bytes
+            try:
+                start = time.perf_counter()
+                train_classifier(
+                    student, x, y, steps=steps, batch_size=p.batch_size, lr=p.lr, weight_decay=p.weight_decay,
+                    loss="ce" if classification else p.loss, method=method, teacher=teacher, x_fake=x_fake,
+                    y_fake=y_fake, fake_fraction=p.fake_fraction, log_every=steps,
+                )  # fmt: skip
+                seconds[mode] = time.perf_counter() - start
+            finally:
+                train_module.TEACHER_CACHE_BYTES = saved
+        r = results[name] = {
+            "cached_seconds": seconds["cached"],
+            "direct_seconds": seconds["direct"],
+            "speedup": seconds["direct"] / seconds["cached"],
+        }
+        report(
+            f"{name}: {steps} steps of batch {p.batch_size} ({p.net} w{p.width} from {net} w{width}, "
+            f"{n_real} reals + {n_fake} fakes): teacher outputs computed once {r['cached_seconds']:.1f} s, "
+            f"teacher on every batch {r['direct_seconds']:.1f} s ({r['speedup']:.1f}x)"
+        )
     return results
 
 

@@ -535,6 +535,39 @@ def bench_subsample(
         fail(str(err), err.exit_code)
 
 
+@app.command("bench-student")
+def bench_student(
+    params: Annotated[Path, typer.Option("--params", "-p", help="params file or profile (e.g. profiles/claims.yaml)")],
+    experiment: Annotated[
+        list[str] | None,
+        typer.Option("--experiment", "-e", help="an experiment (repeat; default: all whose students distil)"),
+    ] = None,
+    n_real: Annotated[int, typer.Option(min=1, help="real training images")] = 1000,
+    n_fake: Annotated[int, typer.Option(min=0, help="fakes (the synthetic set)")] = 7000,
+    steps: Annotated[int, typer.Option(min=1, help="timed steps per student")] = 300,
+) -> None:
+    """Seconds per student of each KD method of a profile, with the teacher's outputs computed once
+    (what an un-augmented student does) and with the teacher run on every batch, on stand-in data
+    of the profile's shape."""
+    from pipeline.bench import bench_student as run_bench
+    from pipeline.params import load_params
+
+    try:
+        p = load_params(params)
+        names = experiment or [n for n in p.experiments if _distils(p.experiment(n))]
+        if not names:
+            fail("no experiment of this profile has student.methods to time", 1)
+        typer.echo(f"bench-student: torch {torch_version()}, on the CPU")
+        for name in names:
+            exp = p.experiment(name)
+            if not _distils(exp):
+                fail(f"experiments.{name}: no student.methods to time", 2)
+            typer.echo(f"## {name} ({exp.task})")
+            run_bench(exp, n_real, n_fake, steps, p.seed, report=typer.echo)
+    except CgankdError as err:
+        fail(str(err), err.exit_code)
+
+
 @app.command("bench-gan")
 def bench_gan(
     params: Annotated[Path, typer.Option("--params", "-p", help="params file or profile (e.g. profiles/cifar10.yaml)")],
@@ -578,6 +611,11 @@ def bench_gan(
             runtime.stop()
     except CgankdError as err:
         fail(str(err), err.exit_code)
+
+
+def _distils(exp) -> bool:
+    """Whether an experiment's students use KD methods."""
+    return bool(getattr(getattr(exp, "student", None), "methods", None))
 
 
 def torch_version() -> str:

@@ -426,6 +426,29 @@ def test_bench_gan_measures_every_gan_of_a_profile_on_data_of_its_shape(tmp_path
     assert result.exit_code == 2 and "experiments.nope: no such experiment" in result.output
 
 
+def test_bench_student_times_each_kd_method_with_and_without_the_teacher_cache(tmp_path, monkeypatch):
+    import re
+
+    raw = tiny_raw_params("classification", "regression")
+    raw["experiments"]["tiny"]["student"]["methods"] = ["blkd", "takd"]
+    raw["experiments"]["tiny_reg"]["student"]["methods"] = ["fitnet"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)  # nothing is read from data/ or written anywhere
+    args = ["bench-student", "-p", "params.yaml", "--steps", "4", "--n-real", "16", "--n-fake", "8"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    pattern = r"^(\w+): 4 steps .* from (\w+) w\d+, 16 reals \+ 8 fakes\): .* ([\d.]+) s, .* ([\d.]+) s \(([\d.]+)x\)"
+    lines = {m[0]: m for m in re.findall(pattern, result.output, re.M)}
+    tiny = load_params(tmp_path / "params.yaml").experiment("tiny")
+    # every method of both experiments; TAKD distils the assistant's net, the others the teacher's
+    assert set(lines) == {"blkd", "takd", "fitnet"}, result.output
+    assert lines["takd"][1] == tiny.student.takd.net and lines["blkd"][1] == tiny.teacher.net
+    assert "## tiny (classification)" in result.output and "## tiny_reg (regression)" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+    result = runner.invoke(app, ["bench-student", "-p", "params.yaml", "-e", "tiny_circle"])
+    assert result.exit_code == 2 and "experiments.tiny_circle" in result.output
+
+
 def test_seeds_runs_each_seed_as_one_pipeline_run(tmp_path, monkeypatch):
     import os
 

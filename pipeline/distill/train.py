@@ -52,7 +52,10 @@ def train_classifier(
     KD `method` (distill/methods.py), the loss is method(student, teacher outputs on the same
     augmented batch, labels, sample indices, task loss) instead, and the method's own parameters
     (a FitNet regressor, CRD's heads) train with the model. Sample indices count the real samples
-    first, then the fakes.
+    first, then the fakes. Without augmentation (`max_shift` 0) the teacher's outputs on every
+    training sample are computed once before the first step (when they take at most
+    TEACHER_CACHE_BYTES and the batches would show the teacher more images than that) and looked
+    up by sample index: the same numbers without a teacher forward per step.
 
     With `validate` (a validation score of the model in eval mode, higher is better), the model is
     scored at every logged step (record key "val") and ends with the weights of the best score,
@@ -80,7 +83,7 @@ def train_classifier(
     model.train()
     n_fake = 0 if x_fake is None else len(x_fake)
     cache = None
-    if teacher is not None and method is not None and max_shift == 0:
+    if teacher is not None and method is not None and max_shift == 0 and steps * batch_size > len(x) + n_fake:
         cache = _teacher_outputs(teacher, x if x_fake is None else torch.cat([x, x_fake]))
     batch_size = min(batch_size, len(x) + n_fake)
     rt.check_batch(batch_size, "batch_size")
