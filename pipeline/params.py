@@ -306,6 +306,12 @@ class KdParams(ClassifierParams):
         "fake_fraction), or real_only (the reference's: fine-tuned from the real-data student of the same method, "
         "on batches drawn over the union of real and fakes; named <student>_ft)",
     )
+    finetune_lr: float | None = Field(
+        None,
+        gt=0,
+        description="initial learning rate of the real_only-initialised (_ft) students; the reference fine-tunes "
+        "at 0.01 what it trains from scratch at 0.05; unset: lr",
+    )
     blkd: BlkdParams = BlkdParams()
     fitnet: FitNetParams = FitNetParams()
     at: AtParams = AtParams()

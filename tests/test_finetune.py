@@ -78,3 +78,20 @@ def test_fine_tuning_starts_from_the_real_only_weights_and_draws_over_the_union(
     assert seen == [0.9, None]
     with pytest.raises(ValueError, match="pass that trained student as base"):
         fit_student(exp, ds, Student("cgan_kd_ft", "cgan_kd", None, "real_only"), teacher=None, fakes=fakes, seed=2)
+
+
+def test_fine_tuned_students_start_at_finetune_lr_the_others_at_lr(monkeypatch):
+    """The reference fine-tunes at 0.01 what it trains from scratch at 0.05: student.finetune_lr sets
+    the _ft students' initial learning rate; scratch students (and unset finetune_lr) keep lr."""
+    ds = _ds()
+    fakes = (torch.randn(20, 1, 8, 8), torch.randint(0, 3, (20,)))
+    lrs = []
+    real = fit_module.train_classifier
+    monkeypatch.setattr(fit_module, "train_classifier", lambda *a, **k: lrs.append(k["lr"]) or real(*a, **k))
+    for finetune_lr in (0.002, None):
+        exp = _student_params(init=["scratch", "real_only"], finetune_lr=finetune_lr)
+        base, _ = fit(exp.student, "classification", ds, seed=1)
+        fit_student(exp, ds, Student("cgan_kd", "cgan_kd", None), teacher=None, fakes=fakes, seed=2)
+        ft = Student("cgan_kd_ft", "cgan_kd", None, "real_only")
+        fit_student(exp, ds, ft, teacher=None, fakes=fakes, seed=2, base=base)
+    assert lrs == [1e-9, 1e-9, 0.002, 1e-9, 1e-9, 1e-9]

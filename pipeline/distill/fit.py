@@ -114,8 +114,9 @@ def fit(
     `p.fake_fraction` share of each batch when given, distilling `teacher` by the KD `method` (its
     section of p) when given. With `start` (a trained model of the same net), the model starts
     from its weights and fakes are drawn over the union of real and fakes (fine-tuning, as the
-    reference cGAN-KD does), with the same schedule. `check(step, model)` runs at each logged step
-    (a study measures the model there); with `p.keep_best` the model ends at its best validation step."""
+    reference cGAN-KD does), with the same schedule from `p.finetune_lr` when set. `check(step,
+    model)` runs at each logged step (a study measures the model there); with `p.keep_best` the
+    model ends at its best validation step."""
     classification = task == "classification"
     seed_everything(seed)
     model = build_classifier(p.net, ds.channels, ds.num_classes if classification else 1, p.width)
@@ -135,7 +136,7 @@ def fit(
         ds.y_train if classification else ds.normalise(ds.y_train),
         steps=p.steps,
         batch_size=p.batch_size,
-        lr=p.lr,
+        lr=p.lr if start is None or getattr(p, "finetune_lr", None) is None else p.finetune_lr,
         momentum=p.momentum,
         weight_decay=p.weight_decay,
         max_shift=p.max_shift if p.augment else 0,
