@@ -86,7 +86,9 @@ def test_fid_matches_direct_features_and_torchmetrics() -> None:
     a, b = images(250, seed=3), images(150, shift=0.2, seed=4)
     result = fid(model, a, b, batch_size=37)
     assert isinstance(result, float)
-    assert result == pytest.approx(direct_fid(model, a, b), rel=1e-9)
+    # features come from a float32 net in batches of 37 against one batch: their last bits depend on
+    # the CPU's kernels for each batch size (1e-9 held on one machine, 3.6e-9 off on another)
+    assert result == pytest.approx(direct_fid(model, a, b), rel=1e-7)
     reference = FrechetInceptionDistance(feature=_Features(model), normalize=True)
     reference.update(a, real=True)
     reference.update(b, real=False)
