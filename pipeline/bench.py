@@ -303,9 +303,9 @@ def bench_student(
     (n_real reals, n_fake fakes at student.fake_fraction), without augmentation: once with the
     teacher's outputs computed up front (the time includes computing them) and once with the
     teacher on every batch. The student's step does not depend on the weights or the pixels."""
-    from pipeline.distill import train as train_module
+    from pipeline.distill.fit import method_section
     from pipeline.distill.methods import build_method
-    from pipeline.distill.train import train_classifier
+    from pipeline.distill.train import TEACHER_CACHE_BYTES, train_classifier
     from pipeline.nets import build_classifier
 
     p = exp.student
@@ -319,22 +319,17 @@ def bench_student(
         seed_everything(seed)
         teacher = build_classifier(net, ds.channels, out_dim, width).eval()
         seconds = {}
-        for mode, cache_bytes in (("cached", train_module.TEACHER_CACHE_BYTES), ("direct", 0)):
+        for mode, cache_bytes in (("cached", TEACHER_CACHE_BYTES), ("direct", 0)):
             seed_everything(seed)
             student = build_classifier(p.net, ds.channels, out_dim, p.width)
-            section = p.blkd if name in ("blkd", "takd") else getattr(p, name)
-            method = build_method(name, section, student, teacher, x[:2], n_real + n_fake)
-            saved, train_module.TEACHER_CACHE_BYTES = train_module.TEACHER_CACHE_BYTES, cache_bytes
-            try:
-                start = time.perf_counter()
-                train_classifier(
-                    student, x, y, steps=steps, batch_size=p.batch_size, lr=p.lr, weight_decay=p.weight_decay,
-                    loss="ce" if classification else p.loss, method=method, teacher=teacher, x_fake=x_fake,
-                    y_fake=y_fake, fake_fraction=p.fake_fraction, log_every=steps,
-                )  # fmt: skip
-                seconds[mode] = time.perf_counter() - start
-            finally:
-                train_module.TEACHER_CACHE_BYTES = saved
+            method = build_method(name, method_section(p, name), student, teacher, x[:2], n_real + n_fake)
+            start = time.perf_counter()
+            train_classifier(
+                student, x, y, steps=steps, batch_size=p.batch_size, lr=p.lr, weight_decay=p.weight_decay,
+                loss="ce" if classification else p.loss, method=method, teacher=teacher, x_fake=x_fake,
+                y_fake=y_fake, fake_fraction=p.fake_fraction, log_every=steps, teacher_cache_bytes=cache_bytes,
+            )  # fmt: skip
+            seconds[mode] = time.perf_counter() - start
         r = results[name] = {
             "cached_seconds": seconds["cached"],
             "direct_seconds": seconds["direct"],

@@ -158,12 +158,10 @@ def test_validate_sees_the_model_in_eval_mode_and_training_resumes():
 def _distil(method_name: str, max_shift: int, monkeypatch, cache_bytes: int):
     """A CNN student distilled from a fixed ResNet teacher on reals + fakes; returns its weights and
     how many images the teacher's forward_kd saw."""
-    from pipeline.distill import train as train_module
     from pipeline.distill.methods import build_method
     from pipeline.nets import build_classifier
     from pipeline.params import BlkdParams, CrdParams, FitNetParams, RkdParams
 
-    monkeypatch.setattr(train_module, "TEACHER_CACHE_BYTES", cache_bytes)
     torch.manual_seed(0)
     teacher, student = build_classifier("resnet", 1, 3, 4), build_classifier("cnn", 1, 3, 4)
     x, y = torch.randn(24, 1, 8, 8), torch.randint(0, 3, (24,))
@@ -175,7 +173,7 @@ def _distil(method_name: str, max_shift: int, monkeypatch, cache_bytes: int):
     monkeypatch.setattr(teacher, "forward_kd", lambda xb: seen.append(len(xb)) or forward_kd(xb))
     train_classifier(
         student, x, y, steps=6, batch_size=8, lr=0.1, max_shift=max_shift, method=method, teacher=teacher,
-        x_fake=x_fake, y_fake=y_fake, fake_fraction=0.5,
+        x_fake=x_fake, y_fake=y_fake, fake_fraction=0.5, teacher_cache_bytes=cache_bytes,
     )  # fmt: skip
     return {k: v.clone() for k, v in student.state_dict().items()}, sum(seen)
 

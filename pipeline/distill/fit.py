@@ -96,6 +96,11 @@ def best_step(history: list[dict[str, float]]) -> dict[str, float]:
     return {"best_step": history[-1]["best_step"]} if history and "best_step" in history[-1] else {}
 
 
+def method_section(p, method: str):
+    """The params section KD `method` reads from student params p (TAKD is BLKD from the assistant)."""
+    return p.blkd if method in ("blkd", "takd") else getattr(p, method)
+
+
 def fit(
     p,
     task: str,
@@ -128,8 +133,7 @@ def fit(
         if teacher is None:
             raise ValueError(f"KD method {method} needs a teacher")
         n_data = len(ds.y_train) + (0 if y_fake is None else len(y_fake))
-        section = p.blkd if method in ("blkd", "takd") else getattr(p, method)
-        kd = build_method(method, section, model, teacher, ds.x_train[:2], n_data)
+        kd = build_method(method, method_section(p, method), model, teacher, ds.x_train[:2], n_data)
     history = train_classifier(
         model,
         ds.x_train,

@@ -45,6 +45,7 @@ def train_classifier(
     progress: Progress | None = None,
     validate: Callable[[nn.Module], float] | None = None,
     rt: Runtime | None = None,
+    teacher_cache_bytes: int = TEACHER_CACHE_BYTES,
 ) -> list[dict[str, float]]:
     """SGD with a cosine schedule for `steps` mini-batches drawn uniformly from (x, y), plus, when
     fakes are given, a `fake_fraction` share of each batch drawn from (x_fake, y_fake) (default:
@@ -54,7 +55,7 @@ def train_classifier(
     (a FitNet regressor, CRD's heads) train with the model. Sample indices count the real samples
     first, then the fakes. Without augmentation (`max_shift` 0) the teacher's outputs on every
     training sample are computed once before the first step (when they take at most
-    TEACHER_CACHE_BYTES and the batches would show the teacher more images than that) and looked
+    `teacher_cache_bytes` and the batches would show the teacher more images than that) and looked
     up by sample index: the same numbers without a teacher forward per step.
 
     With `validate` (a validation score of the model in eval mode, higher is better), the model is
@@ -84,7 +85,7 @@ def train_classifier(
     n_fake = 0 if x_fake is None else len(x_fake)
     cache = None
     if teacher is not None and method is not None and max_shift == 0 and steps * batch_size > len(x) + n_fake:
-        cache = _teacher_outputs(teacher, x if x_fake is None else torch.cat([x, x_fake]))
+        cache = _teacher_outputs(teacher, x if x_fake is None else torch.cat([x, x_fake]), teacher_cache_bytes)
     batch_size = min(batch_size, len(x) + n_fake)
     rt.check_batch(batch_size, "batch_size")
     if n_fake:
@@ -144,13 +145,13 @@ def train_classifier(
 
 
 @torch.no_grad()
-def _teacher_outputs(teacher: Backbone, x: Tensor, batch_size: int = 512) -> KDOut | None:
+def _teacher_outputs(teacher: Backbone, x: Tensor, max_bytes: int, batch_size: int = 512) -> KDOut | None:
     """teacher.forward_kd on every row of x (eval mode, batches), kept on the CPU; None when that
-    would take more than TEACHER_CACHE_BYTES."""
+    would take more than max_bytes."""
     device = device_of(teacher)
     probe = teacher.forward_kd(x[:1].to(device))
     per_sample = sum(t.numel() * t.element_size() for t in (probe.logits, *probe.maps, probe.embedding))
-    if per_sample * len(x) > TEACHER_CACHE_BYTES:
+    if per_sample * len(x) > max_bytes:
         return None
     outs = [teacher.forward_kd(x[s].to(device)) for s in batches(len(x), batch_size)]
     return KDOut(
