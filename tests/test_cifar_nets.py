@@ -4,6 +4,7 @@ the KD methods on teacher / student pairs of them."""
 import pytest
 import torch
 
+from pipeline.distill.fit import method_section
 from pipeline.distill.methods import METHODS, build_method
 from pipeline.errors import ParamsError
 from pipeline.nets import build_classifier
@@ -117,8 +118,7 @@ def test_kd_methods_on_full_size_pairs(teacher_net, student_net, method):
     student = build_classifier(student_net[0], 3, 10, student_net[1])
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
     p = StudentParams()
-    section = p.blkd if method == "blkd" else getattr(p, method)
-    kd = build_method(method, section, student, teacher, x[:2], n_data=8)
+    kd = build_method(method, method_section(p, method), student, teacher, x[:2], n_data=8)
     with torch.no_grad():
         t = teacher.forward_kd(x)
     loss = kd(student.forward_kd(x), t, y, torch.arange(4), torch.nn.functional.cross_entropy)
