@@ -350,3 +350,99 @@ def _sync(rt) -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+class _Clock:
+    """Seconds spent in, and items passed through, the functions it wraps."""
+
+    def __init__(self) -> None:
+        self.seconds, self.items = 0.0, 0
+
+    def wrap(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        def timed(x: torch.Tensor) -> torch.Tensor:
+            start = time.perf_counter()
+            out = fn(x)
+            self.seconds += time.perf_counter() - start
+            self.items += len(x)
+            return out
+
+        return timed
+
+
+def _fresh(inp, q, gen: _Clock | None = None, feat: _Clock | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """fake_features as the dre stage draws them (ratio_data), its generator and feature net timed."""
+    from functools import partial
+
+    from pipeline.subsample.ratio import fake_features
+
+    gen, feat = gen or _Clock(), feat or _Clock()
+    window = None if inp.zeta is None else (feat.wrap(inp.phi.head), inp.zeta)
+    features, generate = feat.wrap(inp.phi.features), gen.wrap(inp.generate)
+    return partial(
+        fake_features, features, generate, batch_size=q.batch_size_rs, window=window, max_redraws=q.max_redraws
+    )
+
+
+# bench-dre's two settings of fresh fakes: the reference's (new fakes for every batch, as this
+# project drew them before blocks) and the experiment's dre params
+PER_BATCH = {"fresh_block": 1, "fresh_reuse": 1, "max_redraws": 10}
+
+
+def bench_dre(
+    exp,
+    paths,
+    steps: int,
+    method: str = "cdre",
+    seed: int = 0,
+    report: Callable[[str], None] = print,
+) -> dict[str, dict[str, float]]:
+    """{"per_batch" | "params": {"steps_per_s", "generate_share", "features_share", "update_share",
+    "generated_per_step", "generated_per_shown"}}: `steps` training steps of the `method` ratio
+    net with fresh fakes on the experiment's trained generator and feature net (the dre stage's
+    inputs), once with new fakes for every batch (PER_BATCH) and once with the experiment's dre
+    params (fresh_block, fresh_reuse, max_redraws). Shares of the step: generating fakes, their
+    features (and, in a label window, the predicted label), the rest (the ratio net's update)."""
+    from pipeline.stages.dre import inputs
+    from pipeline.subsample.fit import RatioData, fit_ratio
+    from pipeline.utils import features_of
+
+    inp = inputs(exp, paths)
+    p = exp.dre
+    h_real = features_of(inp.phi, inp.train[0])
+    h_held = features_of(inp.phi, inp.held[0][:256])
+    results = {}
+    warm = p.model_copy(update={"steps": min(steps, 20), **PER_BATCH})  # first calls (allocations) untimed
+    held = (h_held, inp.held[1][:256], h_held)  # the held-out check is not timed: any stand-in
+    fit_ratio(
+        RatioData(h_real, inp.train[1], _fresh(inp, warm), *held),
+        method,
+        warm,
+        num_classes=inp.num_classes,
+        y2h=inp.y2h,
+    )
+    for name, setting in (("per_batch", PER_BATCH), ("params", {})):
+        q = p.model_copy(update={"steps": steps, "fresh_fakes": True, **setting})
+        gen, feat = _Clock(), _Clock()
+        data = RatioData(h_real, inp.train[1], _fresh(inp, q, gen, feat), *held)
+        seed_everything(seed)
+        start = time.perf_counter()
+        fit_ratio(data, method, q, num_classes=inp.num_classes, y2h=inp.y2h)
+        seconds = time.perf_counter() - start
+        shown = steps * q.batch_size
+        r = results[name] = {
+            "steps_per_s": steps / seconds,
+            "generate_share": gen.seconds / seconds,
+            "features_share": feat.seconds / seconds,
+            "update_share": 1 - (gen.seconds + feat.seconds) / seconds,
+            "generated_per_step": gen.items / steps,
+            "generated_per_shown": gen.items / shown,
+        }
+        report(
+            f"{name} (block {q.fresh_block}, reuse {q.fresh_reuse}, max redraws {q.max_redraws}): {steps} steps of "
+            f"batch {q.batch_size} in {seconds:.1f} s = {r['steps_per_s']:.1f} steps/s; generating "
+            f"{r['generate_share']:.0%}, features {r['features_share']:.0%}, update {r['update_share']:.0%}; "
+            f"{r['generated_per_step']:.0f} fakes generated a step ({r['generated_per_shown']:.2f} per fake shown)"
+        )
+    speedup = results["params"]["steps_per_s"] / results["per_batch"]["steps_per_s"]
+    report(f"{method} ratio net: {speedup:.1f}x the steps per second of new fakes for every batch")
+    return results

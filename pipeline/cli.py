@@ -128,11 +128,21 @@ _stage_command("evaluate", "Measure GAN quality and collect the student table.")
 
 
 @app.command()
-def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
+def report(
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+    times: Annotated[
+        bool, typer.Option("--times", help="instead: seconds per stage of the newest pipeline run (from MLflow)")
+    ] = False,
+) -> None:
     """Print the results table of every experiment that has been evaluated, then the claims table on them."""
     from pipeline.artifacts import Paths, read_json
     from pipeline.claims import table, verdicts_for
     from pipeline.params import load_params
+
+    if times:
+        _report_times()
+        return
 
     try:
         p = load_params(params)
@@ -148,6 +158,20 @@ def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -
         fail("no evaluated experiment yet: run `dvc repro` (or `make demo`) first", 1)
     typer.echo(f"## Claims on this run (seed {p.seed} only: `make claims` judges them over seeds 0, 1, 2)\n")
     typer.echo(table(verdicts_for(p, summaries), [p.seed]))
+
+
+def _report_times() -> None:
+    from pipeline.report import times_table
+    from pipeline.tracking import stage_times
+
+    found = stage_times()
+    if found is None:
+        fail("no stage run tracked yet: run `dvc repro` (or `make demo`) first", 1)
+        return
+    run, rows = found
+    typer.echo(f"## Seconds per stage, pipeline run {run} (inside each stage's MLflow run, process start not counted)")
+    typer.echo("")
+    typer.echo("\n".join(times_table(rows)))
 
 
 @app.command()
@@ -531,6 +555,45 @@ def bench_subsample(
         for name in names:
             p.experiment(name)
         run_bench(params, root, names, n_fake, method, report=typer.echo)
+    except CgankdError as err:
+        fail(str(err), err.exit_code)
+
+
+@app.command("bench-dre")
+def bench_dre(
+    experiment: Annotated[
+        list[str] | None,
+        typer.Option("--experiment", "-e", help="an experiment (repeat; default: all with a dre stage)"),
+    ] = None,
+    steps: Annotated[int, typer.Option(min=1, help="timed training steps of the ratio net, per setting")] = 200,
+    method: Annotated[str, typer.Option(help="dre or cdre")] = "cdre",
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
+    """Ratio-net training steps per second with fresh fakes, new fakes for every batch against the
+    experiment's dre params (fresh_block, fresh_reuse, max_redraws), and the share of a step spent
+    generating, extracting features and updating. Needs the experiment's features and gan outputs."""
+    from pipeline.artifacts import Paths
+    from pipeline.bench import bench_dre as run_bench
+    from pipeline.errors import ParamsError
+    from pipeline.params import load_params
+
+    try:
+        if method not in ("dre", "cdre"):
+            raise ParamsError(f"--method {method!r}: use dre or cdre")
+        p = load_params(params)
+        names = experiment or [n for n in p.experiments if getattr(p.experiment(n), "dre", None) is not None]
+        typer.echo(f"bench-dre: torch {torch_version()}, on the CPU")
+        for name in names:
+            exp = p.experiment(name)
+            if getattr(exp, "dre", None) is None:
+                raise ParamsError(f"experiments.{name}: no dre section ({exp.task} has no ratio nets)")
+            paths = Paths(name, root)
+            missing = [f for f in (paths.features, paths.generator(exp.dre_variant)) if not f.exists()]
+            if missing:
+                fail(f"bench-dre[{name}]: {missing[0]} not found: run `dvc repro dre@{name}` (or `make demo`) first", 1)
+            typer.echo(f"## {name} ({exp.task}, {method}, gan variant {exp.dre_variant})")
+            run_bench(exp, paths, steps, method, p.seed, report=typer.echo)
     except CgankdError as err:
         fail(str(err), err.exit_code)
 

@@ -381,7 +381,19 @@ class DreParams(Section):
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     fresh_fakes: bool = Field(
-        True, description="new fakes for every training batch (the reference's), not a fixed pool psi can over-fit"
+        True, description="new fakes as training goes (the reference's), not a fixed pool psi can over-fit"
+    )
+    fresh_block: int = Field(
+        16, ge=1, description="fresh fakes: generated for this many batches at once (one per real drawn, at its label)"
+    )
+    fresh_reuse: int = Field(
+        1,
+        ge=1,
+        description="fresh fakes: each block serves block x reuse batches, every fake shown reuse times "
+        "(1: once, the reference's)",
+    )
+    max_redraws: int = Field(
+        10, ge=0, description="continuous labels: redraws of a training fake whose predicted label leaves the window"
     )
     fakes_per_real: int = Field(
         10, ge=1, description="with fresh_fakes false: the fixed pool, fakes generated at each real sample's label"

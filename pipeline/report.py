@@ -120,3 +120,20 @@ def student_table(students: dict[str, dict], metric: str, number: str) -> list[s
     ]
     label = "accuracy" if metric == "accuracy" else "MAE"
     return [f"| student | training images | validation {label} | test {label} |", "|---|---|---|---|", *rows]
+
+
+def times_table(times: list[tuple[str, str, float]]) -> list[str]:
+    """Markdown: seconds per stage (rows) and experiment (columns), with each stage's and each
+    experiment's total, and every stage run's share of the whole."""
+    experiments = list(dict.fromkeys(e for e, _, _ in times))
+    stages = list(dict.fromkeys(s for _, s, _ in times))
+    cell = {(e, s): t for e, s, t in times}
+    total = sum(t for _, _, t in times)
+    rows = ["| stage | " + " | ".join(experiments) + " | total | share |", "|---" * (len(experiments) + 3) + "|"]
+    for s in stages:
+        row = [f"{cell[e, s]:.0f}" if (e, s) in cell else "-" for e in experiments]
+        t = sum(cell.get((e, s), 0.0) for e in experiments)
+        rows.append(f"| {s} | " + " | ".join(row) + f" | {t:.0f} | {t / total:.0%} |")
+    per = [sum(cell.get((e, s), 0.0) for s in stages) for e in experiments]
+    rows.append("| total | " + " | ".join(f"{t:.0f}" for t in per) + f" | {total:.0f} | 100% |")
+    return rows

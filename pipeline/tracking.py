@@ -191,3 +191,37 @@ def log_artifact(path: Path, artifact_path: str | None = None) -> None:
     import mlflow
 
     mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def stage_times(pipeline_run: str | None = None) -> tuple[str, list[tuple[str, str, float]]] | None:
+    """(pipeline run id, [(experiment, stage, seconds)] in the order they started) of the stage runs
+    of one pipeline run (default: the newest one): each stage's wall time inside its MLflow run,
+    not counting the start of its process. None when nothing has been tracked."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    names = [e.name for e in mlflow.search_experiments() if e.name.startswith("cgankd/")]
+    if not names:
+        return None
+    if pipeline_run is None:
+        newest = mlflow.search_runs(
+            experiment_names=names,
+            filter_string="attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+            output_format="list",
+        )
+        if not newest:
+            return None
+        pipeline_run = newest[0].data.tags.get("pipeline_run_id", "")
+    runs = mlflow.search_runs(
+        experiment_names=names,
+        filter_string=f"tags.pipeline_run_id = '{pipeline_run}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time ASC"],
+        output_format="list",
+    )
+    return pipeline_run, [
+        (r.data.tags["experiment"], r.data.tags["stage"], (r.info.end_time - r.info.start_time) / 1000)
+        for r in runs
+        if "mlflow.parentRunId" not in r.data.tags  # a stage's own run, not the students nested in it
+    ]

@@ -88,3 +88,39 @@ def test_fine_tuned_students_are_titled_and_follow_their_scratch_twins():
         "cgan_kd_ft",
         "cgan_kd_blkd_ft",
     ]
+
+
+def test_report_times_sums_the_newest_pipeline_runs_stages(tmp_path, monkeypatch):
+    """Two pipeline runs tracked: --times reads the newest one's stage runs (not the students
+    nested in them), one row per stage and one column per experiment, with the totals."""
+    import time
+
+    from typer.testing import CliRunner
+
+    from pipeline import tracking
+    from pipeline.cli import app
+    from pipeline.report import times_table
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for run_id, pause in (("old", 0.0), ("new", 0.2)):
+        monkeypatch.setenv("CGANKD_PIPELINE_RUN_ID", run_id)
+        for experiment, stage in (("a", "gan"), ("b", "gan"), ("a", "student")):
+            with tracking.stage_run(experiment, stage, {}):
+                time.sleep(pause)
+                if stage == "student":
+                    with tracking.stage_run(experiment, stage, {}, run_name="student/x", nested=True):
+                        pass
+    run, rows = tracking.stage_times()
+    assert run == "new" and [(e, s) for e, s, _ in rows] == [("a", "gan"), ("b", "gan"), ("a", "student")]
+    assert all(0.2 <= t < 2 for _, _, t in rows)
+    table = times_table([("a", "gan", 10.0), ("b", "gan", 20.0), ("a", "student", 30.0)])
+    assert table[2:] == [
+        "| gan | 10 | 20 | 30 | 50% |",
+        "| student | 30 | - | 30 | 50% |",
+        "| total | 40 | 20 | 60 | 100% |",
+    ]
+    out = CliRunner().invoke(app, ["report", "--times"])
+    assert out.exit_code == 0 and "pipeline run new" in out.output and "| student |" in out.output
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    out = CliRunner().invoke(app, ["report", "--times"])
+    assert out.exit_code == 1 and "no stage run tracked yet" in out.output

@@ -1,6 +1,7 @@
 """Density-ratio subsampling: the Softplus loss, psi on a known ratio, rejection sampling, the window."""
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 
 from pipeline.subsample.autoencoder import SparseAutoencoder
 from pipeline.subsample.features import sparse_ae_loss
-from pipeline.subsample.ratio import RatioNet, fake_feature_pool, ratio, softplus_dre_loss, train_ratio
+from pipeline.subsample.ratio import RatioNet, fake_feature_pool, fake_features, ratio, softplus_dre_loss, train_ratio
 from pipeline.subsample.sampling import collect, rejection_sample, window_mask
 from pipeline.subsample.subsampler import Subsampler, draw
 
@@ -274,7 +275,9 @@ def test_draw_groups_by_label_and_pool_shapes():
     assert torch.allclose(x[:, 0], y.float(), atol=0.1)
     x0, y0, s0 = draw(G(), 1, labels, 5)
     assert y0.tolist() == y.tolist() and s0 is None
-    pool = fake_feature_pool(Phi().features, lambda yy: G()(torch.randn(len(yy), 1), yy), labels, 4, batch_size=5)
+    pool = fake_feature_pool(
+        partial(fake_features, Phi().features, lambda yy: G()(torch.randn(len(yy), 1), yy), batch_size=5), labels, 4
+    )
     assert pool.shape == (3, 4, 1) and torch.allclose(pool[:, :, 0], labels.float()[:, None].expand(3, 4), atol=0.1)
 
 
@@ -313,8 +316,7 @@ def test_per_class_ratio_net_uses_each_class_head_alone():
 def test_dre_f_sp_for_classes_learns_each_class_ratio_that_one_marginal_psi_cannot():
     """Class 0: reals N(1, 1) vs fakes N(0, 1); class 1: reals N(-1, 1) vs fakes N(0, 1). The
     marginal ratio only sees |h| grow; the per-class nets rank each class by its own ratio."""
-    from types import SimpleNamespace
-
+    from pipeline.params import DreParams
     from pipeline.subsample.fit import RatioData, auc, fit_ratio
 
     torch.manual_seed(0)
@@ -326,7 +328,7 @@ def test_dre_f_sp_for_classes_learns_each_class_ratio_that_one_marginal_psi_cann
     y_held = torch.arange(2).repeat_interleave(500)
     h_held = torch.randn(1000, 1) + torch.where(y_held == 0, 1.0, -1.0)[:, None]
     data = RatioData(h_real, y, pool, h_held, y_held, torch.randn(1000, 1))
-    p = SimpleNamespace(
+    p = DreParams(
         width=16,
         depth=2,
         dropout=0.0,
@@ -419,3 +421,76 @@ def test_fresh_fakes_are_drawn_for_every_training_batch():
     train_ratio(net, h_real, y_real, fresh, penalty=0.1, steps=7, batch_size=8, lr=1e-3)
     assert len(calls) == 7 and all(len(c) == 8 for c in calls)
     assert all(set(c.tolist()) <= set(y_real.tolist()) for c in calls)
+
+
+def test_a_block_of_fresh_fakes_is_shown_reuse_times_and_never_after_its_block():
+    from pipeline.subsample.ratio import FreshFakes
+
+    torch.manual_seed(0)
+    drawn: list[torch.Tensor] = []  # fake ids of each block, in the order drawn
+
+    def draw(i):
+        ids = torch.arange(len(i)) + 1000 * len(drawn)
+        drawn.append(ids)
+        return torch.stack([ids.float(), i.float()], 1)  # (fake id, the real index it was drawn for)
+
+    fresh = FreshFakes(draw, n=50, batch_size=4, block=2, reuse=3)
+    served = [fresh() for _ in range(12)]  # 2 blocks of 2 x 3 batches
+    assert fresh.blocks_drawn == 2 and len(drawn) == 2 and all(len(ids) == 8 for ids in drawn)
+    for b, ids in enumerate(drawn):
+        shown = torch.cat([h[:, 0] for _, h in served[6 * b : 6 * b + 6]]).long()
+        assert sorted(shown.tolist()) == sorted(ids.tolist() * 3)  # each fake of the block exactly 3 times
+        assert not set(shown.tolist()) & {int(k) for s in drawn if s is not ids for k in s}  # only its own block
+    for i, h in served:  # the pairs stay together: each fake comes with the real it was drawn for
+        assert torch.equal(h[:, 1].long(), i)
+
+
+def test_one_block_of_one_batch_draws_new_fakes_for_every_batch_as_before():
+    from pipeline.subsample.ratio import FreshFakes
+
+    torch.manual_seed(0)
+    fresh = FreshFakes(lambda i: i.float()[:, None], n=50, batch_size=8)
+    got = [fresh() for _ in range(3)]
+    torch.manual_seed(0)
+    want = [torch.randint(0, 50, (8,)) for _ in range(3)]  # one draw of the batch's reals a step, in order
+    assert fresh.blocks_drawn == 3 and all(torch.equal(i, w) for (i, _), w in zip(got, want, strict=True))
+
+
+def test_training_draws_one_block_per_block_times_reuse_steps():
+    torch.manual_seed(0)
+    calls = []
+
+    def fresh(y):
+        calls.append(len(y))
+        return torch.randn(len(y), 2)
+
+    h_real, y_real = torch.randn(50, 2), torch.randint(0, 3, (50,))
+    net = RatioNet(2, width=16, depth=1, dropout=0.0, label="class", num_classes=3)
+    train_ratio(net, h_real, y_real, fresh, penalty=0.1, steps=13, batch_size=8, lr=1e-3, block=3, reuse=2)
+    assert calls == [24, 24, 24]  # steps 1-6, 7-12, 13
+
+
+@pytest.mark.parametrize("max_redraws", [0, 1, 3])
+def test_window_redraws_stop_after_max_redraws(max_redraws):
+    """A fake whose predicted label is outside the window is drawn again at most max_redraws times."""
+    from pipeline.subsample.ratio import fake_features
+
+    sizes = []
+
+    def never_in_window(y):
+        sizes.append(len(y))
+        return torch.full((len(y), 1), 5.0)  # predicted label 5: always outside [y - zeta, y + zeta]
+
+    fake_features(lambda x: x, never_in_window, torch.rand(40), window=(lambda h: h, 0.1), max_redraws=max_redraws)
+    assert sizes == [40] * (1 + max_redraws)
+
+
+def test_window_redraws_shrink_the_out_of_window_share_geometrically():
+    from pipeline.subsample.ratio import fake_features
+
+    torch.manual_seed(0)
+    labels = torch.full((20000,), 0.5)
+    coin = lambda y: torch.where(torch.rand(len(y)) < 0.5, y, y + 1.0)[:, None]  # noqa: E731  in window half the time
+    for k in (0, 2):
+        h = fake_features(lambda x: x, coin, labels, batch_size=5000, window=(lambda h: h, 0.3), max_redraws=k)
+        assert float(((h[:, 0] - labels).abs() > 0.3).float().mean()) == pytest.approx(0.5 ** (k + 1), abs=0.01)

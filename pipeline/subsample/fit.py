@@ -72,12 +72,12 @@ def ratio_data(
     rejection sampling keeps them (fake_features)."""
     (x_train, y_train), (x_held, y_held) = train, held_out
     window = None if zeta is None else (phi.head, zeta)
+    draw = partial(
+        fake_features, phi.features, generate, batch_size=p.batch_size_rs, window=window, max_redraws=p.max_redraws
+    )
     fakes: Tensor | Callable[[Tensor], Tensor]
-    if p.fresh_fakes:
-        fakes = partial(fake_features, phi.features, generate, batch_size=p.batch_size_rs, window=window)
-    else:
-        fakes = fake_feature_pool(phi.features, generate, y_train, p.fakes_per_real, p.batch_size_rs, window)
-    h_held_fake = fake_features(phi.features, generate, y_held, p.batch_size_rs, window)
+    fakes = draw if p.fresh_fakes else fake_feature_pool(draw, y_train, p.fakes_per_real)
+    h_held_fake = draw(y_held)
     return RatioData(features_of(phi, x_train), y_train, fakes, features_of(phi, x_held), y_held, h_held_fake)
 
 
@@ -127,6 +127,8 @@ def fit_ratio(
         lr=p.lr,
         weight_decay=p.weight_decay,
         progress=watched(progress, check, net),
+        block=p.fresh_block,
+        reuse=p.fresh_reuse,
     )
     psi_real, psi_fake = ratio(net, data.h_held, data.y_held), ratio(net, data.h_held_fake, data.y_held)
     stats = {

@@ -115,7 +115,7 @@ Window = tuple[Callable[[Tensor], Tensor], float]
 """(head, zeta): continuous labels' window, head(h) the feature extractor's predicted label."""
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def fake_features(
     features: Callable[[Tensor], Tensor],
     generate: Callable[[Tensor], Tensor],
@@ -124,7 +124,8 @@ def fake_features(
     window: Window | None = None,
     max_redraws: int = 10,
 ) -> Tensor:
-    """Features of one fake for each of `labels`: (len(labels), D).
+    """Features of one fake for each of `labels`: (len(labels), D), generated and read under
+    inference mode (no autograd bookkeeping), returned as a plain tensor a ratio net can train on.
 
     With a `window` (continuous labels, as cDR-RS trains): each fake is generated at a label drawn
     uniformly on [y - zeta, y + zeta] cut to [0, 1] and kept only when head(h) lies within zeta of
@@ -146,23 +147,45 @@ def fake_features(
             h_new = draw(labels[todo])
             h[todo] = h_new
             todo = todo[(head(h_new).view(-1) - labels[todo]).abs() > zeta]
-    return h
+    return h.clone()  # inference tensors cannot be saved for a backward pass
 
 
-def fake_feature_pool(
-    features: Callable[[Tensor], Tensor],
-    generate: Callable[[Tensor], Tensor],
-    labels: Tensor,
-    per_label: int,
-    batch_size: int = 500,
-    window: Window | None = None,
-) -> Tensor:
-    """Features of `per_label` fakes generated for each of `labels` (see fake_features):
-    (len(labels), per_label, D).
+def fake_feature_pool(draw: Callable[[Tensor], Tensor], labels: Tensor, per_label: int) -> Tensor:
+    """Features of `per_label` fakes for each of `labels`, draw(y) -> features (e.g. fake_features
+    with its generator, feature net and window bound): (len(labels), per_label, D).
 
     Row i pairs with the real sample of label labels[i] (cDRE-F-cSP trains on pairs at equal labels)."""
-    h = fake_features(features, generate, labels.repeat_interleave(per_label), batch_size, window)
-    return h.view(len(labels), per_label, -1)
+    return draw(labels.repeat_interleave(per_label)).view(len(labels), per_label, -1)
+
+
+class FreshFakes:
+    """Fresh fakes for the ratio nets' batches, a block at a time.
+
+    A block draws the real indices of `block` batches at once (uniform over the n training reals)
+    and one new fake at each index's label, draw(y) -> features; then serves `block x reuse`
+    batches of (real indices, fake features) pairs: `reuse` passes over the block, each in a new
+    random order, so every fake of a block is shown exactly `reuse` times and never after its
+    block (the next batch draws a new block). block = reuse = 1 is the reference's recipe, new
+    fakes for every batch. A larger block generates in larger batches (cheaper per fake); reuse > 1
+    generates reuse times fewer fakes per step."""
+
+    def __init__(self, draw: Callable[[Tensor], Tensor], n: int, batch_size: int, block: int = 1, reuse: int = 1):
+        if block < 1 or reuse < 1:
+            raise ValueError(f"fresh fakes: block and reuse must be >= 1, not {block} and {reuse}")
+        self.draw, self.n, self.batch_size, self.block, self.reuse = draw, n, batch_size, block, reuse
+        self.blocks_drawn = 0
+        self._order = torch.empty(0, dtype=torch.long)
+
+    def __call__(self) -> tuple[Tensor, Tensor]:
+        if not len(self._order):
+            size = self.block * self.batch_size
+            self._idx = torch.randint(0, self.n, (size,))
+            self._h = self.draw(self._idx)
+            self.blocks_drawn += 1
+            passes = [torch.arange(size)] if self.reuse == 1 else [torch.randperm(size) for _ in range(self.reuse)]
+            self._order = torch.cat(passes)
+        pos, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
+        return self._idx[pos], self._h[pos]
 
 
 def train_ratio(
@@ -179,11 +202,14 @@ def train_ratio(
     log_every: int = 50,
     progress: Progress | None = None,
     rt: Runtime | None = None,
+    block: int = 1,
+    reuse: int = 1,
 ) -> list[dict[str, float]]:
     """Adam on the Softplus loss. Each batch: reals (h_real[i], y_real[i]) and, for each, one fake
     generated at its label: from the pool `h_fake[i, j]` (fake_feature_pool's), or when h_fake is
     a function, fresh ones, h_fake(y_real[i]) (features of new fakes at those labels, e.g.
-    fake_features); an unconditional net ignores the labels. Returns the loss history.
+    fake_features), drawn `block` batches at a time and each shown `reuse` times (FreshFakes);
+    an unconditional net ignores the labels. Returns the loss history.
 
     Under torchrun (`rt`) every rank draws the global batch and computes psi on its share, DDP
     averaging the gradients. The penalty squares the mean of psi over each rank's share of fakes,
@@ -196,15 +222,19 @@ def train_ratio(
     net.train()
     n = len(h_real)
     calls = iter(range(steps))
+    # on the shared stream: every rank draws the same global batch
+    fresh = FreshFakes(lambda i: h_fake(y_real[i]), n, batch_size, block, reuse) if callable(h_fake) else None
 
-    def fakes(i: Tensor) -> Tensor:
-        if callable(h_fake):  # on the shared stream: every rank draws the same global batch
-            return h_fake(y_real[i])
-        return h_fake[i, torch.randint(0, h_fake.shape[1], (len(i),))]
+    def pairs() -> tuple[Tensor, Tensor]:
+        if fresh is not None:
+            return fresh()
+        assert isinstance(h_fake, Tensor)
+        i = torch.randint(0, n, (batch_size,))
+        return i, h_fake[i, torch.randint(0, h_fake.shape[1], (batch_size,))]
 
     def batch_loss() -> Tensor:
-        i = torch.randint(0, n, (batch_size,))
-        h_r, h_f = rt.shard(h_real[i]), rt.shard(fakes(i))
+        i, h_f = pairs()
+        h_r, h_f = rt.shard(h_real[i]), rt.shard(h_f)
         y = rt.shard(y_real[i]) if net.conditional else None
         with rt.rank_rng(next(calls)):  # dropout masks: this rank's own stream
             psi = model(torch.cat([h_r, h_f]), None if y is None else torch.cat([y, y]))
