@@ -17,6 +17,7 @@ from pipeline.errors import CheckpointError, DataError
 from pipeline.gan.binned import BinnedGenerator, Bins
 from pipeline.nets import build_classifier, build_gan
 from pipeline.nets.backbone import Backbone
+from pipeline.runtime import channels_last
 from pipeline.utils import atomic_write, save_torch
 
 CLASS_VARIANT = "cgan"  # the one GAN of a classification experiment: models/<exp>/gan/cgan.pt
@@ -189,7 +190,7 @@ def load_generator(path: Path) -> nn.Module:
     G.load_state_dict(ckpt["state"]["G_ema"])
     if edges is not None:
         G = BinnedGenerator(G, Bins(edges))
-    return G.eval()
+    return channels_last(G).eval()
 
 
 def load_discriminator(path: Path) -> nn.Module:
@@ -256,7 +257,7 @@ def load_features(path: Path) -> Backbone:
     else:
         model = build_classifier(a["net"], a["in_channels"], a["num_classes"], a["width"])
     model.load_state_dict(ckpt["model"])
-    return model.eval()
+    return channels_last(model).eval()
 
 
 def save_dre(path: Path, *, gan_variant: str, zeta: float | None, nets: dict[str, dict]) -> None:

@@ -130,9 +130,12 @@ class Runtime:
     def prepare(self, module: M) -> M:
         """The module on the device (channels_last on GPU for image nets)."""
         module = module.to(self.device)
-        if self.cuda:
-            module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # 4-d weights only
-        return module
+        return channels_last(module) if self.cuda else module
+
+
+def channels_last(module: M) -> M:
+    """The module's 4-d (convolution) weights in channels_last memory format; others as they are."""
+    return module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 LOCAL = Runtime()

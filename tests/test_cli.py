@@ -185,6 +185,16 @@ def test_whole_pipeline_in_process(tmp_path):
         and "tiny cdre+RS: 200 fakes" in result.output
     )
 
+    # bench-dre: ratio-net steps per second with new fakes for every batch and with the params' blocks, and
+    # what a step spends on generating, features and the update; without the upstream outputs, one line
+    result = runner.invoke(app, ["bench-dre", "-p", str(tiny_params_file), "--root", str(root), "--steps", "8"])
+    assert result.exit_code == 0, result.output
+    assert "per_batch (block 1, reuse 1, max redraws 10): 8 steps of batch 16" in result.output
+    assert "params (block 16, reuse 4, max redraws 10)" in result.output and result.output.count("generating") == 2
+    assert "x the steps per second of new fakes for every batch" in result.output
+    result = runner.invoke(app, ["bench-dre", "-p", str(tiny_params_file), "--root", str(tmp_path / "empty")])
+    assert result.exit_code == 1 and "features.pt not found: run `dvc repro dre@tiny`" in result.output
+
     # rerunning the GAN stage with the same params resumes at the end: no new steps
     result = runner.invoke(app, ["gan", "-e", "tiny", "-p", str(tiny_params_file), "--root", str(root)])
     assert result.exit_code == 0 and "resuming from step 6 of 6" in result.output
