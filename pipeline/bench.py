@@ -370,17 +370,11 @@ class _Clock:
 
 
 def _fresh(inp, q, gen: _Clock | None = None, feat: _Clock | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """fake_features as the dre stage draws them (ratio_data), its generator and feature net timed."""
-    from functools import partial
-
-    from pipeline.subsample.ratio import fake_features
+    """The dre stage's draw of fresh fakes (fit.fake_draw), its generator and feature net timed."""
+    from pipeline.subsample.fit import fake_draw
 
     gen, feat = gen or _Clock(), feat or _Clock()
-    window = None if inp.zeta is None else (feat.wrap(inp.phi.head), inp.zeta)
-    features, generate = feat.wrap(inp.phi.features), gen.wrap(inp.generate)
-    return partial(
-        fake_features, features, generate, batch_size=q.batch_size_rs, window=window, max_redraws=q.max_redraws
-    )
+    return fake_draw(feat.wrap(inp.phi.features), feat.wrap(inp.phi.head), gen.wrap(inp.generate), q, inp.zeta)
 
 
 # bench-dre's two settings of fresh fakes: the reference's (new fakes for every batch, as this

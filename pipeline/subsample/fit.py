@@ -59,6 +59,21 @@ class RatioData:
     h_held_fake: Tensor
 
 
+def fake_draw(
+    features: Callable[[Tensor], Tensor],
+    head: Callable[[Tensor], Tensor],
+    generate: Callable[[Tensor], Tensor],
+    p,
+    zeta: float | None = None,
+) -> Callable[[Tensor], Tensor]:
+    """draw(y) -> features of one new fake at each label y, with the DreParams fields of `p`
+    (fake_features; with `zeta`, in the label window read by `head`, at most p.max_redraws redraws)."""
+    window = None if zeta is None else (head, zeta)
+    return partial(
+        fake_features, features, generate, batch_size=p.batch_size_rs, window=window, max_redraws=p.max_redraws
+    )
+
+
 def ratio_data(
     phi: Backbone,
     generate: Callable[[Tensor], Tensor],
@@ -67,14 +82,11 @@ def ratio_data(
     p,
     zeta: float | None = None,
 ) -> RatioData:
-    """The DreParams fields of `p` choose fresh fakes for every batch or a pool of fakes_per_real
+    """The DreParams fields of `p` choose fresh fakes as training goes or a pool of fakes_per_real
     per real; with `zeta` (continuous labels) the training fakes are drawn in the label window as
-    rejection sampling keeps them (fake_features)."""
+    rejection sampling keeps them (fake_draw)."""
     (x_train, y_train), (x_held, y_held) = train, held_out
-    window = None if zeta is None else (phi.head, zeta)
-    draw = partial(
-        fake_features, phi.features, generate, batch_size=p.batch_size_rs, window=window, max_redraws=p.max_redraws
-    )
+    draw = fake_draw(phi.features, phi.head, generate, p, zeta)
     fakes: Tensor | Callable[[Tensor], Tensor]
     fakes = draw if p.fresh_fakes else fake_feature_pool(draw, y_train, p.fakes_per_real)
     h_held_fake = draw(y_held)
